@@ -1,0 +1,138 @@
+import Logging
+import NIOCore
+
+/// Everything kbridge runs with: the listener and the routes. Built from a YAML file by
+/// ``BridgeConfiguration/load(file:)`` (see the README for every key) or in code.
+public struct BridgeConfiguration: Sendable {
+    public var server = ServerConfiguration()
+    /// `log_level`: `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`. Default: `info`.
+    public var logLevel: Logger.Level = .info
+    public var routes: [RouteConfiguration] = []
+
+    public init(server: ServerConfiguration = ServerConfiguration(), logLevel: Logger.Level = .info, routes: [RouteConfiguration] = []) {
+        self.server = server
+        self.logLevel = logLevel
+        self.routes = routes
+    }
+}
+
+/// The HTTP listener (`server:` in the file).
+public struct ServerConfiguration: Sendable, Hashable {
+    /// `host`: the address to listen on. Default: `0.0.0.0`.
+    public var host = "0.0.0.0"
+    /// `port`: the TCP port; 0 picks a free one. Default: `8080`.
+    public var port = 8080
+    /// `threads`: event-loop threads serving HTTP. Default: the number of CPU cores.
+    public var threads = System.coreCount
+    /// `shutdown_timeout` (ms): on SIGTERM/SIGINT, how long in-flight requests and the flush of accepted
+    /// messages may take before what is left is purged (and counted as lost). Default: 10000.
+    public var shutdownTimeout: Duration = .seconds(10)
+
+    public init() {}
+}
+
+/// A route: which requests it takes, how it turns them into messages, and where it produces them.
+public struct RouteConfiguration: Sendable, Hashable {
+    /// `name`: used in logs. Default: `METHOD path`.
+    public var name: String
+    /// `path`: literal segments and at most one each of `{topic}` and `{key}`, e.g. `/events/{topic}`.
+    public var path: String
+    /// `methods`: the HTTP methods accepted. Default: `[POST]`.
+    public var methods: [String] = ["POST"]
+    /// `max_body_size` (bytes): larger bodies get 413. Default: 1048576 (Kong reads up to 1 MB).
+    public var maxBodySize = 1_048_576
+    /// `topic`: the default topic. Required unless the path has `{topic}`.
+    public var topic: String?
+    /// `topics_query_arg`: a query argument holding a comma-separated list of topics to produce to.
+    public var topicsQueryArgument: String?
+    /// `allowed_topics`: the topics a request may choose (by `{topic}` or `topics_query_arg`);
+    /// `topic` is always allowed. Empty: any valid topic name. Default: empty.
+    public var allowedTopics: [String] = []
+    /// `key_query_arg`: a query argument holding the message key.
+    public var keyQueryArgument: String?
+    /// `forward_method`, `forward_uri`, `forward_headers`, `forward_body`.
+    public var fields = MessageFields()
+    /// The producer settings (Kong's names; see ``KafkaSettings``).
+    public var kafka: KafkaSettings
+
+    public init(path: String, topic: String?, kafka: KafkaSettings, name: String? = nil) {
+        self.path = path
+        self.topic = topic
+        self.kafka = kafka
+        self.name = name ?? "POST \(path)"
+    }
+}
+
+/// A broker address from `bootstrap_servers`.
+public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Kong kafka-upstream's producer settings, with Kong's defaults, and their librdkafka equivalents.
+public struct KafkaSettings: Sendable, Hashable {
+    /// `bootstrap_servers`: `host:port` strings or `{host, port}` records. Required.
+    public var bootstrapServers: [BrokerAddress]
+    /// `timeout` (ms) → `socket.timeout.ms` and `message.timeout.ms`: a sync request is answered within it.
+    public var timeout = 10_000
+    /// `keepalive` (ms) → `connections.max.idle.ms`: idle broker connections are closed after it.
+    public var keepalive = 60_000
+    /// `keepalive_enabled` → `socket.keepalive.enable`. Default: false.
+    public var keepaliveEnabled = false
+    /// `producer_request_acks` → `acks`: 0, 1 or -1 (all in-sync replicas). Default: 1.
+    public var acks = 1
+    /// `producer_request_timeout` (ms) → `request.timeout.ms`. Default: 2000.
+    public var requestTimeout = 2000
+    /// `producer_request_limits_messages_per_request` → `batch.num.messages`. Default: 200.
+    public var messagesPerRequest = 200
+    /// `producer_request_limits_bytes_per_request` → `batch.size`. Default: 1048576.
+    public var bytesPerRequest = 1_048_576
+    /// `producer_request_retries_max_attempts` → `message.send.max.retries`. Default: 10.
+    public var retriesMaxAttempts = 10
+    /// `producer_request_retries_backoff_timeout` (ms) → `retry.backoff.ms`. Default: 100.
+    public var retriesBackoff = 100
+    /// `producer_async`: answer once queued (true) or once acknowledged (false). Default: true.
+    public var async = true
+    /// `producer_async_flush_timeout` (ms) → `linger.ms` in async mode. Default: 1000.
+    public var asyncFlushTimeout = 1000
+    /// `producer_async_buffering_limits_messages_in_memory` → `queue.buffering.max.messages`. Default: 50000.
+    public var asyncBufferedMessages = 50_000
+    /// `compression_type` → `compression.codec`: none, gzip, snappy, lz4 or zstd. Default: none.
+    public var compression = "none"
+    /// `kafka_properties`: extra librdkafka properties, set last (they win). Default: none.
+    public var additionalProperties: [String: String] = [:]
+
+    /// `linger.ms` for sync routes: send at once, the client is waiting.
+    public static let syncLingerMilliseconds = 0
+
+    public init(bootstrapServers: [BrokerAddress]) { self.bootstrapServers = bootstrapServers }
+
+    /// The librdkafka producer properties these settings stand for.
+    public var librdkafkaProperties: [String: String] {
+        var properties: [String: String] = [
+            "bootstrap.servers": bootstrapServers.map(\.description).joined(separator: ","),
+            "client.id": "kbridge",
+            "socket.timeout.ms": String(timeout),
+            "message.timeout.ms": String(timeout),
+            "connections.max.idle.ms": String(keepalive),
+            "socket.keepalive.enable": String(keepaliveEnabled),
+            "acks": String(acks),
+            "request.timeout.ms": String(requestTimeout),
+            "batch.num.messages": String(messagesPerRequest),
+            "batch.size": String(bytesPerRequest),
+            "message.send.max.retries": String(retriesMaxAttempts),
+            "retry.backoff.ms": String(retriesBackoff),
+            "linger.ms": String(async ? asyncFlushTimeout : Self.syncLingerMilliseconds),
+            "queue.buffering.max.messages": String(asyncBufferedMessages),
+            "compression.codec": compression,
+            "log_level": "6",
+        ]
+        properties.merge(additionalProperties) { _, extra in extra }
+        return properties
+    }
+}

@@ -1,0 +1,279 @@
+import Kafka
+import Logging
+import Yams
+
+extension ConfigurationReader {
+    func readBridge(_ root: Node?) -> BridgeConfiguration {
+        var configuration = BridgeConfiguration()
+        guard let root, root.null == nil else {
+            issue(nil, "", "the file is empty; it needs at least 'routes'")
+            return configuration
+        }
+        guard let entries = mapping(root, "", allowed: Self.topLevelKeys) else { return configuration }
+        let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+
+        if let node = values["server"] { configuration.server = readServer(node) }
+        if let node = values["log_level"], let text = string(node, "log_level") {
+            if let level = Logger.Level(rawValue: text.lowercased()) {
+                configuration.logLevel = level
+            } else {
+                issue(node, "log_level", "unknown level '\(text)' (trace, debug, info, notice, warning, error, critical)")
+            }
+        }
+        var defaults: [String: (node: Node, path: String)] = [:]
+        if let node = values["defaults"], let entries = mapping(node, "defaults", allowed: Self.sharedRouteKeys) {
+            for entry in entries { defaults[entry.key] = (entry.node, "defaults.\(entry.key)") }
+        }
+        guard let routesNode = values["routes"] else {
+            issue(root, "routes", "required key missing: list at least one route")
+            return configuration
+        }
+        guard let sequence = routesNode.sequence, !sequence.isEmpty else {
+            issue(routesNode, "routes", "expected a non-empty list of routes")
+            return configuration
+        }
+        var claimed: [String: String] = [:]  // "METHOD pattern" -> route path in the file
+        for (index, node) in sequence.enumerated() {
+            guard let route = readRoute(node, "routes[\(index)]", defaults: defaults) else { continue }
+            let pattern = (try? RoutePattern(parsing: route.path))?.description ?? route.path
+            for method in route.methods {
+                let claim = "\(method) \(pattern)"
+                if let other = claimed[claim] {
+                    issue(node, "routes[\(index)]", "\(claim) is already served by \(other)")
+                } else {
+                    claimed[claim] = "routes[\(index)]"
+                }
+            }
+            configuration.routes.append(route)
+        }
+        return configuration
+    }
+
+    func readServer(_ node: Node) -> ServerConfiguration {
+        var server = ServerConfiguration()
+        for (key, value) in mapping(node, "server", allowed: Self.serverKeys) ?? [] {
+            let path = "server.\(key)"
+            switch key {
+            case "host": if let host = nonEmptyString(value, path) { server.host = host }
+            case "port": if let port = int(value, path, in: 0...65535) { server.port = port }
+            case "threads": if let threads = int(value, path, in: 1...256) { server.threads = threads }
+            case "shutdown_timeout":
+                if let ms = int(value, path, in: 0...3_600_000) { server.shutdownTimeout = .milliseconds(ms) }
+            default: break
+            }
+        }
+        return server
+    }
+
+    func readRoute(_ node: Node, _ path: String, defaults: [String: (node: Node, path: String)]) -> RouteConfiguration? {
+        guard let entries = mapping(node, path, allowed: Self.routeOnlyKeys + Self.sharedRouteKeys) else { return nil }
+        var values = defaults
+        for entry in entries { values[entry.key] = (entry.node, "\(path).\(entry.key)") }
+        let issuesBefore = issues.count
+
+        guard let (pathNode, pathKey) = values["path"] else {
+            issue(node, "\(path).path", "required key missing")
+            return nil
+        }
+        guard let routePath = nonEmptyString(pathNode, pathKey) else { return nil }
+        let pattern: RoutePattern
+        do {
+            pattern = try RoutePattern(parsing: routePath)
+        } catch {
+            issue(pathNode, pathKey, error.reason)
+            return nil
+        }
+
+        var settings = KafkaSettings(bootstrapServers: [])
+        if let (serversNode, serversKey) = values["bootstrap_servers"] {
+            settings.bootstrapServers = readBootstrapServers(serversNode, serversKey)
+        } else {
+            issue(node, "\(path).bootstrap_servers", "required key missing (set it here or under 'defaults')")
+        }
+
+        var route = RouteConfiguration(path: routePath, topic: nil, kafka: settings)
+        func read<T>(_ key: String, _ reader: (Node, String) -> T?, into apply: (T) -> Void) {
+            if let (valueNode, valuePath) = values[key], let value = reader(valueNode, valuePath) { apply(value) }
+        }
+        read("methods", readMethods) { route.methods = $0 }
+        read("max_body_size", { self.int($0, $1, in: 0...(1 << 30)) }) { route.maxBodySize = $0 }
+        read("topic", readTopic) { route.topic = $0 }
+        read("topics_query_arg", nonEmptyString) { route.topicsQueryArgument = $0 }
+        read("allowed_topics", { node, key in self.stringList(node, key).map { topics in
+            topics.enumerated().compactMap { self.validTopic($1, node.sequence?[$0], "\(key)[\($0)]") }
+        } }) { route.allowedTopics = $0 }
+        read("key_query_arg", nonEmptyString) { route.keyQueryArgument = $0 }
+        read("forward_method", bool) { route.fields.method = $0 }
+        read("forward_uri", bool) { route.fields.uri = $0 }
+        read("forward_headers", bool) { route.fields.headers = $0 }
+        read("forward_body", bool) { route.fields.body = $0 }
+        read("timeout", { self.int($0, $1, in: 1...3_600_000) }) { route.kafka.timeout = $0 }
+        read("keepalive", { self.int($0, $1, in: 0...86_400_000) }) { route.kafka.keepalive = $0 }
+        read("keepalive_enabled", bool) { route.kafka.keepaliveEnabled = $0 }
+        read("producer_request_acks", { node, key in
+            guard let acks = self.int(node, key, in: -1...1) else { return nil }
+            return acks
+        }) { route.kafka.acks = $0 }
+        read("producer_request_timeout", { self.int($0, $1, in: 1...900_000) }) { route.kafka.requestTimeout = $0 }
+        read("producer_request_limits_messages_per_request", { self.int($0, $1, in: 1...1_000_000) }) {
+            route.kafka.messagesPerRequest = $0
+        }
+        read("producer_request_limits_bytes_per_request", { self.int($0, $1, in: 1...2_147_483_647) }) {
+            route.kafka.bytesPerRequest = $0
+        }
+        read("producer_request_retries_max_attempts", { self.int($0, $1, in: 0...2_147_483_647) }) {
+            route.kafka.retriesMaxAttempts = $0
+        }
+        read("producer_request_retries_backoff_timeout", { self.int($0, $1, in: 1...300_000) }) {
+            route.kafka.retriesBackoff = $0
+        }
+        read("producer_async", bool) { route.kafka.async = $0 }
+        read("producer_async_flush_timeout", { self.int($0, $1, in: 0...900_000) }) { route.kafka.asyncFlushTimeout = $0 }
+        read("producer_async_buffering_limits_messages_in_memory", { self.int($0, $1, in: 1...10_000_000) }) {
+            route.kafka.asyncBufferedMessages = $0
+        }
+        read("compression_type", { node, key in
+            guard let codec = self.string(node, key) else { return nil }
+            guard ["none", "gzip", "snappy", "lz4", "zstd"].contains(codec) else {
+                self.issue(node, key, "unknown codec '\(codec)' (none, gzip, snappy, lz4, zstd)")
+                return nil
+            }
+            return codec
+        }) { route.kafka.compression = $0 }
+        read("kafka_properties", readProperties) { route.kafka.additionalProperties = $0 }
+        read("name", nonEmptyString) { route.name = $0 }
+        if values["name"] == nil { route.name = "\(route.methods.joined(separator: ",")) \(routePath)" }
+
+        // Rules across keys.
+        if !(route.fields.method || route.fields.uri || route.fields.headers || route.fields.body) {
+            issue(node, path, "at least one of forward_method, forward_uri, forward_headers, forward_body must be true")
+        }
+        if route.topic == nil, !pattern.hasTopic {
+            issue(node, "\(path).topic", "required key missing (or put '{topic}' in the path)")
+        }
+        if route.kafka.async, route.kafka.asyncFlushTimeout >= route.kafka.timeout {
+            issue(values["producer_async_flush_timeout"]?.node ?? node, values["producer_async_flush_timeout"]?.path ?? path,
+                  "producer_async_flush_timeout (\(route.kafka.asyncFlushTimeout) ms) must be less than timeout (\(route.kafka.timeout) ms)")
+        }
+        if route.topicsQueryArgument != nil || pattern.hasTopic, route.allowedTopics.isEmpty {
+            warning(node, path, "clients choose the topic and allowed_topics is empty: any topic name is accepted")
+        }
+        if issues.count == issuesBefore, !route.kafka.bootstrapServers.isEmpty {
+            do {
+                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties)
+            } catch {
+                issue(values["kafka_properties"]?.node ?? node, values["kafka_properties"]?.path ?? path, error.message)
+            }
+        }
+        return route
+    }
+
+    func readBootstrapServers(_ node: Node, _ path: String) -> [BrokerAddress] {
+        var addresses: [BrokerAddress] = []
+        func parse(_ text: String, _ element: Node, _ elementPath: String) {
+            for part in text.split(separator: ",") {
+                let entry = part.trimmingSpaces()
+                guard let colon = entry.lastIndex(of: ":"),
+                      let port = Int(entry[entry.index(after: colon)...]), (1...65535).contains(port) else {
+                    issue(element, elementPath, "'\(entry)' is not host:port")
+                    continue
+                }
+                var host = String(entry[..<colon])
+                if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                guard !host.isEmpty else {
+                    issue(element, elementPath, "'\(entry)' has no host")
+                    continue
+                }
+                addresses.append(BrokerAddress(host: host, port: port))
+            }
+        }
+        if let scalar = node.scalar {
+            parse(scalar.string, node, path)
+        } else if let sequence = node.sequence {
+            for (index, element) in sequence.enumerated() {
+                let elementPath = "\(path)[\(index)]"
+                if let text = element.scalar?.string {
+                    parse(text, element, elementPath)
+                } else if let entries = mapping(element, elementPath, allowed: ["host", "port"]) {
+                    let fields = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+                    guard let hostNode = fields["host"], let portNode = fields["port"] else {
+                        issue(element, elementPath, "a broker record needs 'host' and 'port'")
+                        continue
+                    }
+                    if let host = nonEmptyString(hostNode, "\(elementPath).host"),
+                       let port = int(portNode, "\(elementPath).port", in: 1...65535) {
+                        addresses.append(BrokerAddress(host: host, port: port))
+                    }
+                }
+            }
+        } else {
+            issue(node, path, "expected 'host:port', a list of them, or a list of {host, port}")
+        }
+        if addresses.isEmpty, node.sequence?.isEmpty ?? false { issue(node, path, "lists no broker") }
+        return addresses
+    }
+
+    func readMethods(_ node: Node, _ path: String) -> [String]? {
+        guard let methods = stringList(node, path) else { return nil }
+        guard !methods.isEmpty else {
+            issue(node, path, "lists no method")
+            return nil
+        }
+        var result: [String] = []
+        for (index, method) in methods.enumerated() {
+            let upper = method.uppercased()
+            guard upper.allSatisfy({ $0.isLetter && $0.isASCII }) else {
+                issue(node.sequence?[index], "\(path)[\(index)]", "'\(method)' is not an HTTP method")
+                continue
+            }
+            if !result.contains(upper) { result.append(upper) }
+        }
+        return result
+    }
+
+    func readTopic(_ node: Node, _ path: String) -> String? {
+        guard let topic = string(node, path) else { return nil }
+        return validTopic(topic, node, path)
+    }
+
+    func validTopic(_ topic: String, _ node: Node?, _ path: String) -> String? {
+        if let reason = TopicName.problem(with: topic) {
+            issue(node, path, reason)
+            return nil
+        }
+        return topic
+    }
+
+    func readProperties(_ node: Node, _ path: String) -> [String: String]? {
+        guard let mapping = node.mapping else {
+            issue(node, path, "expected a mapping of librdkafka property names to values")
+            return nil
+        }
+        var properties: [String: String] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.scalar?.string, let value = valueNode.scalar?.string else {
+                issue(keyNode, path, "property names and values must be scalars")
+                continue
+            }
+            properties[key] = value
+        }
+        return properties
+    }
+}
+
+/// Kafka's rules for topic names.
+enum TopicName {
+    static let maximumLength = 249
+
+    /// Why `name` is not a legal topic name, or `nil` when it is.
+    static func problem(with name: some StringProtocol) -> String? {
+        if name.isEmpty { return "a topic name must not be empty" }
+        if name.utf8.count > maximumLength { return "topic name '\(name)' is longer than \(maximumLength) characters" }
+        if name == "." || name == ".." { return "'\(name)' is not a legal topic name" }
+        let legal = name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || byte.isDigit || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        return legal ? nil : "topic name '\(name)' may only contain letters, digits, '.', '_' and '-'"
+    }
+}

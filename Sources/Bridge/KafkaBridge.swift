@@ -1,0 +1,140 @@
+import Kafka
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// kbridge assembled: one producer per distinct Kafka configuration, the route table, and the HTTP server.
+///
+/// Start it with ``start(configuration:logger:)``; run it in a `ServiceGroup` (its ``run()`` waits for graceful
+/// shutdown), or stop it directly with ``shutdown()``. Shutdown is ordered: the server stops accepting and
+/// finishes in-flight requests, then every producer flushes what was accepted (bounded by the configured
+/// `shutdown_timeout`), then the event loops stop.
+public final class KafkaBridge: Service, Sendable {
+    public let configuration: BridgeConfiguration
+    /// The port the server listens on (useful with `port: 0`).
+    public let port: Int
+    private let producers: [KafkaProducer]
+    /// Released once quiesced: NIO's quiescing helper must be freed while the event loops still run.
+    private let server: Mutex<HTTPIngestServer?>
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let stopped = Mutex<Task<ShutdownReport, Never>?>(nil)
+
+    /// What shutting down achieved.
+    public struct ShutdownReport: Sendable, Hashable {
+        /// Whether every connection finished its request within the timeout.
+        public var connectionsDrained: Bool
+        /// Accepted messages that could not be delivered before the timeout (purged, logged, counted).
+        public var undeliveredMessages: Int
+    }
+
+    private init(configuration: BridgeConfiguration, port: Int, producers: [KafkaProducer], server: HTTPIngestServer,
+                 group: MultiThreadedEventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.port = port
+        self.producers = producers
+        self.server = Mutex(server)
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Creates the producers, compiles the routes and binds the listener.
+    ///
+    /// - Throws: ``KafkaError`` if librdkafka refuses a producer configuration, or a socket error if the
+    ///   address cannot be bound.
+    public static func start(configuration: BridgeConfiguration, logger: Logger) async throws -> KafkaBridge {
+        var producersByProperties: [[String: String]: KafkaProducer] = [:]
+        var ingestors: [RouteIngestor] = []
+        do {
+            for route in configuration.routes {
+                let properties = route.kafka.librdkafkaProperties
+                let producer = try producersByProperties[properties] ?? KafkaProducer(properties: properties, logger: logger)
+                producersByProperties[properties] = producer
+                ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer))
+            }
+        } catch {
+            for producer in producersByProperties.values { await producer.close(flushTimeout: .zero) }
+            throw error
+        }
+        let producers = Array(producersByProperties.values)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
+        let server: HTTPIngestServer
+        do {
+            server = try await HTTPIngestServer.bind(
+                host: configuration.server.host, port: configuration.server.port, group: group,
+                routes: RouteTable(ingestors), logger: logger)
+        } catch {
+            for producer in producers { await producer.close(flushTimeout: .zero) }
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let port = server.localAddress?.port ?? configuration.server.port
+        logger.info("kbridge listening", metadata: [
+            "address": "\(configuration.server.host):\(port)", "routes": "\(configuration.routes.count)",
+            "producers": "\(producers.count)", "librdkafka": "\(KafkaProducer.librdkafkaVersion)",
+        ])
+        for route in configuration.routes {
+            logger.info("route", metadata: [
+                "name": "\(route.name)", "path": "\(route.path)", "methods": "\(route.methods.joined(separator: ","))",
+                "topic": "\(route.topic ?? "{topic}")", "mode": "\(route.kafka.async ? "async" : "sync")",
+                "bootstrap_servers": "\(route.kafka.bootstrapServers.map(\.description).joined(separator: ","))",
+            ])
+        }
+        return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, group: group, logger: logger)
+    }
+
+    /// Counters summed over every producer.
+    public var statistics: KafkaProducerStatistics {
+        producers.map(\.statistics).reduce(into: KafkaProducerStatistics()) {
+            $0.enqueued += $1.enqueued
+            $0.delivered += $1.delivered
+            $0.failed += $1.failed
+            $0.inQueue += $1.inQueue
+        }
+    }
+
+    /// Waits for graceful shutdown (SIGTERM/SIGINT through the `ServiceGroup`), then shuts down in order.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Stops accepting, finishes in-flight requests, flushes accepted messages, stops. Safe to call twice.
+    @discardableResult
+    public func shutdown() async -> ShutdownReport {
+        let task = stopped.withLock { task -> Task<ShutdownReport, Never> in
+            if let task { return task }
+            let newTask = Task { await self.performShutdown() }
+            task = newTask
+            return newTask
+        }
+        return await task.value
+    }
+
+    private func performShutdown() async -> ShutdownReport {
+        let timeout = configuration.server.shutdownTimeout
+        let start = ContinuousClock.now
+        logger.info("kbridge shutting down: no new connections; finishing in-flight requests")
+        let server = self.server.withLock { server in
+            defer { server = nil }
+            return server
+        }
+        let drained = await server?.quiesce(timeout: timeout) ?? true
+        _ = consume server
+        let remaining = max(.zero, timeout - (ContinuousClock.now - start))
+        var undelivered = 0
+        await withTaskGroup(of: Int.self) { tasks in
+            for producer in producers { tasks.addTask { await producer.close(flushTimeout: remaining) } }
+            for await lost in tasks { undelivered += lost }
+        }
+        try? await group.shutdownGracefully()
+        let statistics = producers.map(\.statistics)
+        logger.info("kbridge stopped", metadata: [
+            "delivered": "\(statistics.map(\.delivered).reduce(0, +))", "failed": "\(statistics.map(\.failed).reduce(0, +))",
+            "undelivered_at_shutdown": "\(undelivered)", "connections_drained": "\(drained)",
+        ])
+        return ShutdownReport(connectionsDrained: drained, undeliveredMessages: undelivered)
+    }
+}

@@ -1,0 +1,206 @@
+import NIOCore
+import NIOHTTP1
+
+/// Which parts of a request go into the message (Kong's `forward_*` settings).
+public struct MessageFields: Sendable, Hashable {
+    /// `forward_method`: adds `method`. Default: `false`.
+    public var method = false
+    /// `forward_uri`: adds `uri` and `uri_args`. Default: `false`.
+    public var uri = false
+    /// `forward_headers`: adds `headers`. Default: `false`.
+    public var headers = false
+    /// `forward_body`: adds `body`, `body_args` and, for non-text bodies, `body_base64`. Default: `true`.
+    public var body = true
+
+    public init() {}
+}
+
+/// A request body that cannot be turned into a message.
+struct MessageEncodingError: Error, Equatable, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}
+
+/// Encodes a request as Kong kafka-upstream's JSON message:
+/// `{"method", "uri", "uri_args", "headers", "body", "body_args", "body_base64"}`, each present only when forwarded.
+///
+/// - `headers`: lower-cased names; a repeated header becomes an array of its values, in order.
+/// - `uri_args`: the query, decoded as nginx does; repeated names become arrays, a name without `=` is `true`.
+/// - `body_args`: for `application/json` (and `application/*+json`) the JSON body itself; for
+///   `application/x-www-form-urlencoded` the decoded arguments; for `multipart/form-data` the fields, with file
+///   parts as `{"filename", "content_type", "content"[, "content_base64": true]}`. A body of one of these types
+///   that does not parse is an error (the client gets 400, nothing is produced). For any other type `body_args` is `{}`.
+/// - `body`: the raw body as a string when it is UTF-8 and its type is text (`text/plain`, `text/html`,
+///   `application/xml`, `text/xml`, `application/soap+xml`, or one of the parsed types); otherwise base64,
+///   with `"body_base64": true`.
+enum KongMessageEncoder {
+    static let textTypes: Set<String> = ["text/plain", "text/html", "application/xml", "text/xml", "application/soap+xml"]
+
+    static func encode(_ request: IngestRequest, fields: MessageFields, into buffer: inout ByteBuffer) throws(MessageEncodingError) {
+        buffer.writeInteger(UInt8(ascii: "{"))
+        var needsComma = false
+        func separator(_ buffer: inout ByteBuffer) {
+            if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
+            needsComma = true
+        }
+        if fields.method {
+            separator(&buffer)
+            buffer.writeJSONKey("method")
+            buffer.writeJSONString(request.method.rawValue)
+        }
+        if fields.uri {
+            separator(&buffer)
+            buffer.writeJSONKey("uri")
+            buffer.writeJSONString(request.uri)
+            buffer.writeStaticString(",")
+            buffer.writeJSONKey("uri_args")
+            do {
+                try FormArguments.parse(request.query ?? "").writeJSON(to: &buffer)
+            } catch {
+                throw MessageEncodingError(reason: "invalid query string: \(error.reason)")
+            }
+        }
+        if fields.headers {
+            separator(&buffer)
+            buffer.writeJSONKey("headers")
+            writeHeaders(request.headers, to: &buffer)
+        }
+        if fields.body {
+            separator(&buffer)
+            try writeBody(request, to: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    private static func writeHeaders(_ headers: HTTPHeaders, to buffer: inout ByteBuffer) {
+        var grouped: [(name: String, values: [String])] = []
+        grouped.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            if let index = grouped.firstIndex(where: { $0.name == lowered }) {
+                grouped[index].values.append(value)
+            } else {
+                grouped.append((lowered, [value]))
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "{"))
+        for (index, header) in grouped.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeJSONString(header.name)
+            buffer.writeInteger(UInt8(ascii: ":"))
+            if header.values.count == 1 {
+                buffer.writeJSONString(header.values[0])
+            } else {
+                buffer.writeInteger(UInt8(ascii: "["))
+                for (valueIndex, value) in header.values.enumerated() {
+                    if valueIndex > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                    buffer.writeJSONString(value)
+                }
+                buffer.writeInteger(UInt8(ascii: "]"))
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    private static func writeBody(_ request: IngestRequest, to buffer: inout ByteBuffer) throws(MessageEncodingError) {
+        let mediaType = request.headers.first(name: "content-type").flatMap(MediaType.init)
+        let result = request.body.withUnsafeReadableBytes { body in
+            Result { () throws(MessageEncodingError) in try writeBody(body, mediaType: mediaType, to: &buffer) }
+        }
+        try result.get()
+    }
+
+    private static func writeBody(
+        _ body: UnsafeRawBufferPointer, mediaType: MediaType?, to buffer: inout ByteBuffer
+    ) throws(MessageEncodingError) {
+        let essence = mediaType?.essence ?? ""
+        let isUTF8 = UTF8Validation.isValid(body)
+        var isText = textTypes.contains(essence)
+        var bodyArgs = ByteBuffer()
+
+        if essence == "application/json" || (essence.hasPrefix("application/") && essence.hasSuffix("+json")) {
+            do { try JSONValidator.validate(body) } catch { throw MessageEncodingError(reason: "\(error)") }
+            isText = true
+            bodyArgs.writeBytes(body)
+        } else if essence == "application/x-www-form-urlencoded" {
+            do {
+                try FormArguments.parse(body).writeJSON(to: &bodyArgs)
+            } catch {
+                throw MessageEncodingError(reason: "invalid form body: \(error.reason)")
+            }
+            isText = true
+        } else if essence == "multipart/form-data" {
+            guard let boundary = mediaType?.parameters["boundary"], !boundary.isEmpty else {
+                throw MessageEncodingError(reason: "multipart/form-data without a boundary parameter")
+            }
+            do {
+                writeMultipart(try MultipartForm.parse(body, boundary: boundary), body: body, to: &bodyArgs)
+            } catch {
+                throw MessageEncodingError(reason: "invalid multipart body: \(error.reason)")
+            }
+            isText = true
+        } else {
+            bodyArgs.writeStaticString("{}")
+        }
+
+        buffer.writeJSONKey("body")
+        let asText = isText && isUTF8
+        if asText { buffer.writeJSONString(body) } else { buffer.writeJSONBase64String(body) }
+        buffer.writeStaticString(",")
+        buffer.writeJSONKey("body_args")
+        buffer.writeImmutableBuffer(bodyArgs)
+        if !asText { buffer.writeStaticString(",\"body_base64\":true") }
+    }
+
+    private static func writeMultipart(_ form: MultipartForm, body: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
+        var fields: [(name: String, parts: [MultipartForm.Part])] = []
+        for part in form.parts {
+            if let index = fields.firstIndex(where: { $0.name == part.name }) {
+                fields[index].parts.append(part)
+            } else {
+                fields.append((part.name, [part]))
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "{"))
+        for (index, field) in fields.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeJSONString(field.name)
+            buffer.writeInteger(UInt8(ascii: ":"))
+            if field.parts.count > 1 { buffer.writeInteger(UInt8(ascii: "[")) }
+            for (partIndex, part) in field.parts.enumerated() {
+                if partIndex > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                writePart(part, content: UnsafeRawBufferPointer(rebasing: body[part.content]), to: &buffer)
+            }
+            if field.parts.count > 1 { buffer.writeInteger(UInt8(ascii: "]")) }
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// A plain field is its text; a file, or a field that is not UTF-8, is an object that keeps every byte.
+    private static func writePart(_ part: MultipartForm.Part, content: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
+        let isUTF8 = UTF8Validation.isValid(content)
+        if part.filename == nil, isUTF8 {
+            buffer.writeJSONString(content)
+            return
+        }
+        buffer.writeInteger(UInt8(ascii: "{"))
+        if let filename = part.filename {
+            buffer.writeJSONKey("filename")
+            buffer.writeJSONString(filename)
+            buffer.writeInteger(UInt8(ascii: ","))
+        }
+        if let contentType = part.contentType {
+            buffer.writeJSONKey("content_type")
+            buffer.writeJSONString(contentType)
+            buffer.writeInteger(UInt8(ascii: ","))
+        }
+        buffer.writeJSONKey("content")
+        if isUTF8 {
+            buffer.writeJSONString(content)
+        } else {
+            buffer.writeJSONBase64String(content)
+            buffer.writeStaticString(",\"content_base64\":true")
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+}

@@ -1,0 +1,71 @@
+/// A parsed `Content-Type` value: the lower-cased `type/subtype` and its parameters (names lower-cased).
+struct MediaType: Equatable {
+    var essence: String
+    var parameters: [String: String]
+
+    init?(_ header: String) {
+        var parts = Self.splitParameters(header)[...]
+        guard let first = parts.popFirst() else { return nil }
+        let essence = first.trimmingSpaces().lowercased()
+        guard essence.contains("/"), !essence.hasPrefix("/"), !essence.hasSuffix("/") else { return nil }
+        self.essence = essence
+        var parameters: [String: String] = [:]
+        for part in parts {
+            guard let equals = part.firstIndex(of: "=") else { continue }
+            let name = part[..<equals].trimmingSpaces().lowercased()
+            var value = part[part.index(after: equals)...].trimmingSpaces()
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
+                value = Self.unquote(value.dropFirst().dropLast())
+            }
+            if parameters[name] == nil { parameters[name] = value }
+        }
+        self.parameters = parameters
+    }
+
+    /// Splits on `;` outside double quotes.
+    static func splitParameters(_ header: some StringProtocol) -> [Substring] {
+        let text = Substring(header)
+        var result: [Substring] = []
+        var start = text.startIndex
+        var inQuotes = false
+        var escaped = false
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            if escaped {
+                escaped = false
+            } else if inQuotes && character == "\\" {
+                escaped = true
+            } else if character == "\"" {
+                inQuotes.toggle()
+            } else if character == ";" && !inQuotes {
+                result.append(text[start..<index])
+                start = text.index(after: index)
+            }
+            index = text.index(after: index)
+        }
+        result.append(text[start...])
+        return result
+    }
+
+    private static func unquote(_ quoted: Substring) -> String {
+        var result = ""
+        var escaped = false
+        for character in quoted {
+            if !escaped && character == "\\" { escaped = true; continue }
+            escaped = false
+            result.append(character)
+        }
+        return result
+    }
+}
+
+extension StringProtocol {
+    func trimmingSpaces() -> String {
+        let scalars = Substring(self).unicodeScalars
+        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }),
+              let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" })
+        else { return "" }
+        return String(scalars[first...last])
+    }
+}

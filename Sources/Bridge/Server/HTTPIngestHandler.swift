@@ -1,0 +1,132 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The ingest end of each connection's pipeline (after NIO's HTTP/1.1 decoder and pipelining handler):
+/// routes a request at its head, collects its body up to the route's limit, hands it to the route's
+/// ``RouteIngestor`` and writes the answer, now or when the broker's delivery report completes it.
+///
+/// Written instead of using swift-nio-extras' aggregator because the limit is the route's (known only once the
+/// head is routed), unknown routes must be answered without buffering their bodies, and every error is JSON.
+final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Collecting the body of a routed request.
+        case receiving(head: HTTPRequestHead, match: RouteTable.Match, body: ByteBuffer?)
+        /// The answer is known (404, 405); the rest of the request is read and dropped.
+        case discarding(head: HTTPRequestHead, response: IngestResponse)
+        /// Waiting for the broker; the pipelining handler holds back any further request meanwhile.
+        case waiting
+        /// Answered early with `Connection: close` (413); nothing more is read.
+        case closing
+    }
+
+    private var state = State.idle
+    private let routes: RouteTable
+    private let logger: Logger
+
+    init(routes: RouteTable, logger: Logger) {
+        self.routes = routes
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receiveHead(head, context: context)
+        case .body(var chunk):
+            guard case .receiving(let head, let match, var body) = state else { return }
+            let limit = match.ingestor.route.maxBodySize
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
+                respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
+                return
+            }
+            if body == nil {
+                body = chunk
+            } else {
+                state = .idle  // drop the enum's reference so that appending does not copy the buffer
+                body!.writeBuffer(&chunk)
+            }
+            state = .receiving(head: head, match: match, body: body)
+        case .end:
+            switch state {
+            case .receiving(let head, let match, let body):
+                let request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
+                                            body: body ?? context.channel.allocator.buffer(capacity: 0))
+                switch match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop) {
+                case .immediate(let response):
+                    respond(response, head: head, context: context)
+                case .pending(let future):
+                    state = .waiting
+                    future.assumeIsolated().whenComplete { result in
+                        switch result {
+                        case .success(let response): self.respond(response, head: head, context: context)
+                        case .failure(let error):
+                            self.respond(.error(.internalServerError, code: "internal_error", "\(error)"), head: head, context: context)
+                        }
+                    }
+                }
+            case .discarding(let head, let response):
+                respond(response, head: head, context: context)
+            case .idle, .waiting, .closing:
+                break
+            }
+        }
+    }
+
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .idle = state else { return }
+        let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
+        switch routes.lookup(method: head.method, path: path) {
+        case .notFound:
+            state = .discarding(head: head, response: .notFound(path: path))
+        case .methodNotAllowed(let allowed):
+            state = .discarding(head: head, response: .methodNotAllowed(head.method, allowed: allowed))
+        case .found(let match):
+            let limit = match.ingestor.route.maxBodySize
+            if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > limit {
+                respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
+                return
+            }
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            state = .receiving(head: head, match: match, body: nil)
+        }
+    }
+
+    private func respondAndClose(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        respond(response, head: head, context: context, close: true)
+        state = .closing
+    }
+
+    private func respond(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
+        let keepAlive = head.isKeepAlive && !close
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4 + response.headers.count)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(response.body.readableBytes))
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        if !keepAlive {
+            headers.add(name: "connection", value: "close")
+        } else if head.version.major == 1, head.version.minor == 0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        state = .idle
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

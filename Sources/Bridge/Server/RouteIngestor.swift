@@ -1,0 +1,158 @@
+import Kafka
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// What happens to a request once it is complete: an answer now, or one that waits for the broker.
+enum IngestOutcome {
+    case immediate(IngestResponse)
+    case pending(EventLoopFuture<IngestResponse>)
+}
+
+/// Turns a route's requests into Kafka messages: picks the topics and the key, encodes the message,
+/// produces it and decides when to answer (at once in async mode, after the broker's ack in sync mode).
+final class RouteIngestor: Sendable {
+    let route: RouteConfiguration
+    let pattern: RoutePattern
+    private let producer: KafkaProducer
+    /// `allowed_topics` plus the default topic; `nil` when any topic is allowed.
+    private let allowedTopics: Set<String>?
+    private let readsQuery: Bool
+
+    init(route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer) {
+        self.route = route
+        self.pattern = pattern
+        self.producer = producer
+        allowedTopics = route.allowedTopics.isEmpty ? nil : Set(route.allowedTopics + (route.topic.map { [$0] } ?? []))
+        readsQuery = route.topicsQueryArgument != nil || route.keyQueryArgument != nil
+    }
+
+    func ingest(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
+        if case .down(let reason) = producer.health {
+            return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable",
+                                     "the Kafka cluster is unreachable: \(reason)", headers: [("retry-after", "1")]))
+        }
+        var query = FormArguments()
+        if readsQuery, let text = request.query {
+            do { query = try FormArguments.parse(text) } catch {
+                return .immediate(.error(.badRequest, code: "invalid_query", "invalid query string: \(error.reason)"))
+            }
+        }
+        let topics: [String]
+        switch selectTopics(query: query, pathTopic: match.topic) {
+        case .success(let selected): topics = selected
+        case .failure(let error): return .immediate(error.response)
+        }
+        let key = match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
+
+        var message = ByteBufferAllocator().buffer(capacity: request.body.readableBytes * 2 + 256)
+        do {
+            try KongMessageEncoder.encode(request, fields: route.fields, into: &message)
+        } catch {
+            return .immediate(.error(.badRequest, code: "invalid_body", error.reason))
+        }
+        return route.kafka.async
+            ? produceAsync(message, key: key, topics: topics)
+            : produceSync(message, key: key, topics: topics, eventLoop: eventLoop)
+    }
+
+    private func produceAsync(_ message: ByteBuffer, key: String?, topics: [String]) -> IngestOutcome {
+        for (index, topic) in topics.enumerated() {
+            do {
+                try send(message, key: key, topic: topic, onDelivery: nil)
+            } catch {
+                var response = IngestResponse(kafkaError: error)
+                if index > 0 {
+                    response = .error(response.status, code: "partially_accepted",
+                                      "accepted for \(topics[..<index].joined(separator: ", ")) but not for \(topics[index...].joined(separator: ", ")): \(error.message)",
+                                      headers: response.headers)
+                }
+                return .immediate(response)
+            }
+        }
+        return .immediate(.messageSent)
+    }
+
+    private func produceSync(_ message: ByteBuffer, key: String?, topics: [String], eventLoop: any EventLoop) -> IngestOutcome {
+        let promise = eventLoop.makePromise(of: IngestResponse.self)
+        let collector = DeliveryCollector(expected: topics.count, promise: promise)
+        for (index, topic) in topics.enumerated() {
+            do {
+                try send(message, key: key, topic: topic) { collector.record($0) }
+            } catch {
+                // The topics already enqueued still report; the ones not sent count as failed now.
+                for _ in index..<topics.count { collector.record(.failure(error)) }
+                break
+            }
+        }
+        return .pending(promise.futureResult)
+    }
+
+    private func send(_ message: ByteBuffer, key: String?, topic: String, onDelivery: KafkaDeliveryHandler?) throws(KafkaError) {
+        let result = message.withUnsafeReadableBytes { value -> Result<Void, KafkaError> in
+            guard var key else {
+                return Result { () throws(KafkaError) in try producer.send(topic: topic, key: nil, value: value, onDelivery: onDelivery) }
+            }
+            return key.withUTF8 { keyBytes in
+                Result { () throws(KafkaError) in
+                    try producer.send(topic: topic, key: UnsafeRawBufferPointer(keyBytes), value: value, onDelivery: onDelivery)
+                }
+            }
+        }
+        try result.get()
+    }
+
+    /// `topics_query_arg` first, then the `{topic}` path segment, then the default `topic`.
+    private func selectTopics(query: FormArguments, pathTopic: String?) -> Result<[String], ResponseError> {
+        var requested: [String] = []
+        if let argument = route.topicsQueryArgument, let list = query.first(argument) {
+            requested = list.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        }
+        if requested.isEmpty, let pathTopic { requested = [pathTopic] }
+        if requested.isEmpty {
+            guard let topic = route.topic else {
+                return .failure(ResponseError(.error(.badRequest, code: "no_topic", "the request names no topic")))
+            }
+            return .success([topic])
+        }
+        var unique: [String] = []
+        for topic in requested where !unique.contains(topic) {
+            if let problem = TopicName.problem(with: topic) {
+                return .failure(ResponseError(.error(.badRequest, code: "invalid_topic", problem)))
+            }
+            if let allowedTopics, !allowedTopics.contains(topic) {
+                return .failure(ResponseError(.error(.forbidden, code: "topic_not_allowed", "topic '\(topic)' is not in this route's allowed_topics")))
+            }
+            unique.append(topic)
+        }
+        return .success(unique)
+    }
+}
+
+/// An `IngestResponse` carried through a `Result`.
+struct ResponseError: Error {
+    var response: IngestResponse
+    init(_ response: IngestResponse) { self.response = response }
+}
+
+/// Completes a sync request's promise once every topic's delivery report is in.
+private final class DeliveryCollector: Sendable {
+    private let state: Mutex<(remaining: Int, failure: KafkaError?)>
+    private let promise: EventLoopPromise<IngestResponse>
+
+    init(expected: Int, promise: EventLoopPromise<IngestResponse>) {
+        state = Mutex((expected, nil))
+        self.promise = promise
+    }
+
+    func record(_ result: Result<KafkaDeliveryReport, KafkaError>) {
+        let outcome = state.withLock { state -> KafkaError?? in
+            if case .failure(let error) = result, state.failure == nil { state.failure = error }
+            state.remaining -= 1
+            return state.remaining == 0 ? .some(state.failure) : .none
+        }
+        guard case .some(let failure) = outcome else { return }
+        promise.succeed(failure.map { IngestResponse(kafkaError: $0) } ?? .messageSent)
+    }
+}

@@ -1,0 +1,47 @@
+import CRdKafka
+
+/// librdkafka's in-process mock Kafka cluster: real TCP listeners on loopback that speak the Kafka protocol,
+/// with topics auto-created on first use. kbridge's embedded default, and the tests' fault injection.
+///
+/// Any Kafka client (kcat, another librdkafka program, ``KafkaTopicReader``) can connect to ``bootstrapServers``
+/// while this object lives. Data lives in memory and is gone when it is released.
+public final class KafkaMockCluster: @unchecked Sendable {
+    // @unchecked: librdkafka's mock cluster API is thread-safe (its operations are posted to the cluster thread).
+    private let owner: OpaquePointer
+    private let cluster: OpaquePointer
+
+    /// The `host:port,...` list to use as `bootstrap.servers`.
+    public let bootstrapServers: String
+
+    /// Starts a mock cluster with `brokers` brokers (ids 1...brokers).
+    public init(brokers: Int = 1) throws(KafkaError) {
+        let conf = try RDKafkaConfiguration.make(["log_level": "3"])
+        owner = try RDKafkaConfiguration.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        guard let cluster = rd_kafka_mock_cluster_new(owner, Int32(brokers)) else {
+            rd_kafka_destroy(owner)
+            throw KafkaError(code: .invalidConfiguration, message: "cannot start the mock Kafka cluster")
+        }
+        self.cluster = cluster
+        bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster)
+        rd_kafka_destroy(owner)
+    }
+
+    /// Creates a topic ahead of use (auto-creation otherwise uses the mock's defaults).
+    public func createTopic(_ name: String, partitions: Int = 4) throws(KafkaError) {
+        let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), 1)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "create topic '\(name)'") }
+    }
+
+    /// Takes a broker down: its connections close and new ones are refused until ``setBrokerUp(_:)``.
+    public func setBrokerDown(_ brokerID: Int32 = 1) {
+        _ = rd_kafka_mock_broker_set_down(cluster, brokerID)
+    }
+
+    public func setBrokerUp(_ brokerID: Int32 = 1) {
+        _ = rd_kafka_mock_broker_set_up(cluster, brokerID)
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import Bridge
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct KBridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kbridge",
+        abstract: "An HTTP to Kafka ingestion bridge: HTTP requests become Kafka messages in Kong kafka-upstream's format.",
+        subcommands: [Run.self, Check.self, Consume.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Exit code for an unusable configuration (sysexits' EX_CONFIG).
+let configurationErrorExitCode: Int32 = 78
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the bridge. Without a configuration file, serve POST /{topic} into an embedded in-process Kafka cluster.")
+
+    @Argument(help: "The YAML configuration file. Omit it to run on the embedded Kafka cluster.")
+    var config: String?
+
+    @Option(help: "Override server.host.")
+    var host: String?
+
+    @Option(help: "Override server.port (0 picks a free port).")
+    var port: Int?
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "kbridge")
+        var embeddedCluster: KafkaMockCluster?
+        var configuration: BridgeConfiguration
+        if let config {
+            do {
+                let loaded = try BridgeConfiguration.load(file: config)
+                configuration = loaded.configuration
+                for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
+            } catch {
+                printError("kbridge: invalid configuration\n\(error)")
+                throw ExitCode(configurationErrorExitCode)
+            }
+        } else {
+            let cluster = try KafkaMockCluster(brokers: 1)
+            embeddedCluster = cluster
+            configuration = .embedded(bootstrapServers: cluster.bootstrapServers)
+        }
+        if let host { configuration.server.host = host }
+        if let port { configuration.server.port = port }
+        logger.logLevel = configuration.logLevel
+
+        let bridge: KafkaBridge
+        do {
+            bridge = try await KafkaBridge.start(configuration: configuration, logger: logger)
+        } catch let error as KafkaError {
+            printError("kbridge: cannot start: \(error.message)")
+            throw ExitCode(configurationErrorExitCode)
+        }
+        if let embeddedCluster {
+            // Written unbuffered: the banner must reach a pipe or a file at once.
+            FileHandle.standardOutput.write(Data("""
+                kbridge is listening on http://\(configuration.server.host == "0.0.0.0" ? "127.0.0.1" : configuration.server.host):\(bridge.port)
+                Embedded Kafka cluster (in memory, gone when kbridge stops): \(embeddedCluster.bootstrapServers)
+
+                  Post an event:   curl -d '{"hello":"kafka"}' -H 'content-type: application/json' http://127.0.0.1:\(bridge.port)/events
+                  Read it back:    kbridge consume --bootstrap-servers \(embeddedCluster.bootstrapServers) --topic events
+                                   (or any Kafka client: kcat -b \(embeddedCluster.bootstrapServers) -C -t events)
+
+                """.utf8))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        withExtendedLifetime(embeddedCluster) {}
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a configuration file without starting anything; print every problem with its line and key.")
+
+    @Argument(help: "The YAML configuration file.")
+    var config: String
+
+    func run() throws {
+        do {
+            let loaded = try BridgeConfiguration.load(file: config)
+            for warning in loaded.warnings { print("warning: \(warning)") }
+            let routes = loaded.configuration.routes
+            print("\(config): OK (\(routes.count) route\(routes.count == 1 ? "" : "s"))")
+            for route in routes {
+                print("  \(route.methods.joined(separator: ",")) \(route.path) -> \(route.topic ?? "{topic}") (\(route.kafka.async ? "async" : "sync"))")
+            }
+        } catch {
+            printError("\(error)")
+            throw ExitCode(configurationErrorExitCode)
+        }
+    }
+}
+
+struct Consume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the messages of a topic, from the beginning, one per line (value, or key<TAB>value with --keys).")
+
+    @Option(name: [.short, .customLong("bootstrap-servers")], help: "host:port[,host:port...]")
+    var bootstrapServers: String
+
+    @Option(name: .shortAndLong, help: "The topic to read.")
+    var topic: String
+
+    @Option(help: "Wait until at least this many messages were read.")
+    var count = 0
+
+    @Option(help: "Give up waiting after this many seconds.")
+    var timeout = 10.0
+
+    @Flag(help: "Print the key before each value, separated by a tab.")
+    var keys = false
+
+    @Flag(help: "Print only the number of messages.")
+    var countOnly = false
+
+    func run() throws {
+        let reader = try KafkaTopicReader(properties: ["bootstrap.servers": bootstrapServers])
+        let messages = try reader.read(topic: topic, minimumCount: count, timeout: .milliseconds(Int(timeout * 1000)))
+        if countOnly {
+            print(messages.count)
+            return
+        }
+        for message in messages {
+            let value = String(decoding: message.value, as: UTF8.self)
+            if keys {
+                print("\(message.key.map { String(decoding: $0, as: UTF8.self) } ?? "")\t\(value)")
+            } else {
+                print(value)
+            }
+        }
+        if messages.count < count {
+            printError("kbridge consume: read \(messages.count) of \(count) messages before the timeout")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
