@@ -32,7 +32,12 @@ extension BridgeConfiguration {
             throw ConfigurationError(issues: [ConfigurationIssue(file: file, key: "", reason: "not valid YAML: \(error)")])
         }
         let configuration = reader.readBridge(root)
-        guard reader.issues.isEmpty else { throw ConfigurationError(issues: reader.issues) }
+        guard reader.issues.isEmpty else {
+            // In file order, so the list reads top to bottom.
+            throw ConfigurationError(issues: reader.issues.enumerated().sorted {
+                ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < ($1.element.line ?? 0, $1.element.column ?? 0, $1.offset)
+            }.map(\.element))
+        }
         return LoadedConfiguration(configuration: configuration, warnings: reader.warnings)
     }
 }

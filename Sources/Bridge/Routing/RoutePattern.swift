@@ -19,10 +19,8 @@ struct RoutePattern: Hashable, Sendable, CustomStringConvertible {
         guard path.hasPrefix("/") else { throw Failure(reason: "must start with '/'") }
         var segments: [Segment] = []
         for raw in Self.split(Substring(path)) {
-            if raw.hasPrefix("{") || raw.hasSuffix("}") {
-                guard raw.hasPrefix("{"), raw.hasSuffix("}"), raw.count > 2 else {
-                    throw Failure(reason: "segment '\(raw)' is not a parameter like '{topic}'")
-                }
+            if raw.hasPrefix("{"), raw.hasSuffix("}") {
+                guard raw.count > 2 else { throw Failure(reason: "segment '{}' names no parameter") }
                 let name = String(raw.dropFirst().dropLast())
                 let segment: Segment
                 switch name {

@@ -1,0 +1,204 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import Bridge
+
+/// Encodes a request and decodes the message with Foundation's independent JSON parser.
+func encodeMessage(
+    method: HTTPMethod = .POST, uri: String = "/t", headers: [(String, String)] = [], body: [UInt8],
+    fields: MessageFields = .all
+) throws -> [String: Any] {
+    var buffer = ByteBuffer()
+    let request = IngestRequest(method: method, uri: uri, headers: HTTPHeaders(headers), body: ByteBuffer(bytes: body))
+    try KongMessageEncoder.encode(request, fields: fields, into: &buffer)
+    let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))
+    return try #require(object as? [String: Any])
+}
+
+func encodeMessage(
+    method: HTTPMethod = .POST, uri: String = "/t", contentType: String?, body: String, fields: MessageFields = .all
+) throws -> [String: Any] {
+    try encodeMessage(method: method, uri: uri, headers: contentType.map { [("Content-Type", $0)] } ?? [],
+                      body: Array(body.utf8), fields: fields)
+}
+
+extension MessageFields {
+    static var all: MessageFields {
+        var fields = MessageFields()
+        fields.method = true
+        fields.uri = true
+        fields.headers = true
+        fields.body = true
+        return fields
+    }
+}
+
+func encodingFailure(contentType: String, body: String) -> String? {
+    var buffer = ByteBuffer()
+    let request = IngestRequest(method: .POST, uri: "/t", headers: ["content-type": contentType], body: ByteBuffer(string: body))
+    do {
+        try KongMessageEncoder.encode(request, fields: MessageFields(), into: &buffer)
+        return nil
+    } catch {
+        return error.reason
+    }
+}
+
+@Suite struct KongMessageEncoderTests {
+    @Test func jsonBodyIsKeptRawAndEmbeddedAsBodyArgs() throws {
+        let message = try encodeMessage(contentType: "application/json", body: #"{"id": 12345678901234567890, "n": [1.50, "x"]}"#)
+        #expect(message["body"] as? String == #"{"id": 12345678901234567890, "n": [1.50, "x"]}"#)
+        let args = try #require(message["body_args"] as? [String: Any])
+        #expect((args["n"] as? [Any])?.count == 2)
+        #expect(message["body_base64"] == nil)
+    }
+
+    @Test func jsonNumbersPassThroughExactly() throws {
+        var buffer = ByteBuffer()
+        let body = #"{"big":12345678901234567890,"f":1.50}"#
+        let request = IngestRequest(method: .POST, uri: "/", headers: ["content-type": "application/json"], body: ByteBuffer(string: body))
+        try KongMessageEncoder.encode(request, fields: MessageFields(), into: &buffer)
+        #expect(String(buffer: buffer).hasSuffix(#""body_args":{"big":12345678901234567890,"f":1.50}}"#))
+    }
+
+    @Test(arguments: ["application/json; charset=utf-8", "APPLICATION/JSON", "application/vnd.api+json", "application/problem+json"])
+    func jsonMediaTypesAreParsed(contentType: String) throws {
+        let message = try encodeMessage(contentType: contentType, body: #"{"a":1}"#)
+        #expect((message["body_args"] as? [String: Any])?["a"] as? Int == 1)
+    }
+
+    @Test(arguments: [
+        ("{", "expected a string key"), ("[1", "expected ',' or ']'"), ("[", "unexpected end of input"), (#"{"a":}"#, "expected a value"), ("[1,]", "expected a value"),
+        (#"{"a":1} x"#, "unexpected data after the JSON value"), ("", "empty body"), ("01", "unexpected data"),
+        (#""\x""#, "invalid escape"), ("nul", "invalid literal"), ("1.", "expected a digit after the decimal point"),
+    ])
+    func badJSONIsRejectedWithTheReason(body: String, reason: String) {
+        let failure = encodingFailure(contentType: "application/json", body: body)
+        #expect(failure?.contains(reason) == true, "\(body): \(failure ?? "accepted")")
+    }
+
+    @Test func deeplyNestedJSONIsRejectedNotCrashing() {
+        let body = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(encodingFailure(contentType: "application/json", body: body)?.contains("nesting deeper") == true)
+    }
+
+    @Test func jsonThatIsNotUTF8IsRejected() {
+        var buffer = ByteBuffer()
+        let request = IngestRequest(method: .POST, uri: "/", headers: ["content-type": "application/json"],
+                                    body: ByteBuffer(bytes: [0x22, 0xFF, 0x22]))
+        #expect(throws: MessageEncodingError.self) { try KongMessageEncoder.encode(request, fields: MessageFields(), into: &buffer) }
+    }
+
+    @Test func urlencodedBodyBecomesArgumentsWithArraysAndFlags() throws {
+        let message = try encodeMessage(contentType: "application/x-www-form-urlencoded",
+                                        body: "name=J%C3%BCrgen+Smith&tag=a&tag=b&flag&empty=")
+        let args = try #require(message["body_args"] as? [String: Any])
+        #expect(args["name"] as? String == "Jürgen Smith")
+        #expect(args["tag"] as? [String] == ["a", "b"])
+        #expect(args["flag"] as? Bool == true)
+        #expect(args["empty"] as? String == "")
+        #expect(message["body"] as? String == "name=J%C3%BCrgen+Smith&tag=a&tag=b&flag&empty=")
+    }
+
+    @Test func urlencodedBodyThatDecodesToInvalidUTF8IsRejected() {
+        #expect(encodingFailure(contentType: "application/x-www-form-urlencoded", body: "a=%FF")?.contains("not valid UTF-8") == true)
+    }
+
+    @Test func multipartFieldsAndFilesAreAllKept() throws {
+        let boundary = "XyZ"
+        var body: [UInt8] = []
+        body += Array("preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHello world\r\n".utf8)
+        body += Array("--XyZ\r\nContent-Disposition: form-data; name=\"tag\"\r\n\r\na\r\n".utf8)
+        body += Array("--XyZ\r\nContent-Disposition: form-data; name=\"tag\"\r\n\r\nb\r\n".utf8)
+        body += Array("--XyZ\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\nline1\r\nline2\r\n".utf8)
+        body += Array("--XyZ\r\nContent-Disposition: form-data; name=\"img\"; filename=\"a;b.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+        body += [0x89, 0x50, 0x4E, 0x47, 0x00, 0xFF]
+        body += Array("\r\n--XyZ--\r\nepilogue".utf8)
+        let message = try encodeMessage(headers: [("content-type", "multipart/form-data; boundary=\(boundary)")], body: body)
+        let args = try #require(message["body_args"] as? [String: Any])
+        #expect(args["title"] as? String == "Hello world")
+        #expect(args["tag"] as? [String] == ["a", "b"])
+        let doc = try #require(args["doc"] as? [String: Any])
+        #expect(doc["filename"] as? String == "notes.txt")
+        #expect(doc["content_type"] as? String == "text/plain")
+        #expect(doc["content"] as? String == "line1\r\nline2")
+        let image = try #require(args["img"] as? [String: Any])
+        #expect(image["filename"] as? String == "a;b.png")
+        #expect(image["content_base64"] as? Bool == true)
+        #expect(Data(base64Encoded: try #require(image["content"] as? String)) == Data([0x89, 0x50, 0x4E, 0x47, 0x00, 0xFF]))
+        // The raw body holds binary bytes, so it travels base64-encoded, whole.
+        #expect(message["body_base64"] as? Bool == true)
+        #expect(Data(base64Encoded: try #require(message["body"] as? String)) == Data(body))
+    }
+
+    @Test(arguments: [
+        ("multipart/form-data", "--b\r\n\r\nx\r\n--b--", "without a boundary"),
+        ("multipart/form-data; boundary=b", "no boundary here", "does not contain the boundary"),
+        ("multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\ntruncated", "ends before the closing boundary"),
+        ("multipart/form-data; boundary=b", "--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--", "has no 'name'"),
+    ])
+    func badMultipartIsRejectedWithTheReason(contentType: String, body: String, reason: String) {
+        let failure = encodingFailure(contentType: contentType, body: body)
+        #expect(failure?.contains(reason) == true, "\(failure ?? "accepted")")
+    }
+
+    @Test(arguments: ["text/plain", "text/html", "application/xml", "text/xml", "application/soap+xml", "text/plain; charset=utf-8"])
+    func textBodiesStayText(contentType: String) throws {
+        let message = try encodeMessage(contentType: contentType, body: "<a>héllo \"x\"\n</a>")
+        #expect(message["body"] as? String == "<a>héllo \"x\"\n</a>")
+        #expect(message["body_base64"] == nil)
+        #expect((message["body_args"] as? [String: Any])?.isEmpty == true)
+    }
+
+    @Test(arguments: [nil, "application/octet-stream", "image/png", "text/csv"] as [String?])
+    func otherBodiesAreBase64(contentType: String?) throws {
+        let bytes: [UInt8] = [0, 1, 2, 0xFF, 0x41]
+        let message = try encodeMessage(headers: contentType.map { [("content-type", $0)] } ?? [], body: bytes)
+        #expect(message["body_base64"] as? Bool == true)
+        #expect(Data(base64Encoded: try #require(message["body"] as? String)) == Data(bytes))
+        #expect((message["body_args"] as? [String: Any])?.isEmpty == true)
+    }
+
+    @Test func textTypeWithInvalidUTF8FallsBackToBase64() throws {
+        let message = try encodeMessage(headers: [("content-type", "text/plain")], body: [0x61, 0xC3])
+        #expect(message["body_base64"] as? Bool == true)
+        #expect(Data(base64Encoded: try #require(message["body"] as? String)) == Data([0x61, 0xC3]))
+    }
+
+    @Test func headersAreLowerCasedAndRepeatedOnesBecomeArrays() throws {
+        let message = try encodeMessage(headers: [("X-Multi", "a"), ("Accept", "*/*"), ("x-multi", "b"), ("X-MULTI", "c")], body: [])
+        let headers = try #require(message["headers"] as? [String: Any])
+        #expect(headers["x-multi"] as? [String] == ["a", "b", "c"])
+        #expect(headers["accept"] as? String == "*/*")
+    }
+
+    @Test func uriAndQueryArguments() throws {
+        let message = try encodeMessage(method: .PUT, uri: "/orders/7?a=1&a=2&flag&e=&sp=x+y&enc=%2Fp", contentType: "text/plain", body: "")
+        #expect(message["method"] as? String == "PUT")
+        #expect(message["uri"] as? String == "/orders/7?a=1&a=2&flag&e=&sp=x+y&enc=%2Fp")
+        let args = try #require(message["uri_args"] as? [String: Any])
+        #expect(args["a"] as? [String] == ["1", "2"])
+        #expect(args["flag"] as? Bool == true)
+        #expect(args["e"] as? String == "")
+        #expect(args["sp"] as? String == "x y")
+        #expect(args["enc"] as? String == "/p")
+    }
+
+    @Test func onlyForwardedPartsArePresent() throws {
+        let bodyOnly = try encodeMessage(contentType: "text/plain", body: "x", fields: MessageFields())
+        #expect(Set(bodyOnly.keys) == ["body", "body_args"])
+        var fields = MessageFields()
+        fields.body = false
+        fields.method = true
+        let methodOnly = try encodeMessage(contentType: "text/plain", body: "x", fields: fields)
+        #expect(Set(methodOnly.keys) == ["method"])
+    }
+
+    @Test func controlCharactersAreEscaped() throws {
+        var buffer = ByteBuffer()
+        buffer.writeJSONString("a\u{0}b\u{1F}\"\\\t")
+        #expect(String(buffer: buffer) == #""a\u0000b\u001f\"\\\t""#)
+    }
+}
