@@ -1,0 +1,61 @@
+import Bridge
+import Foundation
+import Kafka
+import NIOHTTP1
+import Testing
+
+/// Broker failures injected with librdkafka's in-process mock cluster (the real broker cannot be taken down
+/// and brought back from a test).
+@Suite(.timeLimit(.minutes(2)))
+struct FaultInjectionTests {
+    @Test func syncRouteAnswers503WhileTheBrokerIsDownAndRecovers() async throws {
+        let cluster = try KafkaMockCluster()
+        let colon = cluster.bootstrapServers.lastIndex(of: ":")!
+        let broker = BrokerAddress(host: String(cluster.bootstrapServers[..<colon]),
+                                   port: Int(cluster.bootstrapServers[cluster.bootstrapServers.index(after: colon)...])!)
+        var route = try testRoute(path: "/orders", topic: "orders", async: false, broker: broker)
+        route.kafka.timeout = 2000
+        try await withBridge([route]) { (base: String, bridge: KafkaBridge) async throws in
+            #expect(try await request("\(base)/orders", body: "before", headers: [("content-type", "text/plain")]).status == .ok)
+            cluster.setBrokerDown(1)
+            let down = try await request("\(base)/orders", body: "during", headers: [("content-type", "text/plain")])
+            #expect(down.status == .serviceUnavailable)
+            #expect(down.json["code"] as? String == "kafka_unavailable")
+            cluster.setBrokerUp(1)
+            var status = HTTPResponseStatus.serviceUnavailable
+            for _ in 0..<100 where status != .ok {
+                status = try await request("\(base)/orders", body: "after", headers: [("content-type", "text/plain")]).status
+                if status != .ok { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(status == .ok)
+        }
+        let bodies = try await readTopic("orders", bootstrapServers: cluster.bootstrapServers, minimumCount: 2)
+            .compactMap { $0.json["body"] as? String }
+        #expect(bodies.filter { $0 == "before" }.count == 1)
+        #expect(bodies.filter { $0 == "after" }.count == 1)
+    }
+
+    @Test func asyncRouteAnswers503WhenTheBufferIsFull() async throws {
+        let cluster = try KafkaMockCluster()
+        let colon = cluster.bootstrapServers.lastIndex(of: ":")!
+        let broker = BrokerAddress(host: String(cluster.bootstrapServers[..<colon]),
+                                   port: Int(cluster.bootstrapServers[cluster.bootstrapServers.index(after: colon)...])!)
+        var route = try testRoute(path: "/events", topic: "events", async: true, broker: broker)
+        route.kafka.asyncBufferedMessages = 5
+        route.kafka.asyncFlushTimeout = 500  // messages stay buffered long enough to fill the buffer
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            var statuses: [HTTPResponseStatus] = []
+            var full: TestResponse?
+            for index in 0..<20 {
+                let response = try await request("\(base)/events", body: "e\(index)", headers: [("content-type", "text/plain")])
+                statuses.append(response.status)
+                if response.status == .serviceUnavailable { full = response; break }
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == .ok })
+            #expect(full?.json["code"] as? String == "kafka_queue_full")
+            #expect(full?.headers.first(name: "retry-after") == "1")
+        }
+        // Everything that was answered 200 was delivered.
+        #expect(try await readTopic("events", bootstrapServers: cluster.bootstrapServers, minimumCount: 5).count == 5)
+    }
+}

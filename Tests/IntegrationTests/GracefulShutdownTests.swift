@@ -1,0 +1,154 @@
+import AsyncHTTPClient
+import Foundation
+import Kafka
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// The real `kbridge` binary, stopped with SIGTERM: every message it answered 200 for must be in the topic.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct GracefulShutdownTests {
+    func configuration(topic: String) throws -> String {
+        """
+        server: {host: 127.0.0.1, port: 0, shutdown_timeout: 30000}
+        log_level: info
+        routes:
+          - path: /burst
+            topic: \(topic)
+            bootstrap_servers: [\(try TestBroker.bootstrapServers)]
+            producer_async: true
+        """
+    }
+
+    /// Sends `count` requests, `concurrency` at a time; calls `progress` with the number answered so far.
+    /// Stops starting new requests once `stop` returns true (the server is going away: AHC would otherwise
+    /// keep retrying the connection until each request's deadline).
+    func burst(
+        port: Int, count: Int, concurrency: Int = 64, progress: @Sendable @escaping (Int) -> Void = { _ in },
+        stop: @Sendable @escaping () -> Bool = { false }
+    ) async -> [Int: HTTPResponseStatus] {
+        let answered = Counter()
+        return await withTaskGroup(of: (Int, HTTPResponseStatus?).self) { group in
+            var results: [Int: HTTPResponseStatus] = [:]
+            var next = 0
+            func add() {
+                let index = next
+                next += 1
+                group.addTask {
+                    let status = try? await request("http://127.0.0.1:\(port)/burst", body: "m-\(index)",
+                                                    headers: [("content-type", "text/plain")], timeout: .seconds(5)).status
+                    progress(answered.increment())
+                    return (index, status)
+                }
+            }
+            for _ in 0..<min(concurrency, count) { add() }
+            for await (index, status) in group {
+                if let status { results[index] = status }
+                if next < count, !stop() { add() }
+            }
+            return results
+        }
+    }
+
+    @Test func sigtermRightAfterABurstLosesNoAcceptedMessage() async throws {
+        let topic = uniqueTopic("sigterm")
+        let bridge = try await BridgeProcess(configuration: try configuration(topic: topic))
+        let results = await burst(port: bridge.port, count: 10_000)
+        let accepted = Set(results.filter { $0.value == .ok }.map { "m-\($0.key)" })
+        let status = try await bridge.terminate()
+        #expect(status == 0, "\(bridge.stderr.suffix(2000))")
+        #expect(accepted.count == 10_000)
+        let bodies = try await readTopic(topic, minimumCount: accepted.count, timeout: .seconds(60)).compactMap { $0.json["body"] as? String }
+        let lost = accepted.subtracting(bodies)
+        #expect(lost.isEmpty, "lost \(lost.count) accepted messages, e.g. \(lost.prefix(5))")
+        #expect(bodies.count == accepted.count, "\(bodies.count) messages in the topic for \(accepted.count) accepted")
+        #expect(bridge.stderr.contains("undelivered_at_shutdown=0"), "\(bridge.stderr.suffix(2000))")
+    }
+
+    @Test func sigtermDuringABurstLosesNoAcceptedMessage() async throws {
+        let topic = uniqueTopic("sigterm-mid")
+        let bridge = try await BridgeProcess(configuration: try configuration(topic: topic))
+        let signalled = Counter()
+        let process = bridge.process
+        let results = await burst(port: bridge.port, count: 6_000, progress: { answered in
+            if answered >= 3_000, signalled.increment() == 1 { process.terminate() }
+        }, stop: { !process.isRunning })
+        let status = try await bridge.terminate()
+        #expect(status == 0, "\(bridge.stderr.suffix(2000))")
+        let accepted = Set(results.filter { $0.value == .ok }.map { "m-\($0.key)" })
+        #expect(accepted.count >= 3_000)
+        // Requests after SIGTERM are refused or answered 503; none of those reach the topic.
+        #expect(results.values.allSatisfy { $0 == .ok || $0 == .serviceUnavailable })
+        let bodies = try await readTopic(topic, minimumCount: accepted.count, timeout: .seconds(60)).compactMap { $0.json["body"] as? String }
+        #expect(accepted.isSubset(of: Set(bodies)), "lost \(accepted.subtracting(bodies).count) accepted messages")
+        #expect(bodies.count == Set(bodies).count, "duplicates in the topic")
+    }
+}
+
+/// A running `kbridge` process and the port it reported.
+final class BridgeProcess: Sendable {
+    /// Text collected from the process's standard error.
+    final class Output: Sendable {
+        private let text = Mutex("")
+        func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        var value: String { text.withLock { $0 } }
+    }
+
+    let process: Process
+    let port: Int
+    let output = Output()
+    var stderr: String { output.value }
+
+    init(configuration: String) async throws {
+        let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
+            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
+        try configuration.write(to: file, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [file.path]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        let output = self.output
+        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+        try process.run()
+        self.process = process
+        // The listening port is in the start-up log line: "address=127.0.0.1:PORT".
+        var port: Int?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while port == nil, ContinuousClock.now < deadline, process.isRunning {
+            let text = output.value
+            port = text.range(of: #"address=127\.0\.0\.1:(\d+)"#, options: .regularExpression)
+                .flatMap { Int(text[$0].split(separator: ":").last!) }
+            if port == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        guard let port else {
+            process.terminate()
+            throw TestSetupError("kbridge did not start: \(output.value)")
+        }
+        self.port = port
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    func terminate(timeout: Duration = .seconds(60)) async throws -> Int32 {
+        process.terminate()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        guard !process.isRunning else {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestSetupError("kbridge did not exit within \(timeout) of SIGTERM")
+        }
+        return process.terminationStatus
+    }
+}
+
+final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    /// Adds one and returns the new value.
+    func increment() -> Int { value.add(1, ordering: .relaxed).newValue }
+}
