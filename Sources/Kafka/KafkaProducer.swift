@@ -100,7 +100,10 @@ public final class KafkaProducer: Sendable {
     public static var librdkafkaVersion: String { RDKafkaConfiguration.runtimeVersion }
 
     /// The current connection health; a request router can fail fast while it is `.down`.
-    public var health: KafkaProducerHealth { callbacks.health.withLock { $0 } }
+    public var health: KafkaProducerHealth { callbacks.health }
+
+    /// True while ``health`` is `.down`: one atomic load, for the request path.
+    public var isDown: Bool { callbacks.healthState.load(ordering: .relaxed) == ProducerCallbacks.HealthState.down }
 
     public var statistics: KafkaProducerStatistics {
         // The queue length is read under the lifecycle lock: the handle is freed once closed.
@@ -246,7 +249,23 @@ final class ProducerCallbacks: Sendable {
     let enqueued = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
-    let health = Mutex<KafkaProducerHealth>(.connecting)
+    /// The health as one atomic value (read on every request and updated on every delivery report);
+    /// the reason for `.down` is kept beside it.
+    enum HealthState {
+        static let connecting: UInt8 = 0
+        static let up: UInt8 = 1
+        static let down: UInt8 = 2
+    }
+    let healthState = Atomic<UInt8>(HealthState.connecting)
+    private let downReason = Mutex("")
+
+    var health: KafkaProducerHealth {
+        switch healthState.load(ordering: .acquiring) {
+        case HealthState.up: .up
+        case HealthState.down: .down(reason: downReason.withLock { $0 })
+        default: .connecting
+        }
+    }
     private let throttle = Mutex(LogThrottle())
 
     init(logger: Logger) {
@@ -281,7 +300,8 @@ final class ProducerCallbacks: Sendable {
         let err = rd_kafka_resp_err_t(rawValue: code)
         switch err {
         case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR__FATAL:
-            health.withLock { $0 = .down(reason: reason) }
+            downReason.withLock { $0 = reason }
+            healthState.store(HealthState.down, ordering: .releasing)
         default:
             break
         }
@@ -296,11 +316,9 @@ final class ProducerCallbacks: Sendable {
     }
 
     func markUp() {
-        health.withLock { health in
-            if health != .up {
-                if case .down = health { self.logger.info("Kafka cluster reachable again") }
-                health = .up
-            }
+        guard healthState.load(ordering: .relaxed) != HealthState.up else { return }
+        if healthState.exchange(HealthState.up, ordering: .acquiringAndReleasing) == HealthState.down {
+            logger.info("Kafka cluster reachable again")
         }
     }
 
@@ -342,7 +360,7 @@ final class PollThread: Sendable {
             var lastProbe = ContinuousClock.now - Self.probeInterval
             while flag.running.load(ordering: .relaxed) {
                 rd_kafka_poll(handle.pointer, 50)
-                if callbacks.health.withLock({ $0 }) != .up, ContinuousClock.now - lastProbe >= Self.probeInterval {
+                if callbacks.healthState.load(ordering: .relaxed) != ProducerCallbacks.HealthState.up, ContinuousClock.now - lastProbe >= Self.probeInterval {
                     lastProbe = .now
                     var metadata: UnsafePointer<rd_kafka_metadata>?
                     if rd_kafka_metadata(handle.pointer, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR {

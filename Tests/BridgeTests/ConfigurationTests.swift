@@ -80,7 +80,7 @@ func issues(_ yaml: String) -> [String] {
         #expect(properties["batch.size"] == "2048")
         #expect(properties["message.send.max.retries"] == "3")
         #expect(properties["retry.backoff.ms"] == "50")
-        #expect(properties["linger.ms"] == "0")
+        #expect(properties["linger.ms"] == "0.5")
         #expect(properties["queue.buffering.max.messages"] == "7")
         #expect(properties["compression.codec"] == "lz4")
         #expect(properties["enable.idempotence"] == "true")

@@ -114,42 +114,48 @@ enum KongMessageEncoder {
         _ body: UnsafeRawBufferPointer, mediaType: MediaType?, to buffer: inout ByteBuffer
     ) throws(MessageEncodingError) {
         let essence = mediaType?.essence ?? ""
-        let isUTF8 = UTF8Validation.isValid(body)
-        var isText = textTypes.contains(essence)
-        var bodyArgs = ByteBuffer()
-
+        // Parse first (a bad body throws before anything is written), then write `body` and `body_args`.
         if essence == "application/json" || (essence.hasPrefix("application/") && essence.hasSuffix("+json")) {
             do { try JSONValidator.validate(body) } catch { throw MessageEncodingError(reason: "\(error)") }
-            isText = true
-            bodyArgs.writeBytes(body)
+            writeRawBody(body, asText: true, knownUTF8: true, to: &buffer)
+            buffer.writeBytes(body)  // valid JSON: embedded as it came, numbers and key order untouched
         } else if essence == "application/x-www-form-urlencoded" {
-            do {
-                try FormArguments.parse(body).writeJSON(to: &bodyArgs)
-            } catch {
+            let arguments: FormArguments
+            do { arguments = try FormArguments.parse(body) } catch {
                 throw MessageEncodingError(reason: "invalid form body: \(error.reason)")
             }
-            isText = true
+            writeRawBody(body, asText: true, to: &buffer)
+            arguments.writeJSON(to: &buffer)
         } else if essence == "multipart/form-data" {
             guard let boundary = mediaType?.parameters["boundary"], !boundary.isEmpty else {
                 throw MessageEncodingError(reason: "multipart/form-data without a boundary parameter")
             }
-            do {
-                writeMultipart(try MultipartForm.parse(body, boundary: boundary), body: body, to: &bodyArgs)
-            } catch {
+            let form: MultipartForm
+            do { form = try MultipartForm.parse(body, boundary: boundary) } catch {
                 throw MessageEncodingError(reason: "invalid multipart body: \(error.reason)")
             }
-            isText = true
+            writeRawBody(body, asText: true, to: &buffer)
+            writeMultipart(form, body: body, to: &buffer)
         } else {
-            bodyArgs.writeStaticString("{}")
+            writeRawBody(body, asText: textTypes.contains(essence), to: &buffer)
+            buffer.writeStaticString("{}")
         }
+    }
 
+    /// Writes `"body":...,` and the `"body_args":` key; the body is a string when it is text and valid UTF-8,
+    /// else base64 with `"body_base64":true` (written before `body_args`, whose value the caller writes).
+    private static func writeRawBody(
+        _ body: UnsafeRawBufferPointer, asText: Bool, knownUTF8: Bool = false, to buffer: inout ByteBuffer
+    ) {
         buffer.writeJSONKey("body")
-        let asText = isText && isUTF8
-        if asText { buffer.writeJSONString(body) } else { buffer.writeJSONBase64String(body) }
+        if asText, knownUTF8 || UTF8Validation.isValid(body) {
+            buffer.writeJSONString(body)
+        } else {
+            buffer.writeJSONBase64String(body)
+            buffer.writeStaticString(",\"body_base64\":true")
+        }
         buffer.writeStaticString(",")
         buffer.writeJSONKey("body_args")
-        buffer.writeImmutableBuffer(bodyArgs)
-        if !asText { buffer.writeStaticString(",\"body_base64\":true") }
     }
 
     private static func writeMultipart(_ form: MultipartForm, body: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {

@@ -35,13 +35,15 @@ struct RouteTable: Sendable {
 
     /// Finds the route for a request: exact paths first, then parameterised ones in configuration order.
     func lookup(method: HTTPMethod, path: Substring) -> Lookup {
-        let segments = RoutePattern.split(path)
         var allowed: [String] = []
-        let normalised = "/" + segments.joined(separator: "/")
+        // Most paths are already normal ("/a/b"); only others are rebuilt from their segments.
+        let isNormal = path.hasPrefix("/") && !path.contains("//") && (path.count == 1 || !path.hasSuffix("/"))
+        let normalised = isNormal ? String(path) : "/" + RoutePattern.split(path).joined(separator: "/")
         for ingestor in exact[normalised] ?? [] {
             if ingestor.route.methods.contains(method.rawValue) { return .found(Match(ingestor: ingestor)) }
             allowed.append(contentsOf: ingestor.route.methods)
         }
+        let segments = parameterised.isEmpty ? [] : RoutePattern.split(path)
         for ingestor in parameterised {
             guard let match = Self.match(ingestor, segments) else { continue }
             if ingestor.route.methods.contains(method.rawValue) { return .found(match) }

@@ -29,7 +29,7 @@ final class RouteIngestor: Sendable {
     }
 
     func ingest(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
-        if case .down(let reason) = producer.health {
+        if producer.isDown, case .down(let reason) = producer.health {
             return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable",
                                      "the Kafka cluster is unreachable: \(reason)", headers: [("retry-after", "1")]))
         }
