@@ -4,6 +4,14 @@ struct MediaType: Equatable {
     var parameters: [String: String]
 
     init?(_ header: String) {
+        if !header.contains(";") {  // the common case: no parameters
+            let essence = header.trimmingSpaces().lowercased()
+            guard let slash = essence.firstIndex(of: "/"), slash != essence.startIndex, slash != essence.index(before: essence.endIndex)
+            else { return nil }
+            self.essence = essence
+            parameters = [:]
+            return
+        }
         var parts = Self.splitParameters(header)[...]
         guard let first = parts.popFirst() else { return nil }
         let essence = first.trimmingSpaces().lowercased()

@@ -104,13 +104,23 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .closing
     }
 
+    /// The headers of the most frequent answer (200 "message sent" on a keep-alive connection), built once.
+    private static let messageSentHeaders: HTTPHeaders = [
+        "content-type": "application/json", "content-length": String(IngestResponse.messageSent.body.readableBytes),
+    ]
+
     private func respond(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
         let keepAlive = head.isKeepAlive && !close
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(4 + response.headers.count)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(response.body.readableBytes))
-        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        var headers: HTTPHeaders
+        if response.status == .ok, response.headers.isEmpty, response.body == IngestResponse.messageSent.body {
+            headers = Self.messageSentHeaders
+        } else {
+            headers = HTTPHeaders()
+            headers.reserveCapacity(4 + response.headers.count)
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(response.body.readableBytes))
+            for (name, value) in response.headers { headers.add(name: name, value: value) }
+        }
         if !keepAlive {
             headers.add(name: "connection", value: "close")
         } else if head.version.major == 1, head.version.minor == 0 {
