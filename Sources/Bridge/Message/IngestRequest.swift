@@ -8,9 +8,56 @@ struct IngestRequest {
     var uri: String
     var headers: HTTPHeaders
     var body: ByteBuffer
+    /// The `Content-Type` header's value (the first one).
+    var contentType: String?
+
+    init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+        self.contentType = contentType ?? headers.first(name: "content-type")
+    }
 
     /// The path part of ``uri``.
     var path: Substring { uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri) }
     /// The query part of ``uri`` without the `?`, or `nil` when there is none.
     var query: Substring? { uri.firstIndex(of: "?").map { uri[uri.index(after: $0)...] } }
+}
+
+/// The request headers the ingest path acts on, found in one pass over the headers.
+struct RequestHeaderFacts {
+    var contentLength: Int?
+    var contentType: String?
+    var expectsContinue = false
+
+    init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 6 where expectsContinue == false && name.equalsIgnoringASCIICase("expect"):
+                expectsContinue = value.equalsIgnoringASCIICase("100-continue")
+            case 12 where contentType == nil && name.equalsIgnoringASCIICase("content-type"):
+                contentType = value
+            case 14 where contentLength == nil && name.equalsIgnoringASCIICase("content-length"):
+                contentLength = Int(value)
+            default:
+                continue
+            }
+        }
+    }
+}
+
+extension String {
+    /// Compares with `lowercase`, which must be lower-case ASCII, ignoring the case of ASCII letters.
+    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard utf8.count == count else { return false }
+        var index = 0
+        for byte in utf8 {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == lowercase.utf8Start[index] else { return false }
+            index += 1
+        }
+        return true
+    }
 }

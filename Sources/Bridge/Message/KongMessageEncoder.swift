@@ -103,7 +103,7 @@ enum KongMessageEncoder {
     }
 
     private static func writeBody(_ request: IngestRequest, to buffer: inout ByteBuffer) throws(MessageEncodingError) {
-        let mediaType = request.headers.first(name: "content-type").flatMap(MediaType.init)
+        let mediaType = request.contentType.flatMap(MediaType.init)
         let result = request.body.withUnsafeReadableBytes { body in
             Result { () throws(MessageEncodingError) in try writeBody(body, mediaType: mediaType, to: &buffer) }
         }

@@ -16,7 +16,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Between requests.
         case idle
         /// Collecting the body of a routed request.
-        case receiving(head: HTTPRequestHead, match: RouteTable.Match, body: ByteBuffer?)
+        case receiving(head: HTTPRequestHead, match: RouteTable.Match, contentType: String?, body: ByteBuffer?)
         /// The answer is known (404, 405); the rest of the request is read and dropped.
         case discarding(head: HTTPRequestHead, response: IngestResponse)
         /// Waiting for the broker; the pipelining handler holds back any further request meanwhile.
@@ -39,7 +39,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             receiveHead(head, context: context)
         case .body(var chunk):
-            guard case .receiving(let head, let match, var body) = state else { return }
+            guard case .receiving(let head, let match, let contentType, var body) = state else { return }
             let limit = match.ingestor.route.maxBodySize
             if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
@@ -51,12 +51,12 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 state = .idle  // drop the enum's reference so that appending does not copy the buffer
                 body!.writeBuffer(&chunk)
             }
-            state = .receiving(head: head, match: match, body: body)
+            state = .receiving(head: head, match: match, contentType: contentType, body: body)
         case .end:
             switch state {
-            case .receiving(let head, let match, let body):
+            case .receiving(let head, let match, let contentType, let body):
                 let request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
-                                            body: body ?? context.channel.allocator.buffer(capacity: 0))
+                                            body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType))
                 switch match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop) {
                 case .immediate(let response):
                     respond(response, head: head, context: context)
@@ -88,14 +88,15 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .discarding(head: head, response: .methodNotAllowed(head.method, allowed: allowed))
         case .found(let match):
             let limit = match.ingestor.route.maxBodySize
-            if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > limit {
+            let facts = RequestHeaderFacts(head.headers)
+            if let length = facts.contentLength, length > limit {
                 respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
                 return
             }
-            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            state = .receiving(head: head, match: match, body: nil)
+            state = .receiving(head: head, match: match, contentType: facts.contentType, body: nil)
         }
     }
 
