@@ -62,7 +62,9 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        // Helpers shared by the test targets (reading topics back, polling for a condition).
+        .target(name: "TestSupport", dependencies: ["Kafka"], path: "Tests/TestSupport"),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
@@ -78,6 +80,7 @@ let package = Package(
             dependencies: [
                 "Bridge",
                 "Kafka",
+                "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

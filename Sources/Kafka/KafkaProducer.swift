@@ -309,8 +309,9 @@ final class ProducerCallbacks: Sendable {
     }
 
     func log(level: Int32, facility: String, text: String) {
-        // syslog levels: 0-3 error, 4 warning, 5-6 notice/info, 7 debug.
-        let swiftLevel: Logger.Level = level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
+        // syslog levels: 0-3 error, 4 warning, 5-6 notice/info, 7 debug. librdkafka reports each error through
+        // the error callback too (logged by `error(code:reason:)`), so its error-level log lines are debug here.
+        let swiftLevel: Logger.Level = level <= 3 ? .debug : level == 4 ? .warning : level <= 6 ? .info : .debug
         guard swiftLevel >= logger.logLevel else { return }
         logThrottled(key: "log:\(facility)", level: swiftLevel, "librdkafka \(facility): \(text)")
     }

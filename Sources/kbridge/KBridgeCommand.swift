@@ -60,6 +60,9 @@ struct Run: AsyncParsableCommand {
         } catch let error as KafkaError {
             printError("kbridge: cannot start: \(error.message)")
             throw ExitCode(configurationErrorExitCode)
+        } catch {
+            printError("kbridge: cannot listen on \(configuration.server.host):\(configuration.server.port): \(error)")
+            throw ExitCode(1)
         }
         if let embeddedCluster {
             // Written unbuffered: the banner must reach a pipe or a file at once.

@@ -4,6 +4,7 @@ import Foundation
 import Kafka
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// HTTP requests in, Kafka messages out, through a real broker and back.
@@ -201,14 +202,4 @@ struct EndToEndTests {
             #expect(settled, "enqueued \(accepted), failed \(bridge.statistics.failed)")
         }
     }
-}
-
-/// Polls `condition` every 50 ms until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    return condition()
 }

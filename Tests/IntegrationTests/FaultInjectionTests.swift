@@ -2,6 +2,7 @@ import Bridge
 import Foundation
 import Kafka
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// Broker failures injected with librdkafka's in-process mock cluster (the real broker cannot be taken down
@@ -10,9 +11,7 @@ import Testing
 struct FaultInjectionTests {
     @Test func syncRouteAnswers503WhileTheBrokerIsDownAndRecovers() async throws {
         let cluster = try KafkaMockCluster()
-        let colon = cluster.bootstrapServers.lastIndex(of: ":")!
-        let broker = BrokerAddress(host: String(cluster.bootstrapServers[..<colon]),
-                                   port: Int(cluster.bootstrapServers[cluster.bootstrapServers.index(after: colon)...])!)
+        let broker = try #require(BrokerAddress.list(cluster.bootstrapServers).first)
         var route = try testRoute(path: "/orders", topic: "orders", async: false, broker: broker)
         route.kafka.timeout = 2000
         try await withBridge([route]) { (base: String, bridge: KafkaBridge) async throws in
@@ -37,9 +36,7 @@ struct FaultInjectionTests {
 
     @Test func asyncRouteAnswers503WhenTheBufferIsFull() async throws {
         let cluster = try KafkaMockCluster()
-        let colon = cluster.bootstrapServers.lastIndex(of: ":")!
-        let broker = BrokerAddress(host: String(cluster.bootstrapServers[..<colon]),
-                                   port: Int(cluster.bootstrapServers[cluster.bootstrapServers.index(after: colon)...])!)
+        let broker = try #require(BrokerAddress.list(cluster.bootstrapServers).first)
         var route = try testRoute(path: "/events", topic: "events", async: true, broker: broker)
         route.kafka.asyncBufferedMessages = 5
         route.kafka.asyncFlushTimeout = 500  // messages stay buffered long enough to fill the buffer

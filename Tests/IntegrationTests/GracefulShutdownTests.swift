@@ -4,6 +4,7 @@ import Kafka
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TestSupport
 import Testing
 
 /// The real `kbridge` binary, stopped with SIGTERM: every message it answered 200 for must be in the topic.

@@ -1,5 +1,6 @@
 import Bridge
 import Foundation
+import TestSupport
 import Testing
 
 /// A blocking TCP client for protocol details that HTTP client libraries hide (100-continue, chunked bodies).

@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// The loopback broker that `scripts/test` starts. Without it the tests fail: they never skip.
@@ -20,9 +21,10 @@ enum TestBroker {
 
     static var address: BrokerAddress {
         get throws {
-            let text = try bootstrapServers
-            let colon = text.lastIndex(of: ":")!
-            return BrokerAddress(host: String(text[..<colon]), port: Int(text[text.index(after: colon)...])!)
+            guard let address = BrokerAddress.list(try bootstrapServers).first else {
+                throw TestSetupError("KBRIDGE_TEST_BOOTSTRAP is not host:port")
+            }
+            return address
         }
     }
 }
@@ -37,8 +39,6 @@ let testLogger: Logger = {
     logger.logLevel = .warning
     return logger
 }()
-
-func uniqueTopic(_ prefix: String = "it") -> String { "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
 
 /// A route on the test broker with Kong's defaults, quick to give up when the broker is unreachable.
 func testRoute(path: String, topic: String?, async: Bool, broker: BrokerAddress? = nil) throws -> RouteConfiguration {
@@ -90,19 +90,6 @@ func request(
 func readTopic(_ topic: String, minimumCount: Int = 0, timeout: Duration = .seconds(20)) async throws -> [KafkaConsumedMessage] {
     let bootstrapServers = try TestBroker.bootstrapServers
     return try await readTopic(topic, bootstrapServers: bootstrapServers, minimumCount: minimumCount, timeout: timeout)
-}
-
-func readTopic(_ topic: String, bootstrapServers: String, minimumCount: Int = 0, timeout: Duration = .seconds(20)) async throws -> [KafkaConsumedMessage] {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread {
-            do {
-                let reader = try KafkaTopicReader(properties: ["bootstrap.servers": bootstrapServers])
-                continuation.resume(returning: try reader.read(topic: topic, minimumCount: minimumCount, timeout: timeout))
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }.start()
-    }
 }
 
 extension KafkaConsumedMessage {

@@ -2,11 +2,8 @@ extension BridgeConfiguration {
     /// The configuration kbridge runs with when given no file: port 8080 and one route, `POST /{topic}`,
     /// producing (async) to the given cluster, normally the embedded in-process one.
     public static func embedded(bootstrapServers: String) -> BridgeConfiguration {
-        let brokers = bootstrapServers.split(separator: ",").compactMap { entry -> BrokerAddress? in
-            guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]) else { return nil }
-            return BrokerAddress(host: String(entry[..<colon]), port: port)
-        }
-        var route = RouteConfiguration(path: "/{topic}", topic: nil, kafka: KafkaSettings(bootstrapServers: brokers), name: "embedded")
+        var route = RouteConfiguration(path: "/{topic}", topic: nil, kafka: KafkaSettings(bootstrapServers: BrokerAddress.list(bootstrapServers)),
+                                       name: "embedded")
         route.fields.method = true
         route.fields.uri = true
         route.fields.headers = true

@@ -72,6 +72,22 @@ public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses one `host:port` (IPv6 hosts in brackets), or `nil` when it is not one.
+    public init?(_ text: some StringProtocol) {
+        let entry = text.trimmingSpaces()
+        guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        var host = String(entry[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    /// Parses a comma-separated `host:port` list such as librdkafka's `bootstrap.servers`, skipping bad entries.
+    public static func list(_ text: String) -> [BrokerAddress] {
+        text.split(separator: ",").compactMap { BrokerAddress($0) }
+    }
 }
 
 /// Kong kafka-upstream's producer settings, with Kong's defaults, and their librdkafka equivalents.

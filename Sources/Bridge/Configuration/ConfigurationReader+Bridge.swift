@@ -172,19 +172,11 @@ extension ConfigurationReader {
         var addresses: [BrokerAddress] = []
         func parse(_ text: String, _ element: Node, _ elementPath: String) {
             for part in text.split(separator: ",") {
-                let entry = part.trimmingSpaces()
-                guard let colon = entry.lastIndex(of: ":"),
-                      let port = Int(entry[entry.index(after: colon)...]), (1...65535).contains(port) else {
-                    issue(element, elementPath, "'\(entry)' is not host:port")
+                guard let address = BrokerAddress(part) else {
+                    issue(element, elementPath, "'\(part.trimmingSpaces())' is not host:port")
                     continue
                 }
-                var host = String(entry[..<colon])
-                if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-                guard !host.isEmpty else {
-                    issue(element, elementPath, "'\(entry)' has no host")
-                    continue
-                }
-                addresses.append(BrokerAddress(host: host, port: port))
+                addresses.append(address)
             }
         }
         if let scalar = node.scalar {

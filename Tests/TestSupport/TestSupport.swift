@@ -1,0 +1,33 @@
+import Foundation
+import Kafka
+
+/// Helpers shared by the test targets.
+
+/// Reads a topic on a thread of its own: the reader blocks, and the cooperative pool must stay free.
+public func readTopic(
+    _ topic: String, bootstrapServers: String, minimumCount: Int = 0, timeout: Duration = .seconds(20)
+) async throws -> [KafkaConsumedMessage] {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            do {
+                let reader = try KafkaTopicReader(properties: ["bootstrap.servers": bootstrapServers])
+                continuation.resume(returning: try reader.read(topic: topic, minimumCount: minimumCount, timeout: timeout))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }.start()
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
+public func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return condition()
+}
+
+/// A topic name no other test uses.
+public func uniqueTopic(_ prefix: String = "t") -> String { "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
