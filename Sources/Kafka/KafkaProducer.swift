@@ -257,12 +257,14 @@ final class ProducerCallbacks: Sendable {
         static let down: UInt8 = 2
     }
     let healthState = Atomic<UInt8>(HealthState.connecting)
-    private let downReason = Mutex("")
+    /// Why the cluster is down, and how specific that reason is: an authentication or TLS failure says more
+    /// than the "1/1 brokers are down" that follows it, so it is kept until the cluster is up again.
+    private let downReason = Mutex<(text: String, rank: Int, lastTransportError: String?)>(("", 0, nil))
 
     var health: KafkaProducerHealth {
         switch healthState.load(ordering: .acquiring) {
         case HealthState.up: .up
-        case HealthState.down: .down(reason: downReason.withLock { $0 })
+        case HealthState.down: .down(reason: downReason.withLock { $0.text })
         default: .connecting
         }
     }
@@ -299,9 +301,13 @@ final class ProducerCallbacks: Sendable {
     func error(code: Int32, reason: String) {
         let err = rd_kafka_resp_err_t(rawValue: code)
         switch err {
-        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR__FATAL:
-            downReason.withLock { $0 = reason }
-            healthState.store(HealthState.down, ordering: .releasing)
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR__SSL, RD_KAFKA_RESP_ERR__FATAL:
+            markDown(reason, rank: 2)
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+            let last = downReason.withLock { $0.lastTransportError }
+            markDown(last.map { "\(reason) (last error: \($0))" } ?? reason, rank: 1)
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+            downReason.withLock { $0.lastTransportError = reason }
         default:
             break
         }
@@ -316,8 +322,17 @@ final class ProducerCallbacks: Sendable {
         logThrottled(key: "log:\(facility)", level: swiftLevel, "librdkafka \(facility): \(text)")
     }
 
+    private func markDown(_ reason: String, rank: Int) {
+        downReason.withLock { current in
+            let isDown = healthState.load(ordering: .relaxed) == HealthState.down
+            if !isDown || rank >= current.rank { (current.text, current.rank) = (reason, rank) }
+        }
+        healthState.store(HealthState.down, ordering: .releasing)
+    }
+
     func markUp() {
         guard healthState.load(ordering: .relaxed) != HealthState.up else { return }
+        downReason.withLock { $0 = ("", 0, nil) }
         if healthState.exchange(HealthState.up, ordering: .acquiringAndReleasing) == HealthState.down {
             logger.info("Kafka cluster reachable again")
         }
@@ -384,9 +399,20 @@ final class PollThread: Sendable {
 }
 
 extension KafkaProducer {
-    /// Checks that librdkafka accepts every property name and value, without creating a client.
-    public static func validate(properties: [String: String]) throws(KafkaError) {
+    /// Checks that librdkafka accepts every property name and value.
+    ///
+    /// - Parameter loadingTLS: also create (and at once destroy) a client without brokers, which makes
+    ///   librdkafka load the CA, client certificate and key, and check that the key matches the certificate.
+    ///   Nothing connects anywhere.
+    public static func validate(properties: [String: String], loadingTLS: Bool = false) throws(KafkaError) {
+        var properties = properties
+        if loadingTLS { properties["bootstrap.servers"] = "" }
         let conf = try RDKafkaConfiguration.make(properties)
-        rd_kafka_conf_destroy(conf)
+        guard loadingTLS else {
+            rd_kafka_conf_destroy(conf)
+            return
+        }
+        let handle = try RDKafkaConfiguration.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        rd_kafka_destroy(handle)
     }
 }

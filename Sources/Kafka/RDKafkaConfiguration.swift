@@ -14,11 +14,18 @@ enum RDKafkaConfiguration {
             let result = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                let reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                // librdkafka's text may quote the value: never for a secret.
+                let reason = isSecret(key) ? "invalid value"
+                    : String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 throw KafkaError(code: .invalidConfiguration, message: "librdkafka property '\(key)': \(reason)")
             }
         }
         return conf
+    }
+
+    /// Properties whose values are secrets and must never appear in errors or logs.
+    static func isSecret(_ key: String) -> Bool {
+        key.contains("password") || key.contains("secret") || key.hasSuffix(".pem") || key == "sasl.oauthbearer.config"
     }
 
     /// Creates a client handle of the given type; on failure the configuration is destroyed here.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 
@@ -45,6 +46,7 @@ func issues(_ yaml: String) -> [String] {
             "queue.buffering.max.messages": "50000",
             "compression.codec": "none",
             "log_level": "6",
+            "security.protocol": "PLAINTEXT",
         ])
     }
 
@@ -133,7 +135,7 @@ func issues(_ yaml: String) -> [String] {
         ("path: /a\n    topic: t\n    methods: [GET, 'P O']", "is not an HTTP method"),
         ("path: /a\n    topic: t\n    compression_type: brotli", "unknown codec 'brotli'"),
         ("path: /a\n    topic: t\n    producer_async_flush_timeout: 20000", "must be less than timeout"),
-        ("path: /a\n    topic: t\n    authentication: {strategy: sasl}", "not supported by this version"),
+        ("path: /a\n    topic: t\n    schema_registry: {}", "not supported by this version"),
         ("path: /a\n    topic: t\n    kafka_properties: {no.such.property: 1}", "No such configuration property"),
         ("path: /a\n    topic: t\n    allowed_topics: ['ok', 'not ok']", "routes[0].allowed_topics[1]"),
     ])
@@ -192,5 +194,108 @@ func issues(_ yaml: String) -> [String] {
         let file = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
         let loaded = try BridgeConfiguration.load(file: "/\(file)/examples/kbridge.yaml")
         #expect(loaded.configuration.routes.count == 2)
+    }
+}
+
+@Suite struct SecurityConfigurationTests {
+    /// A directory with PEM files made by openssl: a CA, a certificate signed by it with its key, and a second key.
+    static let pki: String = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-pki-\(UUID().uuidString)").path
+        let script = """
+            set -e; mkdir -p '\(directory)'; cd '\(directory)'
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=ca 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client 2>/dev/null
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 2>/dev/null
+            openssl genrsa -out other.key 2048 2>/dev/null
+            openssl rsa -in client.key -aes256 -passout pass:hunter2 -out encrypted.key 2>/dev/null
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        try? process.run()
+        process.waitUntilExit()
+        return directory
+    }()
+
+    func route(_ extra: String, environment: [String: String] = [:]) throws -> RouteConfiguration {
+        let loaded = try BridgeConfiguration.parse(yaml: "routes:\n  - path: /a\n    topic: t\n    bootstrap_servers: [k:1]\n" + extra,
+                                                   file: "\(Self.pki)/kbridge.yaml", environment: environment)
+        return try #require(loaded.configuration.routes.first)
+    }
+
+    func problems(_ extra: String, environment: [String: String] = [:]) -> [String] {
+        do {
+            _ = try route(extra, environment: environment)
+            return []
+        } catch let error as ConfigurationError {
+            return error.issues.map(\.description)
+        } catch {
+            return ["\(error)"]
+        }
+    }
+
+    @Test func saslMapsToLibrdkafkaProperties() throws {
+        let properties = try route("""
+                authentication: {strategy: sasl, mechanism: SCRAM-SHA-512, user: bob, password: {env: BOB_PASSWORD}}
+            """, environment: ["BOB_PASSWORD": "pw"]).kafka.librdkafkaProperties
+        #expect(properties["security.protocol"] == "SASL_PLAINTEXT")
+        #expect(properties["sasl.mechanism"] == "SCRAM-SHA-512")
+        #expect(properties["sasl.username"] == "bob")
+        #expect(properties["sasl.password"] == "pw")
+        #expect(properties["ssl.ca.location"] == nil)
+    }
+
+    @Test func tlsAndMTLSMapToLibrdkafkaProperties() throws {
+        let tls = try route("    security: {ssl: true}\n").kafka.librdkafkaProperties
+        #expect(tls["security.protocol"] == "SSL")
+        #expect(tls["ssl.ca.location"] == "probe")
+        #expect(tls["enable.ssl.certificate.verification"] == "true")
+        #expect(tls["ssl.endpoint.identification.algorithm"] == "https")
+        let mtls = try route("""
+                authentication: {mechanism: PLAIN, user: u, password: p}
+                security: {ssl: true, ssl_verify: false, ca_file: ca.crt, client_certificate_file: client.crt, client_key_file: encrypted.key, client_key_password: hunter2}
+            """).kafka.librdkafkaProperties
+        #expect(mtls["security.protocol"] == "SASL_SSL")
+        #expect(mtls["ssl.ca.location"] == "\(Self.pki)/ca.crt")
+        #expect(mtls["ssl.certificate.location"] == "\(Self.pki)/client.crt")
+        #expect(mtls["ssl.key.location"] == "\(Self.pki)/encrypted.key")
+        #expect(mtls["ssl.key.password"] == "hunter2")
+        #expect(mtls["enable.ssl.certificate.verification"] == "false")
+        #expect(mtls["ssl.endpoint.identification.algorithm"] == "none")
+    }
+
+    @Test(arguments: [
+        ("    security: {ssl: true, certificate_id: 8d3c}\n", "security.certificate_id: Kong's certificate entities do not exist in kbridge; give the PEM files with client_certificate_file and client_key_file"),
+        ("    security: {ssl: true, ca_file: missing.pem}\n", "missing.pem does not exist"),
+        ("    security: {ssl: true, client_certificate_file: client.crt}\n", "client_certificate_file and client_key_file go together"),
+        ("    security: {ca_file: ca.crt}\n", "security.ca_file: has no effect without 'ssl: true'"),
+        ("    authentication: {mechanism: GSSAPI, user: u, password: p}\n", "unknown mechanism 'GSSAPI'"),
+        ("    authentication: {mechanism: OAUTHBEARER, user: u, password: p}\n", "OAUTHBEARER is not supported"),
+        ("    authentication: {strategy: ldap, mechanism: PLAIN, user: u, password: p}\n", "unknown strategy 'ldap'"),
+        ("    authentication: {mechanism: PLAIN, user: u}\n", "authentication.password: required key missing"),
+        ("    authentication: {mechanism: PLAIN, user: u, password: {env: NOPE}}\n", "environment variable NOPE is not set"),
+        ("    authentication: {mechanism: PLAIN, user: u, password: {file: nope.txt}}\n", "nope.txt does not exist"),
+        ("    authentication: {mechanism: PLAIN, user: u, password: p, tokenauth: true}\n", "not PLAIN"),
+    ])
+    func invalidSecurityIsRefused(extra: String, expected: String) {
+        let found = problems(extra)
+        #expect(found.contains { $0.contains(expected) }, "\(found)")
+    }
+
+    @Test func aKeyThatDoesNotMatchItsCertificateIsFoundAtLoadTime() {
+        let found = problems("    security: {ssl: true, ca_file: ca.crt, client_certificate_file: client.crt, client_key_file: other.key}\n")
+        #expect(found.contains { $0.contains("routes[0].security") && $0.lowercased().contains("key") }, "\(found)")
+        let wrongPassphrase = problems("""
+                security: {ssl: true, ca_file: ca.crt, client_certificate_file: client.crt, client_key_file: encrypted.key, client_key_password: wrong}
+            """)
+        #expect(!wrongPassphrase.isEmpty)
+        #expect(!wrongPassphrase.joined().contains("wrong"), "the passphrase must not be echoed: \(wrongPassphrase)")
+    }
+
+    @Test func secretsNeverAppearInDescriptions() throws {
+        let route = try route("    authentication: {mechanism: PLAIN, user: u, password: {env: PW}}\n", environment: ["PW": "t0p-s3cret"])
+        #expect(!"\(route)".contains("t0p-s3cret"))
+        #expect(!String(reflecting: route).contains("t0p-s3cret"))
+        #expect(route.kafka.authentication?.password.description == "<secret from env PW>")
     }
 }

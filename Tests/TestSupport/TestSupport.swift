@@ -7,10 +7,17 @@ import Kafka
 public func readTopic(
     _ topic: String, bootstrapServers: String, minimumCount: Int = 0, timeout: Duration = .seconds(20)
 ) async throws -> [KafkaConsumedMessage] {
+    try await readTopic(topic, properties: ["bootstrap.servers": bootstrapServers], minimumCount: minimumCount, timeout: timeout)
+}
+
+/// Reads a topic with any client properties (a secured cluster needs its `security.*`, `sasl.*`, `ssl.*`).
+public func readTopic(
+    _ topic: String, properties: [String: String], minimumCount: Int = 0, timeout: Duration = .seconds(20)
+) async throws -> [KafkaConsumedMessage] {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
             do {
-                let reader = try KafkaTopicReader(properties: ["bootstrap.servers": bootstrapServers])
+                let reader = try KafkaTopicReader(properties: properties)
                 continuation.resume(returning: try reader.read(topic: topic, minimumCount: minimumCount, timeout: timeout))
             } catch {
                 continuation.resume(throwing: error)

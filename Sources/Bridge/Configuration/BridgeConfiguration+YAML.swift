@@ -12,19 +12,24 @@ extension BridgeConfiguration {
     /// Reads and validates a YAML configuration file.
     ///
     /// - Throws: ``ConfigurationError`` listing every problem with file, line, column and key path.
-    public static func load(file: String) throws(ConfigurationError) -> LoadedConfiguration {
+    public static func load(
+        file: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> LoadedConfiguration {
         let text: String
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
             throw ConfigurationError(issues: [ConfigurationIssue(file: file, key: "", reason: "cannot read the file: \(error.localizedDescription)")])
         }
-        return try parse(yaml: text, file: file)
+        return try parse(yaml: text, file: file, environment: environment)
     }
 
-    /// Parses and validates YAML configuration text; `file` names it in error messages.
-    public static func parse(yaml: String, file: String) throws(ConfigurationError) -> LoadedConfiguration {
-        let reader = ConfigurationReader(file: file)
+    /// Parses and validates YAML configuration text; `file` names it in error messages, and relative paths
+    /// in it (certificates, `{file: ...}` secrets) are relative to its directory.
+    public static func parse(
+        yaml: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> LoadedConfiguration {
+        let reader = ConfigurationReader(file: file, environment: environment)
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -45,10 +50,15 @@ extension BridgeConfiguration {
 /// Walks the YAML tree, turning nodes into typed values and collecting issues with their location.
 final class ConfigurationReader {
     let file: String
+    /// Where `{env: NAME}` secrets are looked up.
+    let environment: [String: String]
     private(set) var issues: [ConfigurationIssue] = []
     private(set) var warnings: [ConfigurationIssue] = []
 
-    init(file: String) { self.file = file }
+    init(file: String, environment: [String: String]) {
+        self.file = file
+        self.environment = environment
+    }
 
     static let topLevelKeys = ["server", "log_level", "defaults", "routes"]
     static let serverKeys = ["host", "port", "threads", "shutdown_timeout"]
@@ -61,13 +71,11 @@ final class ConfigurationReader {
         "producer_request_limits_messages_per_request", "producer_request_limits_bytes_per_request",
         "producer_request_retries_max_attempts", "producer_request_retries_backoff_timeout",
         "producer_async", "producer_async_flush_timeout", "producer_async_buffering_limits_messages_in_memory",
-        "compression_type", "kafka_properties",
+        "compression_type", "kafka_properties", "authentication", "security",
     ]
     static let routeOnlyKeys = ["name", "path"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.
     static let unsupportedKongKeys: [String: String] = [
-        "authentication": "Kafka authentication (SASL) is not supported by this version of kbridge",
-        "security": "Kafka TLS is not supported by this version of kbridge",
         "schema_registry": "schema registry validation is not supported by this version of kbridge",
         "message_by_lua_functions": "kbridge runs no Lua; the message format is Kong's default envelope",
         "headers": "Kafka record headers from HTTP headers are not supported by this version of kbridge",

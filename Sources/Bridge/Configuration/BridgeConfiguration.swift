@@ -120,6 +120,10 @@ public struct KafkaSettings: Sendable, Hashable {
     public var asyncBufferedMessages = 50_000
     /// `compression_type` → `compression.codec`: none, gzip, snappy, lz4 or zstd. Default: none.
     public var compression = "none"
+    /// `authentication`: SASL. Default: none.
+    public var authentication: KafkaAuthentication?
+    /// `security`: TLS, when `ssl` is true. Default: none (plaintext).
+    public var tls: KafkaTLS?
     /// `kafka_properties`: extra librdkafka properties, set last (they win). Default: none.
     public var additionalProperties: [String: String] = [:]
 
@@ -150,6 +154,7 @@ public struct KafkaSettings: Sendable, Hashable {
             "compression.codec": compression,
             "log_level": "6",
         ]
+        properties.merge(securityProperties) { _, security in security }
         properties.merge(additionalProperties) { _, extra in extra }
         return properties
     }

@@ -141,6 +141,8 @@ extension ConfigurationReader {
             return codec
         }) { route.kafka.compression = $0 }
         read("kafka_properties", readProperties) { route.kafka.additionalProperties = $0 }
+        read("authentication", readAuthentication) { route.kafka.authentication = $0 }
+        read("security", readSecurity) { route.kafka.tls = $0 }
         read("name", nonEmptyString) { route.name = $0 }
         if values["name"] == nil { route.name = "\(route.methods.joined(separator: ",")) \(routePath)" }
 
@@ -160,9 +162,11 @@ extension ConfigurationReader {
         }
         if issues.count == issuesBefore, !route.kafka.bootstrapServers.isEmpty {
             do {
-                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties)
+                // With TLS, librdkafka also loads the CA, certificate and key here (a mismatch is an error).
+                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties, loadingTLS: route.kafka.tls != nil)
             } catch {
-                issue(values["kafka_properties"]?.node ?? node, values["kafka_properties"]?.path ?? path, error.message)
+                let culprit = route.kafka.tls != nil && error.message.contains("ssl") ? "security" : "kafka_properties"
+                issue(values[culprit]?.node ?? node, values[culprit]?.path ?? path, error.message)
             }
         }
         return route

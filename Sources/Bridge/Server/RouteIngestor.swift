@@ -76,7 +76,7 @@ final class RouteIngestor: Sendable {
 
     private func produceSync(_ message: ByteBuffer, key: String?, topics: [String], eventLoop: any EventLoop) -> IngestOutcome {
         let promise = eventLoop.makePromise(of: IngestResponse.self)
-        let collector = DeliveryCollector(expected: topics.count, promise: promise)
+        let collector = DeliveryCollector(expected: topics.count, promise: promise, producer: producer)
         for (index, topic) in topics.enumerated() {
             do {
                 try send(message, key: key, topic: topic) { collector.record($0) }
@@ -140,10 +140,12 @@ struct ResponseError: Error {
 private final class DeliveryCollector: Sendable {
     private let state: Mutex<(remaining: Int, failure: KafkaError?)>
     private let promise: EventLoopPromise<IngestResponse>
+    private let producer: KafkaProducer
 
-    init(expected: Int, promise: EventLoopPromise<IngestResponse>) {
+    init(expected: Int, promise: EventLoopPromise<IngestResponse>, producer: KafkaProducer) {
         state = Mutex((expected, nil))
         self.promise = promise
+        self.producer = producer
     }
 
     func record(_ result: Result<KafkaDeliveryReport, KafkaError>) {
@@ -153,6 +155,14 @@ private final class DeliveryCollector: Sendable {
             return state.remaining == 0 ? .some(state.failure) : .none
         }
         guard case .some(let failure) = outcome else { return }
-        promise.succeed(failure.map { IngestResponse(kafkaError: $0) } ?? .messageSent)
+        guard var failure else {
+            promise.succeed(.messageSent)
+            return
+        }
+        // "Message timed out" says little; when the cluster is known to be down, say why.
+        if failure.isUnavailable, case .down(let reason) = producer.health {
+            failure.message = "the Kafka cluster is unreachable: \(reason) (\(failure.message))"
+        }
+        promise.succeed(IngestResponse(kafkaError: failure))
     }
 }

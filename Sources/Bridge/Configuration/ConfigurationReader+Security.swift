@@ -1,0 +1,134 @@
+import Foundation
+import Yams
+
+extension ConfigurationReader {
+    static let authenticationKeys = ["strategy", "mechanism", "user", "password", "tokenauth", "oauthbearer"]
+    static let securityKeys = [
+        "ssl", "ssl_verify", "ca_file", "client_certificate_file", "client_key_file", "client_key_password", "certificate_id",
+    ]
+
+    /// `authentication:` (Kong's `strategy`, `mechanism`, `user`, `password`, `tokenauth`).
+    func readAuthentication(_ node: Node, _ path: String) -> KafkaAuthentication? {
+        guard let entries = mapping(node, path, allowed: Self.authenticationKeys) else { return nil }
+        let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+        if let strategy = values["strategy"], let text = string(strategy, "\(path).strategy"), text != "sasl" {
+            issue(strategy, "\(path).strategy", "unknown strategy '\(text)' (the only strategy is 'sasl')")
+        }
+        if let oauth = values["oauthbearer"] {
+            issue(oauth, "\(path).oauthbearer", "SASL OAUTHBEARER is not supported by this version of kbridge")
+        }
+        guard let mechanismNode = values["mechanism"] else {
+            issue(node, "\(path).mechanism", "required key missing (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            return nil
+        }
+        guard let text = string(mechanismNode, "\(path).mechanism") else { return nil }
+        guard let mechanism = KafkaAuthentication.Mechanism(rawValue: text.uppercased()) else {
+            let reason = text.uppercased() == "OAUTHBEARER" ? "OAUTHBEARER is not supported by this version of kbridge" : "unknown mechanism '\(text)'"
+            issue(mechanismNode, "\(path).mechanism", "\(reason) (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            return nil
+        }
+        var user: Secret?
+        var password: Secret?
+        for key in ["user", "password"] {
+            guard let valueNode = values[key] else {
+                issue(node, "\(path).\(key)", "required key missing")
+                continue
+            }
+            let secret = readSecret(valueNode, "\(path).\(key)")
+            if key == "user" { user = secret } else { password = secret }
+        }
+        guard let user, let password else { return nil }
+        var authentication = KafkaAuthentication(mechanism: mechanism, user: user, password: password)
+        if let tokenNode = values["tokenauth"], let tokenauth = bool(tokenNode, "\(path).tokenauth") {
+            if tokenauth, mechanism == .plain {
+                issue(tokenNode, "\(path).tokenauth", "delegation tokens log in with SCRAM-SHA-256 or SCRAM-SHA-512, not PLAIN")
+            }
+            authentication.tokenAuthentication = tokenauth
+        }
+        return authentication
+    }
+
+    /// `security:` (Kong's `ssl`, `ssl_verify`; certificate files instead of Kong's `certificate_id`).
+    func readSecurity(_ node: Node, _ path: String) -> KafkaTLS? {
+        guard let entries = mapping(node, path, allowed: Self.securityKeys) else { return nil }
+        let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+        if let certificateID = values["certificate_id"] {
+            issue(certificateID, "\(path).certificate_id",
+                  "Kong's certificate entities do not exist in kbridge; give the PEM files with client_certificate_file and client_key_file")
+        }
+        let enabled = values["ssl"].flatMap { bool($0, "\(path).ssl") } ?? false
+        guard enabled else {
+            for key in ["ssl_verify", "ca_file", "client_certificate_file", "client_key_file", "client_key_password"] {
+                if let other = values[key] { issue(other, "\(path).\(key)", "has no effect without 'ssl: true'") }
+            }
+            return nil
+        }
+        var tls = KafkaTLS()
+        if let verify = values["ssl_verify"].flatMap({ bool($0, "\(path).ssl_verify") }) { tls.verify = verify }
+        tls.caFile = values["ca_file"].flatMap { readFile($0, "\(path).ca_file") }
+        tls.clientCertificateFile = values["client_certificate_file"].flatMap { readFile($0, "\(path).client_certificate_file") }
+        tls.clientKeyFile = values["client_key_file"].flatMap { readFile($0, "\(path).client_key_file") }
+        tls.clientKeyPassword = values["client_key_password"].flatMap { readSecret($0, "\(path).client_key_password") }
+        if (values["client_certificate_file"] == nil) != (values["client_key_file"] == nil) {
+            issue(node, path, "client_certificate_file and client_key_file go together (mTLS needs both)")
+        }
+        if tls.clientKeyPassword != nil, values["client_key_file"] == nil {
+            issue(values["client_key_password"], "\(path).client_key_password", "has no effect without client_key_file")
+        }
+        if !tls.verify {
+            warning(values["ssl_verify"], "\(path).ssl_verify", "broker certificates are not verified: anyone on the path can impersonate the brokers")
+        }
+        return tls
+    }
+
+    /// A secret given inline (`password: s3cret`), from the environment (`{env: NAME}`) or from a file
+    /// (`{file: PATH}`, trailing newlines removed). Errors name the variable or file, never a value.
+    func readSecret(_ node: Node, _ path: String) -> Secret? {
+        if node.scalar != nil {
+            guard let value = nonEmptyString(node, path) else { return nil }
+            return Secret(value)
+        }
+        guard let entries = mapping(node, path, allowed: ["env", "file"]), entries.count == 1, let entry = entries.first else {
+            if node.mapping != nil { issue(node, path, "a secret reference is either {env: NAME} or {file: PATH}") }
+            return nil
+        }
+        guard let reference = nonEmptyString(entry.node, "\(path).\(entry.key)") else { return nil }
+        if entry.key == "env" {
+            guard let value = environment[reference], !value.isEmpty else {
+                issue(entry.node, "\(path).env", "environment variable \(reference) is not set")
+                return nil
+            }
+            return Secret(value, source: "env \(reference)")
+        }
+        guard let resolved = readFile(entry.node, "\(path).file") else { return nil }
+        do {
+            var value = try String(contentsOfFile: resolved, encoding: .utf8)
+            while value.hasSuffix("\n") || value.hasSuffix("\r") { value.removeLast() }
+            guard !value.isEmpty else {
+                issue(entry.node, "\(path).file", "\(resolved) is empty")
+                return nil
+            }
+            return Secret(value, source: "file \(resolved)")
+        } catch {
+            issue(entry.node, "\(path).file", "cannot read \(resolved): \(error.localizedDescription)")
+            return nil
+        }
+    }
+
+    /// A path to a readable file, resolved against the configuration file's directory when relative.
+    func readFile(_ node: Node, _ path: String) -> String? {
+        guard let text = nonEmptyString(node, path) else { return nil }
+        let resolved = resolve(text)
+        guard FileManager.default.isReadableFile(atPath: resolved) else {
+            issue(node, path, FileManager.default.fileExists(atPath: resolved) ? "\(resolved) is not readable" : "\(resolved) does not exist")
+            return nil
+        }
+        return resolved
+    }
+
+    func resolve(_ path: String) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        let directory = (file as NSString).deletingLastPathComponent
+        return directory.isEmpty ? path : "\(directory)/\(path)"
+    }
+}

@@ -1,0 +1,86 @@
+/// A secret from the configuration (a password, a key passphrase): its value is never printed.
+/// `description` says only where it came from (`inline`, `env NAME`, `file PATH`).
+public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    /// Where the value came from, safe to show.
+    public let source: String
+
+    public init(_ value: String, source: String = "inline") {
+        self.value = value
+        self.source = source
+    }
+
+    public var description: String { "<secret from \(source)>" }
+    public var debugDescription: String { description }
+}
+
+/// SASL authentication (`authentication:`, Kong's field names).
+public struct KafkaAuthentication: Sendable, Hashable {
+    public enum Mechanism: String, Sendable, Hashable, CaseIterable {
+        case plain = "PLAIN"
+        case scramSHA256 = "SCRAM-SHA-256"
+        case scramSHA512 = "SCRAM-SHA-512"
+    }
+
+    /// `mechanism`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Required.
+    public var mechanism: Mechanism
+    /// `user`: the SASL user name, or the delegation token's id with `tokenauth`. Required; may be a secret reference.
+    public var user: Secret
+    /// `password`: the SASL password, or the delegation token's HMAC with `tokenauth`. Required; may be a secret reference.
+    public var password: Secret
+    /// `tokenauth`: log in with a Kafka delegation token (SCRAM with the `tokenauth=true` extension). Default: false.
+    public var tokenAuthentication = false
+
+    public init(mechanism: Mechanism, user: Secret, password: Secret) {
+        self.mechanism = mechanism
+        self.user = user
+        self.password = password
+    }
+}
+
+/// TLS to the brokers (`security:` with `ssl: true`).
+public struct KafkaTLS: Sendable, Hashable {
+    /// `ssl_verify`: verify the broker's certificate chain and host name. Default: true.
+    public var verify = true
+    /// `ca_file`: PEM file of the CAs to trust. Default: the system trust store.
+    public var caFile: String?
+    /// `client_certificate_file`: PEM client certificate (chain) for mTLS; needs `client_key_file`.
+    public var clientCertificateFile: String?
+    /// `client_key_file`: PEM private key of the client certificate, possibly encrypted.
+    public var clientKeyFile: String?
+    /// `client_key_password`: the passphrase of an encrypted `client_key_file`; may be a secret reference.
+    public var clientKeyPassword: Secret?
+
+    public init() {}
+}
+
+extension KafkaSettings {
+    /// librdkafka's `security.protocol` for these settings.
+    public var securityProtocol: String {
+        switch (authentication != nil, tls != nil) {
+        case (false, false): "PLAINTEXT"
+        case (false, true): "SSL"
+        case (true, false): "SASL_PLAINTEXT"
+        case (true, true): "SASL_SSL"
+        }
+    }
+
+    /// The security properties: `security.protocol`, `sasl.*` and `ssl.*`.
+    var securityProperties: [String: String] {
+        var properties = ["security.protocol": securityProtocol]
+        if let authentication {
+            properties["sasl.mechanism"] = authentication.mechanism.rawValue
+            properties["sasl.username"] = authentication.user.value
+            properties["sasl.password"] = authentication.password.value
+        }
+        if let tls {
+            properties["ssl.ca.location"] = tls.caFile ?? "probe"  // "probe": the system's usual CA locations
+            properties["enable.ssl.certificate.verification"] = String(tls.verify)
+            properties["ssl.endpoint.identification.algorithm"] = tls.verify ? "https" : "none"
+            if let certificate = tls.clientCertificateFile { properties["ssl.certificate.location"] = certificate }
+            if let key = tls.clientKeyFile { properties["ssl.key.location"] = key }
+            if let password = tls.clientKeyPassword { properties["ssl.key.password"] = password.value }
+        }
+        return properties
+    }
+}
