@@ -45,20 +45,20 @@ public final class KafkaBridge: Service, Sendable {
     /// - Throws: ``KafkaError`` if librdkafka refuses a producer configuration, or a socket error if the
     ///   address cannot be bound.
     public static func start(configuration: BridgeConfiguration, logger: Logger) async throws -> KafkaBridge {
-        var producersByProperties: [[String: String]: KafkaProducer] = [:]
+        var producersBySettings: [KafkaSettings: KafkaProducer] = [:]
         var ingestors: [RouteIngestor] = []
         do {
             for route in configuration.routes {
-                let properties = route.kafka.librdkafkaProperties
-                let producer = try producersByProperties[properties] ?? KafkaProducer(properties: properties, logger: logger)
-                producersByProperties[properties] = producer
+                let producer = try producersBySettings[route.kafka] ?? KafkaProducer(
+                    properties: route.kafka.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin, logger: logger)
+                producersBySettings[route.kafka] = producer
                 ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer))
             }
         } catch {
-            for producer in producersByProperties.values { await producer.close(flushTimeout: .zero) }
+            for producer in producersBySettings.values { await producer.close(flushTimeout: .zero) }
             throw error
         }
-        let producers = Array(producersByProperties.values)
+        let producers = Array(producersBySettings.values)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         do {
@@ -80,6 +80,7 @@ public final class KafkaBridge: Service, Sendable {
                 "name": "\(route.name)", "path": "\(route.path)", "methods": "\(route.methods.joined(separator: ","))",
                 "topic": "\(route.topic ?? "{topic}")", "mode": "\(route.kafka.async ? "async" : "sync")",
                 "bootstrap_servers": "\(route.kafka.bootstrapServers.map(\.description).joined(separator: ","))",
+                "security": "\(route.kafka.securityDescription)",
             ])
         }
         return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, group: group, logger: logger)

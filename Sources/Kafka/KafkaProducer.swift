@@ -65,11 +65,33 @@ public final class KafkaProducer: Sendable {
     ///   - properties: librdkafka configuration properties (`bootstrap.servers`, `acks`, ...).
     ///   - logger: receives librdkafka's logs and errors, rate-limited so that a reconnect loop logs once.
     /// - Throws: ``KafkaError`` with code `.invalidConfiguration`, naming the property librdkafka refused.
-    public init(properties: [String: String], logger: Logger) throws(KafkaError) {
+    ///   - delegationToken: log every broker connection in with this Kafka delegation token (kbridge performs the
+    ///     SCRAM `tokenauth` login itself; `properties` must then say `security.protocol=PLAINTEXT`).
+    public init(properties: [String: String], delegationToken: DelegationTokenLogin? = nil, logger: Logger) throws(KafkaError) {
         self.properties = properties
         let callbacks = ProducerCallbacks(logger: logger)
-        let conf = try RDKafkaConfiguration.make(properties)
+        if let delegationToken {
+            let relay = try DelegationTokenRelay(login: delegationToken, logger: callbacks.logger) { [weak callbacks] reason in
+                callbacks?.loginFailed(reason)
+            }
+            callbacks.relay.withLock { $0 = relay }
+        }
+        let conf: OpaquePointer
+        do {
+            conf = try RDKafkaConfiguration.make(properties)
+        } catch {
+            callbacks.shutdownRelay()
+            throw error
+        }
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbacks).toOpaque())
+        if delegationToken != nil {
+            rd_kafka_conf_set_connect_cb(conf) { socket, address, length, nodename, opaque in
+                guard let address, let opaque else { return EINVAL }
+                let callbacks = Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+                guard let relay = callbacks.relay.withLock({ $0 }) else { return EINVAL }
+                return relay.connect(socket: socket, to: address, length: length, nodename: nodename.map { String(cString: $0) } ?? "")
+            }
+        }
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
             Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue().deliveryReport(message)
@@ -84,7 +106,13 @@ public final class KafkaProducer: Sendable {
             Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue().log(
                 level: level, facility: facility.map { String(cString: $0) } ?? "", text: text.map { String(cString: $0) } ?? "")
         }
-        let pointer = try RDKafkaConfiguration.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        let pointer: OpaquePointer
+        do {
+            pointer = try RDKafkaConfiguration.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        } catch {
+            callbacks.shutdownRelay()
+            throw error
+        }
         self.handle = RDKafkaHandle(pointer)
         self.callbacks = callbacks
         self.pollThread = PollThread(handle: handle, callbacks: callbacks)
@@ -233,6 +261,7 @@ public final class KafkaProducer: Sendable {
             rd_kafka_destroy(handle.pointer)
             state = .closed
         }
+        callbacks.shutdownRelay()
         return lost
     }
 }
@@ -269,6 +298,8 @@ final class ProducerCallbacks: Sendable {
         }
     }
     private let throttle = Mutex(LogThrottle())
+    /// The delegation-token relay, when the producer logs in with a token.
+    let relay = Mutex<DelegationTokenRelay?>(nil)
 
     init(logger: Logger) {
         var logger = logger
@@ -320,6 +351,19 @@ final class ProducerCallbacks: Sendable {
         let swiftLevel: Logger.Level = level <= 3 ? .debug : level == 4 ? .warning : level <= 6 ? .info : .debug
         guard swiftLevel >= logger.logLevel else { return }
         logThrottled(key: "log:\(facility)", level: swiftLevel, "librdkafka \(facility): \(text)")
+    }
+
+    /// A delegation-token login was refused: as specific as an authentication error from librdkafka.
+    func loginFailed(_ reason: String) {
+        markDown(reason, rank: 2)
+        logThrottled(key: "token-login", level: .error, "Kafka \(reason)")
+    }
+
+    func shutdownRelay() {
+        relay.withLock { relay in
+            relay?.shutdown()
+            relay = nil
+        }
     }
 
     private func markDown(_ reason: String, rank: Int) {
@@ -404,7 +448,15 @@ extension KafkaProducer {
     /// - Parameter loadingTLS: also create (and at once destroy) a client without brokers, which makes
     ///   librdkafka load the CA, client certificate and key, and check that the key matches the certificate.
     ///   Nothing connects anywhere.
-    public static func validate(properties: [String: String], loadingTLS: Bool = false) throws(KafkaError) {
+    ///   With a delegation token, its TLS settings are loaded the same way (by kbridge's relay).
+    public static func validate(
+        properties: [String: String], loadingTLS: Bool = false, delegationToken: DelegationTokenLogin? = nil
+    ) throws(KafkaError) {
+        if let tls = delegationToken?.tls {
+            do { _ = try DelegationTokenRelay.makeTLSContext(tls) } catch {
+                throw KafkaError(code: .ssl, message: "ssl: cannot load the TLS files for the delegation-token login: \(error)")
+            }
+        }
         var properties = properties
         if loadingTLS { properties["bootstrap.servers"] = "" }
         let conf = try RDKafkaConfiguration.make(properties)

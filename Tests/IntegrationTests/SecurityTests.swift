@@ -65,11 +65,13 @@ struct SecurityTests {
         }
     }
 
-    /// A right configuration produces and the message reads back through the same secured listener.
-    func expectDelivered(_ route: RouteConfiguration) async throws {
+    /// A right configuration produces and the message reads back through the same secured listener
+    /// (with `reader`'s credentials when given: librdkafka cannot read with a delegation token).
+    func expectDelivered(_ route: RouteConfiguration, reader: RouteConfiguration? = nil) async throws {
         let response = try await post(route, body: "secured")
         #expect(response.status == .ok, "\(response.body)")
-        let bodies = try await readTopic(route.topic!, properties: readerProperties(route), minimumCount: 1).compactMap { $0.json["body"] as? String }
+        let bodies = try await readTopic(route.topic!, properties: readerProperties(reader ?? route), minimumCount: 1)
+            .compactMap { $0.json["body"] as? String }
         #expect(bodies == ["secured"])
     }
 
@@ -186,5 +188,65 @@ struct SecurityTests {
         #expect(route.kafka.authentication?.password.description == "<secret from file \(directory.path)/password>")
         #expect(!"\(route)".contains("alice-secret"))
         try await expectDelivered(route)
+    }
+
+    // MARK: - Delegation tokens (kbridge performs the SCRAM tokenauth login; the broker front knows tok1:tok1-hmac)
+
+    static func token(_ mechanism: KafkaAuthentication.Mechanism, _ id: String, _ hmac: Secret) -> KafkaAuthentication {
+        var authentication = KafkaAuthentication(mechanism: mechanism, user: Secret(id), password: hmac)
+        authentication.tokenAuthentication = true
+        return authentication
+    }
+
+    @Test(arguments: [KafkaAuthentication.Mechanism.scramSHA256, .scramSHA512])
+    func delegationTokenLogsIn(mechanism: KafkaAuthentication.Mechanism) async throws {
+        let topic = uniqueTopic("token")
+        let route = try route(.sasl, topic: topic, authentication: Self.token(mechanism, "tok1", Secret("tok1-hmac")))
+        #expect(route.kafka.librdkafkaProperties["security.protocol"] == "PLAINTEXT")  // librdkafka talks to the relay
+        try await expectDelivered(route, reader: try self.route(.sasl, topic: topic, authentication: Self.sasl(.scramSHA512, "bob", "bob-secret")))
+    }
+
+    @Test(arguments: [("tok1", "wrong-hmac"), ("alice", "alice-secret")])  // a wrong HMAC; a user is not a token
+    func wrongDelegationTokensAreRefused(id: String, hmac: String) async throws {
+        let topic = uniqueTopic("token-wrong")
+        try await expectRefused(
+            try route(.sasl, topic: topic, authentication: Self.token(.scramSHA256, id, Secret(hmac))),
+            right: try route(.sasl, topic: topic, authentication: Self.sasl(.scramSHA512, "bob", "bob-secret")),
+            reason: "delegation token authentication failed")
+    }
+
+    @Test func delegationTokenOverTLS() async throws {
+        let topic = uniqueTopic("token-tls")
+        try await expectDelivered(
+            try route(.saslSSL, topic: topic, authentication: Self.token(.scramSHA512, "tok1", Secret("tok1-hmac")), tls: try Self.tls()),
+            reader: try route(.saslSSL, topic: topic, authentication: Self.sasl(.scramSHA512, "bob", "bob-secret"), tls: try Self.tls()))
+    }
+
+    @Test func delegationTokenOverTLSVerifiesTheBroker() async throws {
+        let response = try await post(
+            try route(.saslSSL, topic: uniqueTopic("token-tls-wrong"), authentication: Self.token(.scramSHA512, "tok1", Secret("tok1-hmac")),
+                      tls: try Self.tls(ca: "wrongca.crt")), body: "must-not-arrive")
+        #expect(response.status == .serviceUnavailable, "\(response.body)")
+    }
+
+    @Test func aRotatedTokenIsReadAgainFromItsFile() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-hmac-\(UUID().uuidString)")
+        try "stale-hmac\n".write(to: file, atomically: true, encoding: .utf8)
+        let topic = uniqueTopic("token-rotate")
+        var route = try route(.sasl, topic: topic, authentication: Self.token(.scramSHA256, "tok1", Secret("stale-hmac", source: "file", file: file.path)))
+        route.kafka.timeout = 8000
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            let refused = try await request("\(base)/in", body: "stale", headers: [("content-type", "text/plain")])
+            #expect(refused.status == .serviceUnavailable)
+            try "tok1-hmac\n".write(to: file, atomically: true, encoding: .utf8)
+            var status = HTTPResponseStatus.serviceUnavailable
+            for _ in 0..<60 where status != .ok {
+                status = try await request("\(base)/in", body: "rotated", headers: [("content-type", "text/plain")]).status
+                if status != .ok { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            #expect(status == .ok)
+        }
+        let reader = try self.route(.sasl, topic: topic, authentication: Self.sasl(.scramSHA512, "bob", "bob-secret"))
+        #expect(try await readTopic(topic, properties: readerProperties(reader), minimumCount: 1).compactMap { $0.json["body"] as? String }.contains("rotated"))
     }
 }

@@ -163,7 +163,8 @@ extension ConfigurationReader {
         if issues.count == issuesBefore, !route.kafka.bootstrapServers.isEmpty {
             do {
                 // With TLS, librdkafka also loads the CA, certificate and key here (a mismatch is an error).
-                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties, loadingTLS: route.kafka.tls != nil)
+                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties, loadingTLS: route.kafka.tls != nil,
+                                           delegationToken: route.kafka.delegationTokenLogin)
             } catch {
                 let culprit = route.kafka.tls != nil && error.message.contains("ssl") ? "security" : "kafka_properties"
                 issue(values[culprit]?.node ?? node, values[culprit]?.path ?? path, error.message)

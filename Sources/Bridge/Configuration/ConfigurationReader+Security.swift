@@ -108,7 +108,7 @@ extension ConfigurationReader {
                 issue(entry.node, "\(path).file", "\(resolved) is empty")
                 return nil
             }
-            return Secret(value, source: "file \(resolved)")
+            return Secret(value, source: "file \(resolved)", file: resolved)
         } catch {
             issue(entry.node, "\(path).file", "cannot read \(resolved): \(error.localizedDescription)")
             return nil

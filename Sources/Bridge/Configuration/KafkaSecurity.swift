@@ -1,13 +1,27 @@
+import Foundation
+import Kafka
+
 /// A secret from the configuration (a password, a key passphrase): its value is never printed.
 /// `description` says only where it came from (`inline`, `env NAME`, `file PATH`).
 public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public let value: String
     /// Where the value came from, safe to show.
     public let source: String
+    /// The file it was read from, for `{file: PATH}` secrets.
+    public let file: String?
 
-    public init(_ value: String, source: String = "inline") {
+    public init(_ value: String, source: String = "inline", file: String? = nil) {
         self.value = value
         self.source = source
+        self.file = file
+    }
+
+    /// The value now: a file secret is read again (so a rotated token or password is picked up); if the file
+    /// cannot be read or is empty, the value it had at start-up.
+    public func current() -> String {
+        guard let file, var text = try? String(contentsOfFile: file, encoding: .utf8) else { return value }
+        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+        return text.isEmpty ? value : text
     }
 
     public var description: String { "<secret from \(source)>" }
@@ -65,8 +79,19 @@ extension KafkaSettings {
         }
     }
 
+    /// What the logs say of the security settings: the protocol and mechanism, never a secret.
+    public var securityDescription: String {
+        guard let authentication else { return securityProtocol }
+        let token = authentication.tokenAuthentication ? " delegation token" : ""
+        return "\(securityProtocol) \(authentication.mechanism.rawValue)\(token)"
+    }
+
     /// The security properties: `security.protocol`, `sasl.*` and `ssl.*`.
+    ///
+    /// With a delegation token, librdkafka speaks plaintext to kbridge's own relay, which does TLS and the
+    /// token login towards the brokers (see ``delegationTokenLogin``).
     var securityProperties: [String: String] {
+        if authentication?.tokenAuthentication == true { return ["security.protocol": "PLAINTEXT"] }
         var properties = ["security.protocol": securityProtocol]
         if let authentication {
             properties["sasl.mechanism"] = authentication.mechanism.rawValue
@@ -82,5 +107,26 @@ extension KafkaSettings {
             if let password = tls.clientKeyPassword { properties["ssl.key.password"] = password.value }
         }
         return properties
+    }
+}
+
+extension KafkaSettings {
+    /// The delegation-token login for `tokenauth: true` (the token id as user, its HMAC as password), with the
+    /// TLS settings it needs towards the brokers; `nil` otherwise.
+    public var delegationTokenLogin: DelegationTokenLogin? {
+        guard let authentication, authentication.tokenAuthentication else { return nil }
+        let algorithm: DelegationTokenLogin.Algorithm = authentication.mechanism == .scramSHA512 ? .scramSHA512 : .scramSHA256
+        var loginTLS: DelegationTokenLogin.TLS?
+        if let tls {
+            var settings = DelegationTokenLogin.TLS()
+            settings.caFile = tls.caFile
+            settings.verify = tls.verify
+            settings.certificateFile = tls.clientCertificateFile
+            settings.keyFile = tls.clientKeyFile
+            settings.keyPassword = tls.clientKeyPassword?.value
+            loginTLS = settings
+        }
+        let hmac = authentication.password
+        return DelegationTokenLogin(algorithm: algorithm, tokenID: authentication.user.value, tls: loginTLS) { hmac.current() }
     }
 }
