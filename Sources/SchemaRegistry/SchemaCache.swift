@@ -1,0 +1,49 @@
+/// Schemas already fetched, with one fetch at a time per key (concurrent requests for the same schema wait
+/// for the same fetch), and the last good value served when the registry fails after its entry expired.
+actor SchemaCache {
+    enum Key: Hashable, Sendable {
+        case id(Int32)
+        case subject(String, SchemaVersion)
+    }
+
+    private struct Entry {
+        var schema: RegisteredSchema
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    private var entries: [Key: Entry] = [:]
+    private var inFlight: [Key: Task<RegisteredSchema, any Error>] = [:]
+    /// How many times a stale schema was served because the registry was unavailable.
+    private(set) var staleServed = 0
+
+    /// The cached schema for `key` if it is younger than `ttl` (`nil`: never expires); otherwise the result of
+    /// `fetch`, shared with every concurrent caller. When `fetch` fails as `.unavailable` and an older value is
+    /// cached, that value is returned (and counted).
+    func schema(
+        for key: Key, ttl: Duration?, fetch: @escaping @Sendable () async throws(SchemaRegistryError) -> RegisteredSchema
+    ) async throws(SchemaRegistryError) -> RegisteredSchema {
+        let now = ContinuousClock.now
+        if let entry = entries[key], ttl.map({ now - entry.fetchedAt < $0 }) ?? true { return entry.schema }
+        let task: Task<RegisteredSchema, any Error>
+        if let running = inFlight[key] {
+            task = running
+        } else {
+            task = Task { try await fetch() }
+            inFlight[key] = task
+        }
+        do {
+            let schema = try await task.value
+            inFlight[key] = nil
+            entries[key] = Entry(schema: schema, fetchedAt: .now)
+            return schema
+        } catch {
+            inFlight[key] = nil
+            let failure = error as? SchemaRegistryError ?? SchemaRegistryError(code: .unavailable, message: "\(error)")
+            if failure.code == .unavailable, let stale = entries[key] {
+                staleServed += 1
+                return stale.schema
+            }
+            throw failure
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// A Confluent Schema Registry client: schemas by subject and version or by id, with their references,
+/// cached (see ``SchemaRegistryConfiguration/cacheTTL``), fetched once when requested concurrently, and
+/// served stale when the registry is unavailable. Runs on async-http-client; never blocks an event loop.
+public final class SchemaRegistryClient: Sendable {
+    public let configuration: SchemaRegistryConfiguration
+    private let httpClient: HTTPClient
+    private let cache = SchemaCache()
+    private let tokens: OAuth2TokenSource?
+    private let tlsConfiguration: TLSConfiguration?
+    private let logger: Logger
+    private let baseURL: String
+
+    static let contentType = "application/vnd.schemaregistry.v1+json"
+
+    /// - Throws: ``SchemaRegistryError`` `.invalidResponse` when the TLS files cannot be loaded.
+    public init(configuration: SchemaRegistryConfiguration, httpClient: HTTPClient, logger: Logger) throws(SchemaRegistryError) {
+        self.configuration = configuration
+        self.httpClient = httpClient
+        self.logger = logger
+        var base = configuration.url
+        while base.hasSuffix("/") { base.removeLast() }
+        baseURL = base
+        do {
+            tlsConfiguration = try Self.makeTLSConfiguration(configuration.tls)
+        } catch {
+            throw SchemaRegistryError(code: .invalidResponse, message: "cannot load the registry's TLS files: \(error)")
+        }
+        if case .oauth2(let credentials) = configuration.authentication {
+            tokens = OAuth2TokenSource(credentials: credentials, httpClient: httpClient, tls: tlsConfiguration,
+                                       timeout: configuration.requestTimeout)
+        } else {
+            tokens = nil
+        }
+    }
+
+    /// How many times a cached schema was served because the registry was unavailable.
+    public var staleServed: Int { get async { await cache.staleServed } }
+
+    /// The schema registered under `subject` at `version` (`latest` is re-checked after the cache TTL).
+    public func schema(subject: String, version: SchemaVersion) async throws(SchemaRegistryError) -> RegisteredSchema {
+        let ttl: Duration? = version == .latest ? configuration.cacheTTL : nil
+        return try await cache.schema(for: .subject(subject, version), ttl: ttl) { () throws(SchemaRegistryError) in
+            let path = "/subjects/\(Self.escape(subject))/versions/\(version)"
+            let answer: SubjectVersionAnswer = try await self.get(path, what: "subject '\(subject)' version \(version)")
+            return RegisteredSchema(id: answer.id, subject: answer.subject ?? subject, version: answer.version,
+                                    type: try Self.schemaType(answer.schemaType), schema: answer.schema,
+                                    references: answer.references ?? [])
+        }
+    }
+
+    /// The schema with the global id `id`.
+    public func schema(id: Int32) async throws(SchemaRegistryError) -> RegisteredSchema {
+        try await cache.schema(for: .id(id), ttl: nil) { () throws(SchemaRegistryError) in
+            let answer: IDAnswer = try await self.get("/schemas/ids/\(id)", what: "schema id \(id)")
+            return RegisteredSchema(id: id, subject: nil, version: nil, type: try Self.schemaType(answer.schemaType),
+                                    schema: answer.schema, references: answer.references ?? [])
+        }
+    }
+
+    /// Every schema `schema` references, directly or not, by reference name. Fails on a reference cycle.
+    public func references(of schema: RegisteredSchema) async throws(SchemaRegistryError) -> [String: RegisteredSchema] {
+        var resolved: [String: RegisteredSchema] = [:]
+        var pending = schema.references.map { ($0, [schema.subject ?? "id \(schema.id)"]) }
+        while let (reference, chain) = pending.popLast() {
+            guard resolved[reference.name] == nil else { continue }
+            guard !chain.contains(reference.subject) else {
+                throw SchemaRegistryError(code: .invalidResponse,
+                                          message: "reference cycle: \((chain + [reference.subject]).joined(separator: " -> "))")
+            }
+            let referenced = try await self.schema(subject: reference.subject, version: .number(reference.version))
+            resolved[reference.name] = referenced
+            pending += referenced.references.map { ($0, chain + [reference.subject]) }
+        }
+        return resolved
+    }
+
+    // MARK: - HTTP
+
+    private struct SubjectVersionAnswer: Decodable {
+        var subject: String?
+        var version: Int?
+        var id: Int32
+        var schema: String
+        var schemaType: String?
+        var references: [RegisteredSchema.Reference]?
+    }
+
+    private struct IDAnswer: Decodable {
+        var schema: String
+        var schemaType: String?
+        var references: [RegisteredSchema.Reference]?
+    }
+
+    private struct ErrorAnswer: Decodable {
+        var error_code: Int?
+        var message: String?
+    }
+
+    private static func schemaType(_ text: String?) throws(SchemaRegistryError) -> RegisteredSchema.SchemaType {
+        guard let text else { return .avro }  // absent means Avro
+        guard let type = RegisteredSchema.SchemaType(rawValue: text.uppercased()) else {
+            throw SchemaRegistryError(code: .invalidResponse, message: "unknown schemaType '\(text)'")
+        }
+        return type
+    }
+
+    static func escape(_ segment: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#")
+        return segment.addingPercentEncoding(withAllowedCharacters: allowed) ?? segment
+    }
+
+    private func get<Answer: Decodable>(_ path: String, what: String) async throws(SchemaRegistryError) -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .GET
+        request.headers.add(name: "accept", value: "\(Self.contentType), application/json")
+        request.tlsConfiguration = tlsConfiguration
+        switch configuration.authentication {
+        case .none:
+            break
+        case .basic(let username, let password):
+            request.headers.add(name: "authorization", value: "Basic " + Data("\(username):\(password)".utf8).base64EncodedString())
+        case .oauth2:
+            request.headers.add(name: "authorization", value: "Bearer \(try await tokens!.token())")
+        }
+        let status: HTTPResponseStatus
+        let body: ByteBuffer
+        do {
+            let response = try await httpClient.execute(request, timeout: .init(configuration.requestTimeout))
+            status = response.status
+            body = try await response.body.collect(upTo: 16 << 20)
+        } catch {
+            throw SchemaRegistryError(code: .unavailable, message: "the schema registry at \(configuration.url) is unreachable for \(what): \(error)")
+        }
+        let data = Data(body.readableBytesView)
+        guard status == .ok else {
+            let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: data)
+            let detail = answer?.message ?? "HTTP \(status.code)"
+            let code: SchemaRegistryError.Code = switch status.code {
+            case 404: .notFound
+            case 401, 403: .unauthorized
+            case 500...: .unavailable
+            default: .invalidResponse
+            }
+            throw SchemaRegistryError(code: code, message: "\(what): \(detail)", registryErrorCode: answer?.error_code)
+        }
+        do {
+            return try JSONDecoder().decode(Answer.self, from: data)
+        } catch {
+            throw SchemaRegistryError(code: .invalidResponse, message: "\(what): the registry's answer is not a schema: \(error)")
+        }
+    }
+
+    static func makeTLSConfiguration(_ tls: SchemaRegistryConfiguration.TLS) throws -> TLSConfiguration? {
+        guard tls != SchemaRegistryConfiguration.TLS() else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = tls.verify ? .fullVerification : .none
+        if let caFile = tls.caFile { configuration.trustRoots = .file(caFile) }
+        if let certificateFile = tls.certificateFile, let keyFile = tls.keyFile {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+            configuration.privateKey = .file(keyFile)
+        }
+        return configuration
+    }
+}
+
+/// OAuth2 client-credentials tokens, fetched once and refreshed 30 s before they expire.
+actor OAuth2TokenSource {
+    private let credentials: SchemaRegistryConfiguration.OAuth2ClientCredentials
+    private let httpClient: HTTPClient
+    private let tls: TLSConfiguration?
+    private let timeout: Duration
+    private var current: (token: String, expires: ContinuousClock.Instant)?
+    private var inFlight: Task<(String, Duration), any Error>?
+
+    init(credentials: SchemaRegistryConfiguration.OAuth2ClientCredentials, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration) {
+        self.credentials = credentials
+        self.httpClient = httpClient
+        self.tls = tls
+        self.timeout = timeout
+    }
+
+    func token() async throws(SchemaRegistryError) -> String {
+        if let current, ContinuousClock.now < current.expires { return current.token }
+        let task = inFlight ?? Task { try await self.fetch() }
+        inFlight = task
+        do {
+            let (token, lifetime) = try await task.value
+            inFlight = nil
+            current = (token, .now + max(.seconds(1), lifetime - .seconds(30)))
+            return token
+        } catch {
+            inFlight = nil
+            throw error as? SchemaRegistryError ?? SchemaRegistryError(code: .tokenRequestFailed, message: "\(error)")
+        }
+    }
+
+    private struct TokenAnswer: Decodable {
+        var access_token: String
+        var expires_in: Int?
+    }
+
+    private func fetch() async throws -> (String, Duration) {
+        var form = "grant_type=client_credentials&client_id=\(Self.formEscape(credentials.clientID))&client_secret=\(Self.formEscape(credentials.clientSecret))"
+        if !credentials.scopes.isEmpty { form += "&scope=\(Self.formEscape(credentials.scopes.joined(separator: " ")))" }
+        for audience in credentials.audience { form += "&audience=\(Self.formEscape(audience))" }
+        var request = HTTPClientRequest(url: credentials.tokenEndpoint)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "accept", value: "application/json")
+        request.tlsConfiguration = tls
+        request.body = .bytes(ByteBuffer(string: form))
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await httpClient.execute(request, timeout: .init(timeout))
+            body = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw SchemaRegistryError(code: .tokenRequestFailed, message: "the token endpoint \(credentials.tokenEndpoint) is unreachable: \(error)")
+        }
+        guard response.status == .ok, let answer = try? JSONDecoder().decode(TokenAnswer.self, from: Data(body.readableBytesView)) else {
+            throw SchemaRegistryError(code: .tokenRequestFailed,
+                                      message: "the token endpoint \(credentials.tokenEndpoint) answered HTTP \(response.status.code) without an access_token")
+        }
+        return (answer.access_token, .seconds(answer.expires_in ?? 300))
+    }
+
+    private static func formEscape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
