@@ -59,12 +59,18 @@ public final class KafkaBridge: Service, Sendable {
             throw error
         }
         let producers = Array(producersBySettings.values)
+        let observability = Observability(
+            producers: producersBySettings.map { settings, producer in
+                Observability.Producer(name: settings.bootstrapServers.map(\.description).joined(separator: ","), producer: producer)
+            }.sorted { $0.name < $1.name },
+            routes: ingestors.map { ($0.route.name, $0.responses) })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         do {
             server = try await HTTPIngestServer.bind(
                 host: configuration.server.host, port: configuration.server.port, group: group,
-                routes: RouteTable(ingestors), logger: logger)
+                routes: RouteTable(ingestors), observability: observability,
+                endpoints: .init(health: configuration.server.healthPath, metrics: configuration.server.metricsPath), logger: logger)
         } catch {
             for producer in producers { await producer.close(flushTimeout: .zero) }
             try? await group.shutdownGracefully()

@@ -177,6 +177,19 @@ func issues(_ yaml: String) -> [String] {
         #expect(warnings.contains { $0.contains("any topic name is accepted") })
     }
 
+    @Test func builtInEndpointsCanMoveOrBeTurnedOffButNotBeShadowed() throws {
+        let moved = try parse("""
+            server: {health_path: /-/health, metrics_path: ""}
+            routes: [{path: /a, topic: t, bootstrap_servers: [k:1]}]
+            """)
+        #expect(moved.configuration.server.healthPath == "/-/health")
+        #expect(moved.configuration.server.metricsPath == nil)
+        let found = issues("""
+            routes: [{path: /health, methods: [GET], topic: t, bootstrap_servers: [k:1]}]
+            """)
+        #expect(found.contains { $0.contains("GET /health is already served by server.health_path") }, "\(found)")
+    }
+
     @Test func serverAndLogLevel() throws {
         let loaded = try parse("""
             server: {host: 127.0.0.1, port: 0, threads: 3, shutdown_timeout: 2500}

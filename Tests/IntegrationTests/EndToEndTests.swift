@@ -196,10 +196,39 @@ struct EndToEndTests {
                 if asyncStatus == .ok { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(asyncStatus == .serviceUnavailable)
+            let health = try await request("\(base)/health", method: .GET)
+            #expect(health.status == .serviceUnavailable)
+            #expect(health.json["status"] as? String == "down")
+            #expect(health.body.contains("127.0.0.1:1"), "\(health.body)")
             // Whatever the async route accepted before that is reported as failed, not dropped silently.
             let accepted = bridge.statistics.enqueued
             let settled = try await eventually(timeout: .seconds(10)) { bridge.statistics.failed == accepted }
             #expect(settled, "enqueued \(accepted), failed \(bridge.statistics.failed)")
+        }
+    }
+
+    @Test func healthAndMetricsEndpoints() async throws {
+        let topic = uniqueTopic("observed")
+        var route = try testRoute(path: "/orders", topic: topic, async: false)
+        route.name = "orders"
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            #expect(try await request("\(base)/orders", body: "one", headers: [("content-type", "text/plain")]).status == .ok)
+            #expect(try await request("\(base)/orders", body: #"{"bad"#, headers: [("content-type", "application/json")]).status == .badRequest)
+            #expect(try await request("\(base)/nowhere", body: "x").status == .notFound)
+            let health = try await request("\(base)/health", method: .GET)
+            #expect(health.status == .ok)
+            #expect(health.json["status"] as? String == "up")
+            let clusters = try #require(health.json["clusters"] as? [[String: Any]])
+            #expect(clusters.first?["delivered"] as? Int == 1)
+            let metrics = try await request("\(base)/metrics", method: .GET)
+            #expect(metrics.status == .ok)
+            #expect(metrics.headers.first(name: "content-type") == "text/plain; version=0.0.4")
+            let broker = try TestBroker.bootstrapServers
+            #expect(metrics.body.contains("kbridge_http_responses_total{route=\"orders\",status=\"2xx\"} 1\n"), "\(metrics.body)")
+            #expect(metrics.body.contains("kbridge_http_responses_total{route=\"orders\",status=\"4xx\"} 1\n"))
+            #expect(metrics.body.contains("kbridge_http_responses_total{route=\"(none)\",status=\"4xx\"} 1\n"))
+            #expect(metrics.body.contains("kbridge_kafka_messages_delivered_total{bootstrap_servers=\"\(broker)\"} 1\n"))
+            #expect(metrics.body.contains("kbridge_kafka_cluster_up{bootstrap_servers=\"\(broker)\"} 1\n"))
         }
     }
 }

@@ -61,7 +61,7 @@ final class ConfigurationReader {
     }
 
     static let topLevelKeys = ["server", "log_level", "defaults", "routes"]
-    static let serverKeys = ["host", "port", "threads", "shutdown_timeout"]
+    static let serverKeys = ["host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path"]
     /// Keys of a route that may also be set once under `defaults`.
     static let sharedRouteKeys = [
         "methods", "max_body_size", "topic", "topics_query_arg", "allowed_topics", "key_query_arg",

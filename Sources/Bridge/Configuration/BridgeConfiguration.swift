@@ -27,6 +27,11 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// `shutdown_timeout` (ms): on SIGTERM/SIGINT, how long in-flight requests and the flush of accepted
     /// messages may take before what is left is purged (and counted as lost). Default: 10000.
     public var shutdownTimeout: Duration = .seconds(10)
+    /// `health_path`: `GET` answers each cluster's health as JSON (200 up, 503 down); `""` turns it off.
+    /// Default: `/health`.
+    public var healthPath: String? = "/health"
+    /// `metrics_path`: `GET` answers Prometheus metrics; `""` turns it off. Default: `/metrics`.
+    public var metricsPath: String? = "/metrics"
 
     public init() {}
 }

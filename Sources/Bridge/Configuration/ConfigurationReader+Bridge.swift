@@ -33,6 +33,9 @@ extension ConfigurationReader {
             return configuration
         }
         var claimed: [String: String] = [:]  // "METHOD pattern" -> route path in the file
+        for (endpoint, key) in [(configuration.server.healthPath, "server.health_path"), (configuration.server.metricsPath, "server.metrics_path")] {
+            if let endpoint, let pattern = try? RoutePattern(parsing: endpoint) { claimed["GET \(pattern)"] = key }
+        }
         for (index, node) in sequence.enumerated() {
             guard let route = readRoute(node, "routes[\(index)]", defaults: defaults) else { continue }
             let pattern = (try? RoutePattern(parsing: route.path))?.description ?? route.path
@@ -59,6 +62,13 @@ extension ConfigurationReader {
             case "threads": if let threads = int(value, path, in: 1...256) { server.threads = threads }
             case "shutdown_timeout":
                 if let ms = int(value, path, in: 0...3_600_000) { server.shutdownTimeout = .milliseconds(ms) }
+            case "health_path", "metrics_path":
+                guard let text = string(value, path) else { break }
+                guard text.isEmpty || text.hasPrefix("/") else {
+                    issue(value, path, "must start with '/' (or be \"\" to turn the endpoint off)")
+                    break
+                }
+                if key == "health_path" { server.healthPath = text.isEmpty ? nil : text } else { server.metricsPath = text.isEmpty ? nil : text }
             default: break
             }
         }

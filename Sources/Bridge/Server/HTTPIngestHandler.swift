@@ -27,11 +27,24 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private var state = State.idle
     private let routes: RouteTable
+    private let observability: Observability
+    private let endpoints: BuiltInEndpoints
     private let logger: Logger
+    /// The counters of the request being answered: its route's, or `observability.unrouted`.
+    private var counters: ResponseCounters
 
-    init(routes: RouteTable, logger: Logger) {
+    /// Paths of the built-in `GET` endpoints (`nil`: off).
+    struct BuiltInEndpoints: Sendable {
+        var health: String?
+        var metrics: String?
+    }
+
+    init(routes: RouteTable, observability: Observability, endpoints: BuiltInEndpoints, logger: Logger) {
         self.routes = routes
+        self.observability = observability
+        self.endpoints = endpoints
         self.logger = logger
+        counters = observability.unrouted
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -81,12 +94,24 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
         let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
+        counters = observability.unrouted
+        if head.method == .GET {
+            if let health = endpoints.health, path == health {
+                state = .discarding(head: head, response: observability.healthResponse())
+                return
+            }
+            if let metrics = endpoints.metrics, path == metrics {
+                state = .discarding(head: head, response: observability.metricsResponse())
+                return
+            }
+        }
         switch routes.lookup(method: head.method, path: path) {
         case .notFound:
             state = .discarding(head: head, response: .notFound(path: path))
         case .methodNotAllowed(let allowed):
             state = .discarding(head: head, response: .methodNotAllowed(head.method, allowed: allowed))
         case .found(let match):
+            counters = match.ingestor.responses
             let limit = match.ingestor.route.maxBodySize
             let facts = RequestHeaderFacts(head.headers)
             if let length = facts.contentLength, length > limit {
@@ -112,13 +137,14 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respond(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
         let keepAlive = head.isKeepAlive && !close
+        counters.record(response.status)
         var headers: HTTPHeaders
         if response.status == .ok, response.headers.isEmpty, response.body == IngestResponse.messageSent.body {
             headers = Self.messageSentHeaders
         } else {
             headers = HTTPHeaders()
             headers.reserveCapacity(4 + response.headers.count)
-            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-type", value: response.contentType)
             headers.add(name: "content-length", value: String(response.body.readableBytes))
             for (name, value) in response.headers { headers.add(name: name, value: value) }
         }

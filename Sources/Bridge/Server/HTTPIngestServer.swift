@@ -18,7 +18,10 @@ final class HTTPIngestServer: Sendable {
         self.quiescing = quiescing
     }
 
-    static func bind(host: String, port: Int, group: any EventLoopGroup, routes: RouteTable, logger: Logger) async throws -> HTTPIngestServer {
+    static func bind(
+        host: String, port: Int, group: any EventLoopGroup, routes: RouteTable, observability: Observability,
+        endpoints: HTTPIngestHandler.BuiltInEndpoints, logger: Logger
+    ) async throws -> HTTPIngestServer {
         let quiescing = ServerQuiescingHelper(group: group)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -31,7 +34,8 @@ final class HTTPIngestServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPIngestHandler(routes: routes, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPIngestHandler(routes: routes, observability: observability, endpoints: endpoints, logger: logger))
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -7,6 +7,7 @@ struct IngestResponse: Sendable {
     var status: HTTPResponseStatus
     var body: ByteBuffer
     var headers: [(String, String)] = []
+    var contentType = "application/json"
 
     /// Kong's answer for an accepted message: `200 {"message":"message sent"}`.
     static let messageSent = IngestResponse(status: .ok, body: ByteBuffer(string: #"{"message":"message sent"}"#))

@@ -19,6 +19,8 @@ final class RouteIngestor: Sendable {
     /// `allowed_topics` plus the default topic; `nil` when any topic is allowed.
     private let allowedTopics: Set<String>?
     private let readsQuery: Bool
+    /// The route's answers by status class, for `/metrics`.
+    let responses = ResponseCounters()
 
     init(route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer) {
         self.route = route

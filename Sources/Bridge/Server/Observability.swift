@@ -1,0 +1,109 @@
+import Foundation
+import Kafka
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Answers by status class, counted per route (and once for requests no route took).
+final class ResponseCounters: Sendable {
+    private let informational = Atomic<Int>(0)
+    private let success = Atomic<Int>(0)
+    private let redirection = Atomic<Int>(0)
+    private let clientError = Atomic<Int>(0)
+    private let serverError = Atomic<Int>(0)
+
+    func record(_ status: HTTPResponseStatus) {
+        switch status.code {
+        case 200..<300: success.add(1, ordering: .relaxed)
+        case 400..<500: clientError.add(1, ordering: .relaxed)
+        case 500...: serverError.add(1, ordering: .relaxed)
+        case 300..<400: redirection.add(1, ordering: .relaxed)
+        default: informational.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// (status class such as "2xx", count) for the classes seen.
+    var snapshot: [(String, Int)] {
+        let values = [
+            ("1xx", informational.load(ordering: .relaxed)), ("2xx", success.load(ordering: .relaxed)),
+            ("3xx", redirection.load(ordering: .relaxed)), ("4xx", clientError.load(ordering: .relaxed)),
+            ("5xx", serverError.load(ordering: .relaxed)),
+        ]
+        return values.filter { $0.1 > 0 }
+    }
+}
+
+/// `GET /health` and `GET /metrics`: every producer's cluster health and counters, read when asked
+/// (nothing is added to the request path but one atomic increment per answer).
+final class Observability: Sendable {
+    struct Producer: Sendable {
+        var name: String
+        var producer: KafkaProducer
+    }
+
+    let producers: [Producer]
+    let routes: [(name: String, counters: ResponseCounters)]
+    /// Requests no route took (404, 405) and built-in endpoints.
+    let unrouted = ResponseCounters()
+
+    init(producers: [Producer], routes: [(name: String, counters: ResponseCounters)]) {
+        self.producers = producers
+        self.routes = routes
+    }
+
+    /// 200 when every cluster is up (or still connecting), 503 when one is down; the body says which.
+    func healthResponse() -> IngestResponse {
+        var body = ByteBuffer()
+        var allUp = true
+        body.writeStaticString("{\"clusters\":[")
+        for (index, entry) in producers.enumerated() {
+            if index > 0 { body.writeStaticString(",") }
+            let statistics = entry.producer.statistics
+            body.writeStaticString("{\"bootstrap_servers\":")
+            body.writeJSONString(entry.name)
+            body.writeStaticString(",\"health\":")
+            switch entry.producer.health {
+            case .up: body.writeStaticString("\"up\"")
+            case .connecting: body.writeStaticString("\"connecting\"")
+            case .down(let reason):
+                allUp = false
+                body.writeStaticString("\"down\",\"reason\":")
+                body.writeJSONString(reason)
+            }
+            body.writeString(",\"enqueued\":\(statistics.enqueued),\"delivered\":\(statistics.delivered),\"failed\":\(statistics.failed),\"in_queue\":\(statistics.inQueue)}")
+        }
+        body.writeStaticString("],\"status\":")
+        body.writeStaticString(allUp ? "\"up\"}" : "\"down\"}")
+        return IngestResponse(status: allUp ? .ok : .serviceUnavailable, body: body)
+    }
+
+    /// The Prometheus text format (0.0.4). Totals are read from the producers' counters at scrape time,
+    /// so they are written here directly rather than through swift-prometheus, whose counters only increment.
+    func metricsResponse() -> IngestResponse {
+        var text = ""
+        text += "# HELP kbridge_http_responses_total HTTP answers by route and status class.\n# TYPE kbridge_http_responses_total counter\n"
+        for (name, counters) in routes + [("(none)", unrouted)] {
+            for (statusClass, count) in counters.snapshot {
+                text += "kbridge_http_responses_total{route=\"\(Self.escape(name))\",status=\"\(statusClass)\"} \(count)\n"
+            }
+        }
+        let rows: [(String, String, String, (KafkaProducer) -> Int)] = [
+            ("kbridge_kafka_messages_enqueued_total", "counter", "Messages accepted into the producer's queue.", { $0.statistics.enqueued }),
+            ("kbridge_kafka_messages_delivered_total", "counter", "Messages the broker acknowledged.", { $0.statistics.delivered }),
+            ("kbridge_kafka_messages_failed_total", "counter", "Messages that failed for good (timed out, refused, purged at shutdown).", { $0.statistics.failed }),
+            ("kbridge_kafka_queue_messages", "gauge", "Messages and requests waiting in librdkafka's queues.", { $0.statistics.inQueue }),
+            ("kbridge_kafka_cluster_up", "gauge", "1 while the cluster is reachable, 0 while it is down.", { $0.isDown ? 0 : 1 }),
+        ]
+        for (metric, type, help, value) in rows {
+            text += "# HELP \(metric) \(help)\n# TYPE \(metric) \(type)\n"
+            for entry in producers {
+                text += "\(metric){bootstrap_servers=\"\(Self.escape(entry.name))\"} \(value(entry.producer))\n"
+            }
+        }
+        return IngestResponse(status: .ok, body: ByteBuffer(string: text), headers: [], contentType: "text/plain; version=0.0.4")
+    }
+
+    private static func escape(_ label: String) -> String {
+        label.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
