@@ -52,6 +52,8 @@ let package = Package(
             name: "Bridge",
             dependencies: [
                 "Kafka",
+                "SchemaRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,6 +68,7 @@ let package = Package(
             dependencies: [
                 "Bridge",
                 "Kafka",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,6 +109,7 @@ let package = Package(
             dependencies: [
                 "Bridge",
                 "Kafka",
+                "SchemaRegistry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,6 +120,7 @@ let package = Package(
             dependencies: [
                 "Bridge",
                 "Kafka",
+                "SchemaRegistry",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

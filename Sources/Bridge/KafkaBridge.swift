@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import Kafka
 import Logging
+import SchemaRegistry
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -46,13 +48,22 @@ public final class KafkaBridge: Service, Sendable {
     ///   address cannot be bound.
     public static func start(configuration: BridgeConfiguration, logger: Logger) async throws -> KafkaBridge {
         var producersBySettings: [KafkaSettings: KafkaProducer] = [:]
+        var registries: [SchemaRegistryConfiguration: SchemaRegistryClient] = [:]
         var ingestors: [RouteIngestor] = []
         do {
             for route in configuration.routes {
+                var schemaEncoder: SchemaRecordEncoder?
+                if let settings = route.schemaRegistry {
+                    let client = try registries[settings.registry]
+                        ?? SchemaRegistryClient(configuration: settings.registry, httpClient: .shared, logger: logger)
+                    registries[settings.registry] = client
+                    schemaEncoder = SchemaRecordEncoder(settings: settings, client: client)
+                }
                 let producer = try producersBySettings[route.kafka] ?? KafkaProducer(
                     properties: route.kafka.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin, logger: logger)
                 producersBySettings[route.kafka] = producer
-                ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer))
+                ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
+                                               schemaEncoder: schemaEncoder))
             }
         } catch {
             for producer in producersBySettings.values { await producer.close(flushTimeout: .zero) }

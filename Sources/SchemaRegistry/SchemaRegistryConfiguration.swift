@@ -1,5 +1,5 @@
 /// How to reach a Confluent Schema Registry (Kong's `schema_registry.confluent.*`).
-public struct SchemaRegistryConfiguration: Sendable {
+public struct SchemaRegistryConfiguration: Sendable, Hashable {
     /// `url`: the registry's base URL. A path is kept: `http://host:8080/apis/ccompat/v7` (Apicurio) works.
     public var url: String
     /// `ttl`: how long a `latest` lookup is trusted before it is fetched again. Lookups by id or by version

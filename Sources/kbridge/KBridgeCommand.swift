@@ -3,6 +3,7 @@ import Bridge
 import Foundation
 import Kafka
 import Logging
+import NIOCore
 import ServiceLifecycle
 import UnixSignals
 
@@ -60,8 +61,11 @@ struct Run: AsyncParsableCommand {
         } catch let error as KafkaError {
             printError("kbridge: cannot start: \(error.message)")
             throw ExitCode(configurationErrorExitCode)
-        } catch {
+        } catch let error as IOError {
             printError("kbridge: cannot listen on \(configuration.server.host):\(configuration.server.port): \(error)")
+            throw ExitCode(1)
+        } catch {
+            printError("kbridge: cannot start: \(error)")
             throw ExitCode(1)
         }
         if let embeddedCluster {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SchemaRegistry
 import Testing
 
 @testable import Bridge
@@ -135,7 +136,8 @@ func issues(_ yaml: String) -> [String] {
         ("path: /a\n    topic: t\n    methods: [GET, 'P O']", "is not an HTTP method"),
         ("path: /a\n    topic: t\n    compression_type: brotli", "unknown codec 'brotli'"),
         ("path: /a\n    topic: t\n    producer_async_flush_timeout: 20000", "must be less than timeout"),
-        ("path: /a\n    topic: t\n    schema_registry: {}", "not supported by this version"),
+        ("path: /a\n    topic: t\n    message_by_lua_functions: []", "kbridge runs no Lua"),
+        ("path: /a\n    topic: t\n    headers: {}", "record headers from HTTP headers are not supported"),
         ("path: /a\n    topic: t\n    kafka_properties: {no.such.property: 1}", "No such configuration property"),
         ("path: /a\n    topic: t\n    allowed_topics: ['ok', 'not ok']", "routes[0].allowed_topics[1]"),
     ])
@@ -310,5 +312,44 @@ func issues(_ yaml: String) -> [String] {
         #expect(!"\(route)".contains("t0p-s3cret"))
         #expect(!String(reflecting: route).contains("t0p-s3cret"))
         #expect(route.kafka.authentication?.password.description == "<secret from env PW>")
+    }
+}
+
+@Suite struct SchemaRegistryConfigurationTests {
+    @Test func kongsSchemaRegistryFieldsAreRead() throws {
+        let loaded = try BridgeConfiguration.parse(yaml: """
+            routes:
+              - path: /a
+                topic: orders
+                bootstrap_servers: [k:1]
+                schema_registry:
+                  confluent:
+                    url: http://registry:8081/apis/ccompat/v7
+                    ttl: 60
+                    ssl_verify: false
+                    authentication: {mode: basic, basic: {username: svc, password: {env: SR_PASSWORD}}}
+                    value_schema: {subject_name: orders-v, schema_version: "3"}
+                    key_schema: {schema_version: latest}
+            """, file: "test.yaml", environment: ["SR_PASSWORD": "pw"])
+        let settings = try #require(loaded.configuration.routes.first?.schemaRegistry)
+        #expect(settings.registry.url == "http://registry:8081/apis/ccompat/v7")
+        #expect(settings.registry.cacheTTL == .seconds(60))
+        #expect(settings.registry.tls.verify == false)
+        #expect(settings.registry.authentication == .basic(username: "svc", password: "pw"))
+        #expect(settings.value.name == "orders-v" && settings.value.version == .number(3))
+        #expect(settings.key?.name == nil && settings.key?.version == .latest)
+    }
+
+    @Test(arguments: [
+        ("{confluent: {}}", "schema_registry.confluent.url: required key missing"),
+        ("{confluent: {url: ftp://x}}", "is not an http:// or https:// URL"),
+        ("{confluent: {url: 'http://r', ttl: 4000}}", "ttl: 4000 is out of range 0...3600"),
+        ("{confluent: {url: 'http://r', value_schema: {schema_version: newest}}}", "'newest' is neither 'latest' nor a version number"),
+        ("{confluent: {url: 'http://r', authentication: {mode: kerberos}}}", "unknown mode 'kerberos'"),
+        ("{confluent: {url: 'http://r', authentication: {mode: oauth2}}}", "required with mode 'oauth2'"),
+    ])
+    func invalidSchemaRegistrySettingsAreRefused(value: String, expected: String) {
+        let found = issues("routes:\n  - {path: /a, topic: t, bootstrap_servers: [k:1], schema_registry: \(value)}\n")
+        #expect(found.contains { $0.contains(expected) }, "\(found)")
     }
 }

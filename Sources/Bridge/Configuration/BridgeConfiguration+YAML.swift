@@ -71,12 +71,11 @@ final class ConfigurationReader {
         "producer_request_limits_messages_per_request", "producer_request_limits_bytes_per_request",
         "producer_request_retries_max_attempts", "producer_request_retries_backoff_timeout",
         "producer_async", "producer_async_flush_timeout", "producer_async_buffering_limits_messages_in_memory",
-        "compression_type", "kafka_properties", "authentication", "security",
+        "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
     ]
     static let routeOnlyKeys = ["name", "path"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.
     static let unsupportedKongKeys: [String: String] = [
-        "schema_registry": "schema registry validation is not supported by this version of kbridge",
         "message_by_lua_functions": "kbridge runs no Lua; the message format is Kong's default envelope",
         "headers": "Kafka record headers from HTTP headers are not supported by this version of kbridge",
     ]

@@ -59,6 +59,8 @@ public struct RouteConfiguration: Sendable, Hashable {
     public var fields = MessageFields()
     /// The producer settings (Kong's names; see ``KafkaSettings``).
     public var kafka: KafkaSettings
+    /// `schema_registry.confluent`: validate and serialize the body (and key) with registered schemas.
+    public var schemaRegistry: SchemaRegistrySettings?
 
     public init(path: String, topic: String?, kafka: KafkaSettings, name: String? = nil) {
         self.path = path

@@ -19,13 +19,23 @@ final class RouteIngestor: Sendable {
     /// `allowed_topics` plus the default topic; `nil` when any topic is allowed.
     private let allowedTopics: Set<String>?
     private let readsQuery: Bool
+    /// Validates and serializes records with registered schemas, for `schema_registry` routes.
+    private let schemaEncoder: SchemaRecordEncoder?
     /// The route's answers by status class, for `/metrics`.
     let responses = ResponseCounters()
 
-    init(route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer) {
+    /// One message for one topic.
+    struct OutgoingRecord: Sendable {
+        var topic: String
+        var value: ByteBuffer
+        var key: [UInt8]?
+    }
+
+    init(route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil) {
         self.route = route
         self.pattern = pattern
         self.producer = producer
+        self.schemaEncoder = schemaEncoder
         allowedTopics = route.allowedTopics.isEmpty ? nil : Set(route.allowedTopics + (route.topic.map { [$0] } ?? []))
         readsQuery = route.topicsQueryArgument != nil || route.keyQueryArgument != nil
     }
@@ -48,27 +58,54 @@ final class RouteIngestor: Sendable {
         }
         let key = match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
 
+        if let schemaEncoder {
+            // Registry lookups are asynchronous (and usually cached); validation runs off the event loop.
+            let promise = eventLoop.makePromise(of: IngestResponse.self)
+            let body = request.body
+            Task {
+                var records: [OutgoingRecord] = []
+                for topic in topics {
+                    switch await schemaEncoder.encode(body: body, key: key, topic: topic) {
+                    case .success(let record):
+                        records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key))
+                    case .failure(let error):
+                        promise.succeed(error.response)
+                        return
+                    }
+                }
+                switch self.produce(records, eventLoop: eventLoop) {
+                case .immediate(let response): promise.succeed(response)
+                case .pending(let future): promise.completeWith(future)
+                }
+            }
+            return .pending(promise.futureResult)
+        }
+
         var message = ByteBufferAllocator().buffer(capacity: request.body.readableBytes * 2 + 256)
         do {
             try KongMessageEncoder.encode(request, fields: route.fields, into: &message)
         } catch {
             return .immediate(.error(.badRequest, code: "invalid_body", error.reason))
         }
-        return route.kafka.async
-            ? produceAsync(message, key: key, topics: topics)
-            : produceSync(message, key: key, topics: topics, eventLoop: eventLoop)
+        let keyBytes = key.map { Array($0.utf8) }
+        return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes) }, eventLoop: eventLoop)
     }
 
-    private func produceAsync(_ message: ByteBuffer, key: String?, topics: [String]) -> IngestOutcome {
-        for (index, topic) in topics.enumerated() {
+    private func produce(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
+        route.kafka.async ? produceAsync(records) : produceSync(records, eventLoop: eventLoop)
+    }
+
+    private func produceAsync(_ records: [OutgoingRecord]) -> IngestOutcome {
+        for (index, record) in records.enumerated() {
             do {
-                try send(message, key: key, topic: topic, onDelivery: nil)
+                try send(record, onDelivery: nil)
             } catch {
                 var response = IngestResponse(kafkaError: error)
                 if index > 0 {
+                    let accepted = records[..<index].map(\.topic).joined(separator: ", ")
+                    let refused = records[index...].map(\.topic).joined(separator: ", ")
                     response = .error(response.status, code: "partially_accepted",
-                                      "accepted for \(topics[..<index].joined(separator: ", ")) but not for \(topics[index...].joined(separator: ", ")): \(error.message)",
-                                      headers: response.headers)
+                                      "accepted for \(accepted) but not for \(refused): \(error.message)", headers: response.headers)
                 }
                 return .immediate(response)
             }
@@ -76,30 +113,28 @@ final class RouteIngestor: Sendable {
         return .immediate(.messageSent)
     }
 
-    private func produceSync(_ message: ByteBuffer, key: String?, topics: [String], eventLoop: any EventLoop) -> IngestOutcome {
+    private func produceSync(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
         let promise = eventLoop.makePromise(of: IngestResponse.self)
-        let collector = DeliveryCollector(expected: topics.count, promise: promise, producer: producer)
-        for (index, topic) in topics.enumerated() {
+        let collector = DeliveryCollector(expected: records.count, promise: promise, producer: producer)
+        for (index, record) in records.enumerated() {
             do {
-                try send(message, key: key, topic: topic) { collector.record($0) }
+                try send(record) { collector.record($0) }
             } catch {
-                // The topics already enqueued still report; the ones not sent count as failed now.
-                for _ in index..<topics.count { collector.record(.failure(error)) }
+                // The records already enqueued still report; the ones not sent count as failed now.
+                for _ in index..<records.count { collector.record(.failure(error)) }
                 break
             }
         }
         return .pending(promise.futureResult)
     }
 
-    private func send(_ message: ByteBuffer, key: String?, topic: String, onDelivery: KafkaDeliveryHandler?) throws(KafkaError) {
-        let result = message.withUnsafeReadableBytes { value -> Result<Void, KafkaError> in
-            guard var key else {
-                return Result { () throws(KafkaError) in try producer.send(topic: topic, key: nil, value: value, onDelivery: onDelivery) }
+    private func send(_ record: OutgoingRecord, onDelivery: KafkaDeliveryHandler?) throws(KafkaError) {
+        let result = record.value.withUnsafeReadableBytes { value -> Result<Void, KafkaError> in
+            guard let key = record.key else {
+                return Result { () throws(KafkaError) in try producer.send(topic: record.topic, key: nil, value: value, onDelivery: onDelivery) }
             }
-            return key.withUTF8 { keyBytes in
-                Result { () throws(KafkaError) in
-                    try producer.send(topic: topic, key: UnsafeRawBufferPointer(keyBytes), value: value, onDelivery: onDelivery)
-                }
+            return key.withUnsafeBytes { keyBytes in
+                Result { () throws(KafkaError) in try producer.send(topic: record.topic, key: keyBytes, value: value, onDelivery: onDelivery) }
             }
         }
         try result.get()

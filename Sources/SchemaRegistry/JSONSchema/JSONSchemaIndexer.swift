@@ -154,3 +154,8 @@ enum URIReference {
         return output.joined(separator: "/") + fragment
     }
 }
+
+/// Resolves a schema reference against a base URI (RFC 3986, as `$ref` does).
+public enum URIReferenceResolver {
+    public static func resolve(_ reference: String, against base: String) -> String { URIReference.resolve(reference, against: base) }
+}

@@ -1,0 +1,114 @@
+import Bridge
+import Foundation
+import Kafka
+import NIOHTTP1
+import SchemaRegistry
+import TestSupport
+import Testing
+
+/// Routes with `schema_registry`: the body is validated against the registered JSON Schema, produced in the
+/// Confluent wire format to the real broker, and read back.
+@Suite(.timeLimit(.minutes(2)))
+struct SchemaRegistryRouteTests {
+    static let orderSchema = #"""
+        {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": ["id", "items"],
+         "properties": {"id": {"type": "string"},
+                        "items": {"type": "array", "items": {"type": "object", "required": ["sku", "qty"],
+                                  "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}}}}}}
+        """#
+
+    func route(_ registry: FakeSchemaRegistry, topic: String, configure: (inout SchemaRegistrySettings) -> Void = { _ in }) throws -> RouteConfiguration {
+        var route = try testRoute(path: "/orders", topic: topic, async: false)
+        var settings = SchemaRegistrySettings(registry: SchemaRegistryConfiguration(url: registry.url))
+        configure(&settings)
+        route.schemaRegistry = settings
+        return route
+    }
+
+    @Test func validPayloadIsProducedInTheWireFormatAndInvalidOnesAreRefusedWithEveryPath() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-json")
+        let (id, _) = registry.register(subject: "\(topic)-value", schema: Self.orderSchema, schemaType: "JSON")
+        let valid = #"{"id":"o-1","items":[{"sku":"a","qty":2}]}"#
+        try await withBridge([try route(registry, topic: topic)]) { (base: String, _: KafkaBridge) async throws in
+            #expect(try await request("\(base)/orders", body: valid, headers: [("content-type", "application/json")]).status == .ok)
+            let invalid = try await request("\(base)/orders", body: #"{"items":[{"sku":"a","qty":2},{"sku":"b","qty":"3"},{"qty":0}]}"#,
+                                            headers: [("content-type", "application/json")])
+            #expect(invalid.status == .badRequest)
+            #expect(invalid.json["message"] as? String == "payload does not match schema \(topic)-value v1")
+            #expect(invalid.json["code"] as? String == "schema_validation_failed")
+            let errors = try #require(invalid.json["errors"] as? [[String: Any]])
+            #expect(errors.map { "\($0["path"]!): \($0["reason"]!)" } == [
+                "$: required property 'id' is missing",
+                "$.items[1].qty: expected integer, got string (\"3\")",
+                "$.items[2]: required property 'sku' is missing",
+                "$.items[2].qty: 0 is less than 1",
+            ])
+            let notJSON = try await request("\(base)/orders", body: "{", headers: [("content-type", "application/json")])
+            #expect(notJSON.status == .badRequest && notJSON.json["code"] as? String == "invalid_body")
+        }
+        let messages = try await readTopic(topic, minimumCount: 1)
+        #expect(messages.count == 1)
+        let framed = try #require(messages.first).value
+        let unframed = try #require(ConfluentWireFormat.unframe(framed))
+        #expect(unframed.schemaID == id)
+        #expect(String(decoding: unframed.payload, as: UTF8.self) == valid)
+        try await registry.shutdown()
+    }
+
+    @Test func keySchemaValidatesAndSerializesTheKey() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-key")
+        registry.register(subject: "\(topic)-value", schema: #"{"type":"object"}"#, schemaType: "JSON")
+        let (keyID, _) = registry.register(subject: "customer-ids", schema: #"{"type":"string","pattern":"^c-[0-9]+$"}"#, schemaType: "JSON")
+        var route = try route(registry, topic: topic) { $0.key = .init(name: "customer-ids", version: .number(1)) }
+        route.keyQueryArgument = "customer"
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            #expect(try await request("\(base)/orders?customer=c-42", body: "{}", headers: [("content-type", "application/json")]).status == .ok)
+            let badKey = try await request("\(base)/orders?customer=bob", body: "{}", headers: [("content-type", "application/json")])
+            #expect(badKey.status == .badRequest)
+            #expect(badKey.json["message"] as? String == "key does not match schema customer-ids v1")
+            let noKey = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
+            #expect(noKey.json["code"] as? String == "key_required")
+        }
+        let message = try #require(try await readTopic(topic, minimumCount: 1).first)
+        let key = try #require(message.key.flatMap { ConfluentWireFormat.unframe($0) })
+        #expect(key.schemaID == keyID && String(decoding: key.payload, as: UTF8.self) == #""c-42""#)
+        try await registry.shutdown()
+    }
+
+    @Test func registryOutagesServeTheCachedSchemaOrAnswer503() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-down")
+        registry.register(subject: "\(topic)-value", schema: #"{"type":"object"}"#, schemaType: "JSON")
+        let cached = try route(registry, topic: topic) { $0.registry.cacheTTL = .zero }
+        var neverFetched = try route(registry, topic: uniqueTopic("sr-never"))
+        neverFetched.path = "/other"
+        try await withBridge([cached, neverFetched]) { (base: String, _: KafkaBridge) async throws in
+            #expect(try await request("\(base)/orders", body: #"{"n":1}"#, headers: [("content-type", "application/json")]).status == .ok)
+            registry.setAvailable(false)
+            #expect(try await request("\(base)/orders", body: #"{"n":2}"#, headers: [("content-type", "application/json")]).status == .ok)
+            let unavailable = try await request("\(base)/other", body: "{}", headers: [("content-type", "application/json")])
+            #expect(unavailable.status == .serviceUnavailable)
+            #expect(unavailable.json["code"] as? String == "schema_registry_unavailable")
+            #expect(unavailable.headers.first(name: "retry-after") == "1")
+        }
+        #expect(try await readTopic(topic, minimumCount: 2).count == 2)
+        try await registry.shutdown()
+    }
+
+    @Test func unknownSubjectsAndAvroSubjectsAreReportedNotProduced() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-missing")
+        try await withBridge([try route(registry, topic: topic)]) { (base: String, _: KafkaBridge) async throws in
+            let missing = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
+            #expect(missing.status == .badGateway)
+            #expect((missing.json["message"] as? String)?.contains("Subject '\(topic)-value' not found.") == true)
+            registry.register(subject: "\(topic)-value", schema: #"{"type":"record","name":"R","fields":[]}"#)  // Avro
+            let avro = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
+            #expect(avro.status == .notImplemented)
+            #expect(avro.json["code"] as? String == "schema_type_not_supported")
+        }
+        try await registry.shutdown()
+    }
+}
