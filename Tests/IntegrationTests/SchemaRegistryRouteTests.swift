@@ -97,18 +97,64 @@ struct SchemaRegistryRouteTests {
         try await registry.shutdown()
     }
 
-    @Test func unknownSubjectsAndAvroSubjectsAreReportedNotProduced() async throws {
+    @Test func unknownSubjectsAndProtobufSubjectsAreReportedNotProduced() async throws {
         let registry = try await FakeSchemaRegistry()
         let topic = uniqueTopic("sr-missing")
         try await withBridge([try route(registry, topic: topic)]) { (base: String, _: KafkaBridge) async throws in
             let missing = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
             #expect(missing.status == .badGateway)
             #expect((missing.json["message"] as? String)?.contains("Subject '\(topic)-value' not found.") == true)
-            registry.register(subject: "\(topic)-value", schema: #"{"type":"record","name":"R","fields":[]}"#)  // Avro
-            let avro = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
-            #expect(avro.status == .notImplemented)
-            #expect(avro.json["code"] as? String == "schema_type_not_supported")
+            registry.register(subject: "\(topic)-value", schema: #"syntax = "proto3"; message M {}"#, schemaType: "PROTOBUF")
+            let protobuf = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
+            #expect(protobuf.status == .notImplemented)
+            #expect(protobuf.json["code"] as? String == "schema_type_not_supported")
         }
+        try await registry.shutdown()
+    }
+
+    static let avroOrder = #"""
+        {"type": "record", "name": "Order", "namespace": "shop", "fields": [
+          {"name": "id", "type": "string"},
+          {"name": "qty", "type": "int"},
+          {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+          {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+          {"name": "note", "type": ["null", "string"], "default": null},
+          {"name": "customer", "type": "Customer"}]}
+        """#
+    static let avroCustomer = #"{"type": "record", "name": "Customer", "namespace": "shop", "fields": [{"name": "name", "type": "string"}]}"#
+
+    @Test func avroRecordsWithReferencesAreReadableByFastavro() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-avro")
+        registry.register(subject: "customer", schema: Self.avroCustomer)
+        let (id, _) = registry.register(subject: "\(topic)-value", schema: Self.avroOrder, references: [("shop.Customer", "customer", 1)])
+        let (keyID, _) = registry.register(subject: "\(topic)-key", schema: #""long""#)
+        var route = try route(registry, topic: topic) { $0.key = .init() }
+        route.keyQueryArgument = "account"
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            let valid = #"{"id": "o-7", "qty": 2, "price": "19.90", "at": "2024-05-01T10:00:00Z", "note": "gift", "customer": {"name": "Ada"}}"#
+            let accepted = try await request("\(base)/orders?account=42", body: valid, headers: [("content-type", "application/json")])
+            #expect(accepted.status == .ok, "\(accepted.body)")
+            let invalid = try await request("\(base)/orders?account=42", body: #"{"id": 7, "qty": 2, "price": "1.999", "at": 0, "customer": {}}"#,
+                                            headers: [("content-type", "application/json")])
+            #expect(invalid.status == .badRequest)
+            #expect(invalid.json["message"] as? String == "payload does not match schema \(topic)-value v1")
+            let errors = try #require(invalid.json["errors"] as? [[String: Any]])
+            #expect(errors.map { "\($0["path"]!): \($0["reason"]!)" } == [
+                "$.id: expected string, got integer (7)",
+                "$.price: 1.999 does not fit decimal(9, 2) without rounding",
+                "$.customer.name: required field 'name' of shop.Customer is missing (it has no default)",
+            ])
+            let badKey = try await request("\(base)/orders?account=forty-two", body: valid, headers: [("content-type", "application/json")])
+            #expect(badKey.status == .badRequest && badKey.json["message"] as? String == "key does not match schema \(topic)-key v1")
+        }
+        let message = try #require(try await readTopic(topic, minimumCount: 1).first)
+        let value = try #require(ConfluentWireFormat.unframe(message.value))
+        #expect(value.schemaID == id)
+        #expect(try decodeWithFastavro(Array(value.payload), schema: Self.avroOrder, references: [Self.avroCustomer])
+            == #"{"at": "2024-05-01T10:00:00+00:00", "customer": {"name": "Ada"}, "id": "o-7", "note": "gift", "price": "19.90", "qty": 2}"#)
+        let key = try #require(message.key.flatMap { ConfluentWireFormat.unframe($0) })
+        #expect(key.schemaID == keyID && Array(key.payload) == [84])  // zigzag(42) = 84
         try await registry.shutdown()
     }
 }

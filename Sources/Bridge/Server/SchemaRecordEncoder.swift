@@ -14,8 +14,9 @@ final class SchemaRecordEncoder: Sendable {
 
     let settings: SchemaRegistrySettings
     let client: SchemaRegistryClient
-    /// Compiled validators by schema id (a registered schema never changes).
+    /// Compiled validators and parsed Avro schemas by schema id (a registered schema never changes).
     private let validators = Mutex<[Int32: JSONSchemaValidator]>([:])
+    private let avroSchemas = Mutex<[Int32: AvroSchema]>([:])
     static let maximumViolations = 50
 
     init(settings: SchemaRegistrySettings, client: SchemaRegistryClient) {
@@ -41,14 +42,18 @@ final class SchemaRecordEncoder: Sendable {
         guard let key else {
             return .failure(ResponseError(.error(.badRequest, code: "key_required", "this route's key schema needs a message key")))
         }
-        // The key is a JSON string; its serialized form is that string as JSON text.
+        // The key is a string; its serialized JSON form is that string as JSON text. When the key schema does not
+        // take a string (an Avro long, say), the key is read as JSON instead ("42" is the number 42).
         var keyJSON = ByteBuffer()
         keyJSON.writeJSONString(key)
-        switch await serialize(.string(key), raw: Array(keyJSON.readableBytesView), subject: keySchema.subject(topic: topic, suffix: "key"),
-                               version: keySchema.version, role: "key") {
-        case .success(let bytes): return .success(Record(value: value, key: bytes))
-        case .failure(let error): return .failure(error)
+        let subject = keySchema.subject(topic: topic, suffix: "key")
+        let asString = await serialize(.string(key), raw: Array(keyJSON.readableBytesView), subject: subject, version: keySchema.version, role: "key")
+        if case .success(let bytes) = asString { return .success(Record(value: value, key: bytes)) }
+        if let parsed = try? JSONParser.parse(key), parsed != .string(key),
+           case .success(let bytes) = await serialize(parsed, raw: Array(key.utf8), subject: subject, version: keySchema.version, role: "key") {
+            return .success(Record(value: value, key: bytes))
         }
+        return asString.map { Record(value: value, key: $0) }
     }
 
     private func serialize(_ document: JSONValue, raw: [UInt8], subject: String, version: SchemaVersion, role: String) async -> Result<[UInt8], ResponseError> {
@@ -70,9 +75,35 @@ final class SchemaRecordEncoder: Sendable {
                 return .failure(ResponseError(Self.invalid(role: role, subject: subject, version: schema.version, violations: violations)))
             }
             return .success(ConfluentWireFormat.frame(schemaID: schema.id, payload: raw))
-        case .avro, .protobuf:
+        case .avro:
+            let avro: AvroSchema
+            switch await parsedAvroSchema(for: schema) {
+            case .success(let parsed): avro = parsed
+            case .failure(let error): return .failure(error)
+            }
+            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations) {
+            case .success(let binary): return .success(ConfluentWireFormat.frame(schemaID: schema.id, payload: binary))
+            case .failure(let mismatch):
+                return .failure(ResponseError(Self.invalid(role: role, subject: subject, version: schema.version, violations: mismatch.violations)))
+            }
+        case .protobuf:
             return .failure(ResponseError(.error(.notImplemented, code: "schema_type_not_supported",
-                                                 "subject '\(subject)' holds a \(schema.type.rawValue) schema; this version of kbridge validates JSON Schema only")))
+                                                 "subject '\(subject)' holds a PROTOBUF schema; kbridge validates Avro and JSON Schema")))
+        }
+    }
+
+    private func parsedAvroSchema(for schema: RegisteredSchema) async -> Result<AvroSchema, ResponseError> {
+        if let cached = avroSchemas.withLock({ $0[schema.id] }) { return .success(cached) }
+        do {
+            // Referenced schemas define the named types the schema uses.
+            let references = try await client.references(of: schema).values
+            let parsed = try AvroSchema.parse(schema.schema, references: references.map(\.schema))
+            avroSchemas.withLock { $0[schema.id] = parsed }
+            return .success(parsed)
+        } catch let error as SchemaRegistryError {
+            return .failure(ResponseError(Self.response(for: error, subject: schema.subject ?? "id \(schema.id)")))
+        } catch {
+            return .failure(ResponseError(.error(.badGateway, code: "schema_unusable", "Avro schema \(schema.id) cannot be used: \(error)")))
         }
     }
 
