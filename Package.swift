@@ -75,6 +75,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Validation + serialization throughput of the schema pipelines (scripts/bench runs it).
+        .executableTarget(name: "SchemaBenchmark", dependencies: ["SchemaRegistry"]),
         // The benchmark's baseline: the smallest useful NIO HTTP/1.1 server (fixed 200 response).
         .executableTarget(
             name: "NIOHelloWorld",

@@ -12,7 +12,8 @@ extension ConfigurationReader {
         }
         let base = "\(path).confluent"
         guard let entries = mapping(confluentNode, base, allowed: [
-            "url", "ssl_verify", "ca_file", "ttl", "timeout", "authentication", "value_schema", "key_schema",
+            "url", "ssl_verify", "ca_file", "client_certificate_file", "client_key_file", "ttl", "timeout", "authentication",
+            "value_schema", "key_schema",
         ]) else { return nil }
         let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
         guard let urlNode = values["url"] else {
@@ -31,6 +32,11 @@ extension ConfigurationReader {
         }
         if let verify = values["ssl_verify"].flatMap({ bool($0, "\(base).ssl_verify") }) { settings.registry.tls.verify = verify }
         settings.registry.tls.caFile = values["ca_file"].flatMap { readFile($0, "\(base).ca_file") }
+        settings.registry.tls.certificateFile = values["client_certificate_file"].flatMap { readFile($0, "\(base).client_certificate_file") }
+        settings.registry.tls.keyFile = values["client_key_file"].flatMap { readFile($0, "\(base).client_key_file") }
+        if (settings.registry.tls.certificateFile == nil) != (settings.registry.tls.keyFile == nil) {
+            issue(confluentNode, base, "client_certificate_file and client_key_file go together")
+        }
         if let authentication = values["authentication"] {
             settings.registry.authentication = readRegistryAuthentication(authentication, "\(base).authentication") ?? .none
         }

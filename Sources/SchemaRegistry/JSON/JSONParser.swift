@@ -121,33 +121,35 @@ public struct JSONParser {
 
     private mutating func string() throws(Failure) -> String {
         index += 1  // the opening quote
-        var scalars = String.UnicodeScalarView()
-        var runStart = index
-        func flushRun(_ end: Int) {
-            if runStart < end {
-                scalars.append(contentsOf: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[runStart..<end]), as: UTF8.self).unicodeScalars)
-            }
+        let start = index
+        // Fast path: no escapes, the common case; the bytes are valid UTF-8 (checked once for the whole text).
+        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+            guard byte >= 0x20 else { throw fail("unescaped control character in a string") }
+            index += 1
         }
+        guard let terminator = current else { throw fail("unterminated string") }
+        if terminator == UInt8(ascii: "\"") {
+            index += 1
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<(index - 1)]), as: UTF8.self)
+        }
+        // Escapes: collect UTF-8 bytes, then decode once.
+        var utf8 = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         while let byte = current {
             switch byte {
             case UInt8(ascii: "\""):
-                flushRun(index)
                 index += 1
-                return String(scalars)
+                return String(decoding: utf8, as: UTF8.self)
             case UInt8(ascii: "\\"):
-                flushRun(index)
                 index += 1
                 guard let escaped = current else { throw fail("unterminated escape sequence") }
                 index += 1
                 switch escaped {
-                case UInt8(ascii: "\""): scalars.append("\"")
-                case UInt8(ascii: "\\"): scalars.append("\\")
-                case UInt8(ascii: "/"): scalars.append("/")
-                case UInt8(ascii: "b"): scalars.append("\u{08}")
-                case UInt8(ascii: "f"): scalars.append("\u{0C}")
-                case UInt8(ascii: "n"): scalars.append("\n")
-                case UInt8(ascii: "r"): scalars.append("\r")
-                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
                 case UInt8(ascii: "u"):
                     var code = try hex4()
                     if code >= 0xD800, code < 0xDC00 {  // a high surrogate: a low one must follow
@@ -162,14 +164,14 @@ public struct JSONParser {
                         throw fail("unpaired surrogate in \\u escape")
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
-                    scalars.append(scalar)
+                    utf8.append(contentsOf: Array(String(Character(scalar)).utf8))
                 default:
                     throw fail("invalid escape character")
                 }
-                runStart = index
             case 0..<0x20:
                 throw fail("unescaped control character in a string")
             default:
+                utf8.append(byte)
                 index += 1
             }
         }

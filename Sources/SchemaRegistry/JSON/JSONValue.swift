@@ -86,27 +86,39 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
 /// A JSON object: its members in document order, with lookup by name (the last duplicate wins, as in most parsers).
 public struct JSONObject: Sendable, Hashable, Sequence {
     public private(set) var members: [(key: String, value: JSONValue)]
-    private var index: [String: Int]
+    /// Positions by key, kept only for larger objects (a linear scan is faster for a few members).
+    private var index: [String: Int]?
+    private static let indexThreshold = 12
 
     public init(_ members: [(String, JSONValue)] = []) {
         self.members = []
-        index = [:]
+        index = nil
         for (key, value) in members { self[key] = value }
     }
 
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return members.firstIndex { $0.key == key }
+    }
+
     public subscript(key: String) -> JSONValue? {
-        get { index[key].map { members[$0].value } }
+        get { position(of: key).map { members[$0].value } }
         set {
-            if let position = index[key] {
+            if let position = position(of: key) {
                 if let newValue { members[position].value = newValue } else {
                     members.remove(at: position)
-                    index = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1.key, $0) })
+                    rebuildIndex()
                 }
             } else if let newValue {
-                index[key] = members.count
                 members.append((key, newValue))
+                if index != nil { index![key] = members.count - 1 } else if members.count > Self.indexThreshold { rebuildIndex() }
             }
         }
+    }
+
+    private mutating func rebuildIndex() {
+        index = members.count > Self.indexThreshold
+            ? Dictionary(members.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { _, last in last }) : nil
     }
 
     public var count: Int { members.count }
