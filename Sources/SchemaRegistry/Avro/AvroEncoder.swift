@@ -269,7 +269,7 @@ enum Decimals {
         }
         let negative = text.hasPrefix("-")
         if negative || text.hasPrefix("+") { text.removeFirst() }
-        var digits = text.replacingOccurrences(of: ".", with: "")
+        var digits = String(text.filter { $0 != "." })
         let fraction = text.firstIndex(of: ".").map { text.distance(from: text.index(after: $0), to: text.endIndex) } ?? 0
         let shift = scale - (fraction - exponent)
         if shift >= 0 {

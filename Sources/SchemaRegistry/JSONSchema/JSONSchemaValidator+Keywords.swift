@@ -396,8 +396,10 @@ extension JSONSchemaValidator {
         // MARK: Messages
 
         static func childPath(_ path: String, _ name: String) -> String {
-            let isIdentifier = !name.isEmpty && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0)) }
-                && !(("0"..."9").contains(name.unicodeScalars.first!))
+            // ASCII letters, digits and '_', not starting with a digit: written as `.name`, anything else as `["name"]`.
+            let isIdentifier = !name.isEmpty && name.utf8.allSatisfy { byte in
+                (byte >= 97 && byte <= 122) || (byte >= 65 && byte <= 90) || (byte >= 48 && byte <= 57) || byte == 95
+            } && !(name.utf8.first! >= 48 && name.utf8.first! <= 57)
             if isIdentifier { return "\(path).\(name)" }
             var escaped = ByteBufferWriter()
             escaped.string(name)
