@@ -74,7 +74,8 @@ public final class KafkaBridge: Service, Sendable {
             producers: producersBySettings.map { settings, producer in
                 Observability.Producer(name: settings.bootstrapServers.map(\.description).joined(separator: ","), producer: producer)
             }.sorted { $0.name < $1.name },
-            routes: ingestors.map { ($0.route.name, $0.responses) })
+            routes: ingestors.map { ($0.route.name, $0.responses) },
+            registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         do {

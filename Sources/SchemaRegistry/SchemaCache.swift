@@ -1,5 +1,7 @@
 /// Schemas already fetched, with one fetch at a time per key (concurrent requests for the same schema wait
 /// for the same fetch), and the last good value served when the registry fails after its entry expired.
+import Synchronization
+
 actor SchemaCache {
     enum Key: Hashable, Sendable {
         case id(Int32)
@@ -13,8 +15,14 @@ actor SchemaCache {
 
     private var entries: [Key: Entry] = [:]
     private var inFlight: [Key: Task<RegisteredSchema, any Error>] = [:]
-    /// How many times a stale schema was served because the registry was unavailable.
-    private(set) var staleServed = 0
+    /// How many times a stale schema was served because the registry was unavailable (readable without awaiting).
+    nonisolated let staleServed = Counter()
+
+    final class Counter: Sendable {
+        private let value = Atomic<Int>(0)
+        func increment() { value.add(1, ordering: .relaxed) }
+        var count: Int { value.load(ordering: .relaxed) }
+    }
 
     /// The cached schema for `key` if it is younger than `ttl` (`nil`: never expires); otherwise the result of
     /// `fetch`, shared with every concurrent caller. When `fetch` fails as `.unavailable` and an older value is
@@ -40,7 +48,7 @@ actor SchemaCache {
             inFlight[key] = nil
             let failure = error as? SchemaRegistryError ?? SchemaRegistryError(code: .unavailable, message: "\(error)")
             if failure.code == .unavailable, let stale = entries[key] {
-                staleServed += 1
+                staleServed.increment()
                 return stale.schema
             }
             throw failure

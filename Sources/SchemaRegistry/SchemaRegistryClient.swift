@@ -41,7 +41,7 @@ public final class SchemaRegistryClient: Sendable {
     }
 
     /// How many times a cached schema was served because the registry was unavailable.
-    public var staleServed: Int { get async { await cache.staleServed } }
+    public var staleServed: Int { cache.staleServed.count }
 
     /// The schema registered under `subject` at `version` (`latest` is re-checked after the cache TTL).
     public func schema(subject: String, version: SchemaVersion) async throws(SchemaRegistryError) -> RegisteredSchema {

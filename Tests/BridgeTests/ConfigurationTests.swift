@@ -340,6 +340,14 @@ func issues(_ yaml: String) -> [String] {
         #expect(settings.key?.name == nil && settings.key?.version == .latest)
     }
 
+    @Test func forwardSettingsOnASchemaRoutesAreReportedAsIgnored() throws {
+        let loaded = try BridgeConfiguration.parse(yaml: """
+            routes:
+              - {path: /a, topic: t, bootstrap_servers: [k:1], forward_headers: true, schema_registry: {confluent: {url: 'http://r'}}}
+            """, file: "test.yaml")
+        #expect(loaded.warnings.map(\.description).contains { $0.contains("routes[0].forward_headers: ignored on a schema_registry route") })
+    }
+
     @Test(arguments: [
         ("{confluent: {}}", "schema_registry.confluent.url: required key missing"),
         ("{confluent: {url: ftp://x}}", "is not an http:// or https:// URL"),

@@ -92,6 +92,8 @@ struct SchemaRegistryRouteTests {
             #expect(unavailable.status == .serviceUnavailable)
             #expect(unavailable.json["code"] as? String == "schema_registry_unavailable")
             #expect(unavailable.headers.first(name: "retry-after") == "1")
+            let metrics = try await request("\(base)/metrics", method: .GET)
+            #expect(metrics.body.contains("kbridge_schema_registry_stale_served_total{url=\"\(registry.url)\"} 1\n"), "\(metrics.body)")
         }
         #expect(try await readTopic(topic, minimumCount: 2).count == 2)
         try await registry.shutdown()

@@ -79,7 +79,7 @@ struct SchemaRegistryClientTests {
         _ = try await client.schema(subject: "s", version: .latest)
         registry.setAvailable(false)
         #expect(try await client.schema(subject: "s", version: .latest).schema == orderSchema)
-        #expect(await client.staleServed == 1)
+        #expect(client.staleServed == 1)
         // With nothing cached, the failure is reported as unavailable.
         let error = await #expect(throws: SchemaRegistryError.self) { try await client.schema(subject: "other", version: .latest) }
         #expect(error?.code == .unavailable)

@@ -164,6 +164,11 @@ extension ConfigurationReader {
         if route.topic == nil, !pattern.hasTopic {
             issue(node, "\(path).topic", "required key missing (or put '{topic}' in the path)")
         }
+        if route.schemaRegistry != nil {
+            for key in ["forward_method", "forward_uri", "forward_headers", "forward_body"] where values[key] != nil {
+                warning(values[key]!.node, values[key]!.path, "ignored on a schema_registry route: the body itself is the record value")
+            }
+        }
         if route.kafka.async, route.kafka.asyncFlushTimeout >= route.kafka.timeout {
             issue(values["producer_async_flush_timeout"]?.node ?? node, values["producer_async_flush_timeout"]?.path ?? path,
                   "producer_async_flush_timeout (\(route.kafka.asyncFlushTimeout) ms) must be less than timeout (\(route.kafka.timeout) ms)")

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import SchemaRegistry
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -43,12 +44,15 @@ final class Observability: Sendable {
 
     let producers: [Producer]
     let routes: [(name: String, counters: ResponseCounters)]
+    /// Schema registries by URL.
+    let registries: [(url: String, client: SchemaRegistryClient)]
     /// Requests no route took (404, 405) and built-in endpoints.
     let unrouted = ResponseCounters()
 
-    init(producers: [Producer], routes: [(name: String, counters: ResponseCounters)]) {
+    init(producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = []) {
         self.producers = producers
         self.routes = routes
+        self.registries = registries
     }
 
     /// 200 when every cluster is up (or still connecting), 503 when one is down; the body says which.
@@ -98,6 +102,13 @@ final class Observability: Sendable {
             text += "# HELP \(metric) \(help)\n# TYPE \(metric) \(type)\n"
             for entry in producers {
                 text += "\(metric){bootstrap_servers=\"\(Self.escape(entry.name))\"} \(value(entry.producer))\n"
+            }
+        }
+        if !registries.isEmpty {
+            text += "# HELP kbridge_schema_registry_stale_served_total Cached schemas served because the registry was unavailable.\n"
+            text += "# TYPE kbridge_schema_registry_stale_served_total counter\n"
+            for (url, client) in registries {
+                text += "kbridge_schema_registry_stale_served_total{url=\"\(Self.escape(url))\"} \(client.staleServed)\n"
             }
         }
         return IngestResponse(status: .ok, body: ByteBuffer(string: text), headers: [], contentType: "text/plain; version=0.0.4")
