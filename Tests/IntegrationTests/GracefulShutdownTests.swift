@@ -135,6 +135,11 @@ final class BridgeProcess: Sendable {
         self.port = port
     }
 
+    deinit {
+        // A test that failed before stopping its bridge must not leave it running.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
     func terminate(timeout: Duration = .seconds(60)) async throws -> Int32 {
         process.terminate()
