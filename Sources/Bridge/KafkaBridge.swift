@@ -70,10 +70,19 @@ public final class KafkaBridge: Service, Sendable {
             throw error
         }
         let producers = Array(producersBySettings.values)
+        // Producers are named by their brokers; two on the same brokers (sync and async, say) get "#2", "#3".
+        var named: [Observability.Producer] = []
+        // A stable order: by brokers, then by the rest of the settings (only compared, never shown).
+        func order(_ settings: KafkaSettings) -> String {
+            settings.bootstrapServers.description + "\u{0}" + settings.librdkafkaProperties.sorted { $0.key < $1.key }.description
+        }
+        for (settings, producer) in producersBySettings.sorted(by: { order($0.key) < order($1.key) }) {
+            let brokers = settings.bootstrapServers.map(\.description).joined(separator: ",")
+            let taken = named.filter { $0.name == brokers || $0.name.hasPrefix("\(brokers) #") }.count
+            named.append(Observability.Producer(name: taken == 0 ? brokers : "\(brokers) #\(taken + 1)", producer: producer))
+        }
         let observability = Observability(
-            producers: producersBySettings.map { settings, producer in
-                Observability.Producer(name: settings.bootstrapServers.map(\.description).joined(separator: ","), producer: producer)
-            }.sorted { $0.name < $1.name },
+            producers: named,
             routes: ingestors.map { ($0.route.name, $0.responses) },
             registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)

@@ -200,6 +200,10 @@ struct EndToEndTests {
             #expect(health.status == .serviceUnavailable)
             #expect(health.json["status"] as? String == "down")
             #expect(health.body.contains("127.0.0.1:1"), "\(health.body)")
+            // Two producers on the same brokers (the sync and the async route) keep distinct metric series.
+            let metrics = try await request("\(base)/metrics", method: .GET).body
+            #expect(metrics.contains("kbridge_kafka_cluster_up{bootstrap_servers=\"127.0.0.1:1\"} 0\n"), "\(metrics)")
+            #expect(metrics.contains("kbridge_kafka_cluster_up{bootstrap_servers=\"127.0.0.1:1 #2\"} 0\n"), "\(metrics)")
             // Whatever the async route accepted before that is reported as failed, not dropped silently.
             let accepted = bridge.statistics.enqueued
             let settled = try await eventually(timeout: .seconds(10)) { bridge.statistics.failed == accepted }
