@@ -36,6 +36,12 @@ public final class KafkaMockCluster: @unchecked Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "create topic '\(name)'") }
     }
 
+    /// Makes the cluster answer `code` for `topic` in metadata, so that producing to it fails (e.g.
+    /// `.topicAuthorizationFailed`), while other topics keep working.
+    public func setTopicError(_ topic: String, _ code: KafkaError.Code) {
+        rd_kafka_mock_topic_set_error(cluster, topic, rd_kafka_resp_err_t(rawValue: code.rawValue))
+    }
+
     /// Takes a broker down: its connections close and new ones are refused until ``setBrokerUp(_:)``.
     public func setBrokerDown(_ brokerID: Int32 = 1) {
         _ = rd_kafka_mock_broker_set_down(cluster, brokerID)

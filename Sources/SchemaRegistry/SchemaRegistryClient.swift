@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Secrets
 
 /// A Confluent Schema Registry client: schemas by subject and version or by id, with their references,
 /// cached (see ``SchemaRegistryConfiguration/cacheTTL``), fetched once when requested concurrently, and
@@ -12,6 +13,7 @@ public final class SchemaRegistryClient: Sendable {
     public let configuration: SchemaRegistryConfiguration
     private let httpClient: HTTPClient
     private let cache = SchemaCache()
+    private let breaker: RegistryCircuitBreaker
     private let tokens: OAuth2TokenSource?
     private let tlsConfiguration: TLSConfiguration?
     private let logger: Logger
@@ -27,6 +29,7 @@ public final class SchemaRegistryClient: Sendable {
         var base = configuration.url
         while base.hasSuffix("/") { base.removeLast() }
         baseURL = base
+        breaker = RegistryCircuitBreaker(initialBackoff: configuration.retryBackoff, maximumBackoff: configuration.maximumRetryBackoff)
         do {
             tlsConfiguration = try Self.makeTLSConfiguration(configuration.tls)
         } catch {
@@ -111,6 +114,14 @@ public final class SchemaRegistryClient: Sendable {
         return type
     }
 
+    /// The largest registry answer read (a schema with its metadata); a larger one is refused, not buffered.
+    static let maximumAnswerSize = 16 << 20
+
+    private static func seconds(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return String(format: "%.1f", Double(milliseconds) / 1000)
+    }
+
     static func escape(_ segment: String) -> String {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: "/?#")
@@ -126,19 +137,25 @@ public final class SchemaRegistryClient: Sendable {
         case .none:
             break
         case .basic(let username, let password):
-            request.headers.add(name: "authorization", value: "Basic " + Data("\(username):\(password)".utf8).base64EncodedString())
+            request.headers.add(name: "authorization", value: "Basic " + Data("\(username.current()):\(password.current())".utf8).base64EncodedString())
         case .oauth2:
             request.headers.add(name: "authorization", value: "Bearer \(try await tokens!.token())")
+        }
+        if case .refused(let lastFailure, let retryIn) = breaker.admit() {
+            throw SchemaRegistryError(code: .unavailable, message: "the schema registry at \(configuration.url) is unavailable for \(what) "
+                + "(not retried for another \(Self.seconds(retryIn)) s after: \(lastFailure))")
         }
         let status: HTTPResponseStatus
         let body: ByteBuffer
         do {
             let response = try await httpClient.execute(request, timeout: .init(configuration.requestTimeout))
             status = response.status
-            body = try await response.body.collect(upTo: 16 << 20)
+            body = try await response.body.collect(upTo: Self.maximumAnswerSize)
         } catch {
+            breaker.recordFailure("\(error)")
             throw SchemaRegistryError(code: .unavailable, message: "the schema registry at \(configuration.url) is unreachable for \(what): \(error)")
         }
+        if status.code >= 500 { breaker.recordFailure("HTTP \(status.code)") } else { breaker.recordSuccess() }
         let data = Data(body.readableBytesView)
         guard status == .ok else {
             let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: data)
@@ -165,7 +182,7 @@ public final class SchemaRegistryClient: Sendable {
         if let caFile = tls.caFile { configuration.trustRoots = .file(caFile) }
         if let certificateFile = tls.certificateFile, let keyFile = tls.keyFile {
             configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
-            configuration.privateKey = .file(keyFile)
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
         }
         return configuration
     }
@@ -208,7 +225,7 @@ actor OAuth2TokenSource {
     }
 
     private func fetch() async throws -> (String, Duration) {
-        var form = "grant_type=client_credentials&client_id=\(Self.formEscape(credentials.clientID))&client_secret=\(Self.formEscape(credentials.clientSecret))"
+        var form = "grant_type=client_credentials&client_id=\(Self.formEscape(credentials.clientID.current()))&client_secret=\(Self.formEscape(credentials.clientSecret.current()))"
         if !credentials.scopes.isEmpty { form += "&scope=\(Self.formEscape(credentials.scopes.joined(separator: " ")))" }
         for audience in credentials.audience { form += "&audience=\(Self.formEscape(audience))" }
         var request = HTTPClientRequest(url: credentials.tokenEndpoint)

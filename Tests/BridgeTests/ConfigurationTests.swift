@@ -335,7 +335,7 @@ func issues(_ yaml: String) -> [String] {
         #expect(settings.registry.url == "http://registry:8081/apis/ccompat/v7")
         #expect(settings.registry.cacheTTL == .seconds(60))
         #expect(settings.registry.tls.verify == false)
-        #expect(settings.registry.authentication == .basic(username: "svc", password: "pw"))
+        #expect(settings.registry.authentication == .basic(username: "svc", password: Secret("pw", source: "env SR_PASSWORD")))
         #expect(settings.value.name == "orders-v" && settings.value.version == .number(3))
         #expect(settings.key?.name == nil && settings.key?.version == .latest)
     }

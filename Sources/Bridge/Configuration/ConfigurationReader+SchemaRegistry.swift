@@ -38,6 +38,9 @@ extension ConfigurationReader {
             issue(confluentNode, base, "client_certificate_file and client_key_file go together")
         }
         if let authentication = values["authentication"] {
+            if SchemaRegistryConfiguration.hasUserInfo(url) {
+                issue(authentication, "\(base).authentication", "the url already carries credentials (user:password@); give them in one place")
+            }
             settings.registry.authentication = readRegistryAuthentication(authentication, "\(base).authentication") ?? .none
         }
         if let value = values["value_schema"] { settings.value = readSubject(value, "\(base).value_schema") ?? settings.value }
@@ -82,7 +85,7 @@ extension ConfigurationReader {
                 return nil
             }
             guard let user = readSecret(userNode, "\(path).basic.username"), let password = readSecret(passwordNode, "\(path).basic.password") else { return nil }
-            return .basic(username: user.value, password: password.value)
+            return .basic(username: user, password: password)
         case "oauth2":
             guard let oauth = values["oauth2"], let fields = mapping(oauth, "\(path).oauth2", allowed: [
                 "token_endpoint", "client_id", "client_secret", "scopes", "audience", "grant_type",
@@ -100,7 +103,7 @@ extension ConfigurationReader {
                 issue(oauth, "\(path).oauth2", "needs token_endpoint, client_id and client_secret")
                 return nil
             }
-            var credentials = SchemaRegistryConfiguration.OAuth2ClientCredentials(tokenEndpoint: endpoint, clientID: id.value, clientSecret: secret.value)
+            var credentials = SchemaRegistryConfiguration.OAuth2ClientCredentials(tokenEndpoint: endpoint, clientID: id, clientSecret: secret)
             credentials.scopes = map["scopes"].flatMap { stringList($0, "\(path).oauth2.scopes") } ?? []
             credentials.audience = map["audience"].flatMap { stringList($0, "\(path).oauth2.audience") } ?? []
             return .oauth2(credentials)

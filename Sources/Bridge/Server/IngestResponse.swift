@@ -32,6 +32,15 @@ struct IngestResponse: Sendable {
 }
 
 extension IngestResponse {
+    /// A fan-out where some topics took the message and others did not: the failure's status, with code
+    /// `partially_accepted` and both lists, so that the client knows a retry would duplicate the accepted ones.
+    static func partiallyAccepted(accepted: some Collection<String>, refused: some Collection<String>, error: KafkaError) -> IngestResponse {
+        let failure = IngestResponse(kafkaError: error)
+        return .error(failure.status, code: "partially_accepted",
+                      "accepted for \(accepted.joined(separator: ", ")) but not for \(refused.joined(separator: ", ")): \(error.message)",
+                      headers: failure.headers)
+    }
+
     /// Maps a Kafka failure to HTTP at the edge: unavailability is 503 (with `Retry-After` when the local
     /// queue is full), a too-large message 413, refused authorisation 403, anything else the broker said 502.
     init(kafkaError error: KafkaError) {

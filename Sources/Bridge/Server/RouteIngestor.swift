@@ -100,14 +100,8 @@ final class RouteIngestor: Sendable {
             do {
                 try send(record, onDelivery: nil)
             } catch {
-                var response = IngestResponse(kafkaError: error)
-                if index > 0 {
-                    let accepted = records[..<index].map(\.topic).joined(separator: ", ")
-                    let refused = records[index...].map(\.topic).joined(separator: ", ")
-                    response = .error(response.status, code: "partially_accepted",
-                                      "accepted for \(accepted) but not for \(refused): \(error.message)", headers: response.headers)
-                }
-                return .immediate(response)
+                guard index > 0 else { return .immediate(IngestResponse(kafkaError: error)) }
+                return .immediate(.partiallyAccepted(accepted: records[..<index].map(\.topic), refused: records[index...].map(\.topic), error: error))
             }
         }
         return .immediate(.messageSent)
@@ -115,13 +109,13 @@ final class RouteIngestor: Sendable {
 
     private func produceSync(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
         let promise = eventLoop.makePromise(of: IngestResponse.self)
-        let collector = DeliveryCollector(expected: records.count, promise: promise, producer: producer)
+        let collector = DeliveryCollector(topics: records.map(\.topic), promise: promise, producer: producer)
         for (index, record) in records.enumerated() {
             do {
-                try send(record) { collector.record($0) }
+                try send(record) { collector.record(index, $0) }
             } catch {
                 // The records already enqueued still report; the ones not sent count as failed now.
-                for _ in index..<records.count { collector.record(.failure(error)) }
+                for unsent in index..<records.count { collector.record(unsent, .failure(error)) }
                 break
             }
         }
@@ -173,26 +167,31 @@ struct ResponseError: Error {
     init(_ response: IngestResponse) { self.response = response }
 }
 
-/// Completes a sync request's promise once every topic's delivery report is in.
+/// Completes a sync request's promise once every topic's delivery report is in: `200` when every topic took the
+/// message, the failure when none did, and `partially_accepted` (naming both sets) when some did, so that a client does
+/// not retry into duplicates without knowing it.
 private final class DeliveryCollector: Sendable {
-    private let state: Mutex<(remaining: Int, failure: KafkaError?)>
+    private let state: Mutex<(remaining: Int, failures: [Int: KafkaError])>
+    private let topics: [String]
     private let promise: EventLoopPromise<IngestResponse>
     private let producer: KafkaProducer
 
-    init(expected: Int, promise: EventLoopPromise<IngestResponse>, producer: KafkaProducer) {
-        state = Mutex((expected, nil))
+    init(topics: [String], promise: EventLoopPromise<IngestResponse>, producer: KafkaProducer) {
+        state = Mutex((topics.count, [:]))
+        self.topics = topics
         self.promise = promise
         self.producer = producer
     }
 
-    func record(_ result: Result<KafkaDeliveryReport, KafkaError>) {
-        let outcome = state.withLock { state -> KafkaError?? in
-            if case .failure(let error) = result, state.failure == nil { state.failure = error }
+    /// The delivery report of the record for `topics[index]`.
+    func record(_ index: Int, _ result: Result<KafkaDeliveryReport, KafkaError>) {
+        let outcome = state.withLock { state -> [Int: KafkaError]? in
+            if case .failure(let error) = result, state.failures[index] == nil { state.failures[index] = error }
             state.remaining -= 1
-            return state.remaining == 0 ? .some(state.failure) : .none
+            return state.remaining == 0 ? state.failures : nil
         }
-        guard case .some(let failure) = outcome else { return }
-        guard var failure else {
+        guard let failures = outcome else { return }
+        guard let firstFailed = failures.keys.min(), var failure = failures[firstFailed] else {
             promise.succeed(.messageSent)
             return
         }
@@ -200,6 +199,12 @@ private final class DeliveryCollector: Sendable {
         if failure.isUnavailable, case .down(let reason) = producer.health {
             failure.message = "the Kafka cluster is unreachable: \(reason) (\(failure.message))"
         }
-        promise.succeed(IngestResponse(kafkaError: failure))
+        guard failures.count < topics.count else {
+            promise.succeed(IngestResponse(kafkaError: failure))
+            return
+        }
+        let accepted = topics.indices.filter { failures[$0] == nil }.map { topics[$0] }
+        let refused = topics.indices.filter { failures[$0] != nil }.map { topics[$0] }
+        promise.succeed(.partiallyAccepted(accepted: accepted, refused: refused, error: failure))
     }
 }

@@ -38,7 +38,8 @@ final class SchemaRecordEncoder: Sendable {
         case .success(let bytes): value = bytes
         case .failure(let error): return .failure(error)
         }
-        guard let keySchema = settings.key else { return .success(Record(value: value, key: nil)) }
+        // Without a key schema the key is produced as it came (its UTF-8 bytes), as on routes without a registry.
+        guard let keySchema = settings.key else { return .success(Record(value: value, key: key.map { Array($0.utf8) })) }
         guard let key else {
             return .failure(ResponseError(.error(.badRequest, code: "key_required", "this route's key schema needs a message key")))
         }

@@ -1,0 +1,121 @@
+import Bridge
+import Foundation
+import Kafka
+import NIOHTTP1
+import TestSupport
+import Testing
+
+/// The README's answers and commands that no other test reaches: each documented code, and the exit codes and
+/// output of `kbridge check` and `kbridge consume`.
+@Suite(.timeLimit(.minutes(2)))
+struct DocumentedAnswersTests {
+    @Test func asyncFanOutThatFillsTheBufferHalfwayAnswersPartiallyAccepted() async throws {
+        let cluster = try KafkaMockCluster()
+        let broker = try #require(BrokerAddress.list(cluster.bootstrapServers).first)
+        var route = try testRoute(path: "/fan", topic: nil, async: true, broker: broker)
+        route.topicsQueryArgument = "topics"
+        route.kafka.asyncBufferedMessages = 1
+        route.kafka.asyncFlushTimeout = 5000  // the first message stays buffered, so the second does not fit
+        let response = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            try await request("\(base)/fan?topics=fan-a,fan-b", body: "half", headers: [("content-type", "text/plain")])
+        }
+        #expect(response.status == .serviceUnavailable)
+        #expect(response.json["code"] as? String == "partially_accepted", "\(response.body)")
+        #expect((response.json["message"] as? String)?.hasPrefix("accepted for fan-a but not for fan-b: ") == true, "\(response.body)")
+        let produced = try await readTopic("fan-a", bootstrapServers: cluster.bootstrapServers, minimumCount: 1)
+        #expect(produced.compactMap { $0.json["body"] as? String } == ["half"])
+    }
+
+    @Test func aQueryThatIsNotUTF8IsInvalidQueryAndARequestWithoutATopicIsNoTopic() async throws {
+        let topic = uniqueTopic("answers")
+        var keyed = try testRoute(path: "/keyed", topic: topic, async: true)
+        keyed.keyQueryArgument = "key"
+        var fanOut = try testRoute(path: "/fan", topic: nil, async: true)
+        fanOut.topicsQueryArgument = "topics"
+        try await withBridge([keyed, fanOut]) { (base: String, _: KafkaBridge) async throws in
+            let invalid = try await request("\(base)/keyed?key=%ff%fe", body: "x", headers: [("content-type", "text/plain")])
+            #expect(invalid.status == .badRequest && invalid.json["code"] as? String == "invalid_query", "\(invalid.body)")
+            let noTopic = try await request("\(base)/fan", body: "x", headers: [("content-type", "text/plain")])
+            #expect(noTopic.status == .badRequest && noTopic.json["code"] as? String == "no_topic", "\(noTopic.body)")
+            let emptyList = try await request("\(base)/fan?topics=,,", body: "x", headers: [("content-type", "text/plain")])
+            #expect(emptyList.status == .badRequest && emptyList.json["code"] as? String == "no_topic", "\(emptyList.body)")
+        }
+    }
+
+    @Test func checkExitsWith78AndNamesEveryProblemWithItsPlace() throws {
+        let file = try temporaryFile("""
+            routes:
+              - path: /in
+                topic: t
+                bootstrap_servers: [k:9092]
+                producer_request_acks: 7
+                forward_bodyy: true
+            """)
+        let result = try runKBridge(["check", file])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("\(file):5:"), "\(result.stderr)")
+        #expect(result.stderr.contains("routes[0].producer_request_acks"), "\(result.stderr)")
+        #expect(result.stderr.contains("forward_bodyy") && result.stderr.contains("forward_body"), "\(result.stderr)")
+        let good = try temporaryFile("routes: [{path: /in, topic: t, bootstrap_servers: [\"k:9092\"]}]\n")
+        let ok = try runKBridge(["check", good])
+        #expect(ok.status == 0 && ok.stdout.contains("OK (1 route)"), "\(ok.stdout) \(ok.stderr)")
+    }
+
+    @Test func consumePrintsTheTopicWithKeysAndCounts() async throws {
+        let topic = uniqueTopic("consume")
+        var route = try testRoute(path: "/c", topic: topic, async: false)
+        route.keyQueryArgument = "key"
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            for index in 0..<3 {
+                #expect(try await request("\(base)/c?key=k\(index)", body: "v\(index)", headers: [("content-type", "text/plain")]).status == .ok)
+            }
+        }
+        let servers = try TestBroker.bootstrapServers
+        let listed = try runKBridge(["consume", "--bootstrap-servers", servers, "--topic", topic, "--count", "3", "--keys"])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let lines = listed.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(Set(lines.map { $0.split(separator: "\t").first.map(String.init) ?? "" }) == ["k0", "k1", "k2"])
+        #expect(lines.allSatisfy { $0.contains("\"body\":\"v") })
+        let counted = try runKBridge(["consume", "-b", servers, "-t", topic, "--count", "3", "--count-only"])
+        #expect(counted.stdout == "3\n")
+        let short = try runKBridge(["consume", "-b", servers, "-t", topic, "--count", "4", "--timeout", "1"])
+        #expect(short.status == 1 && short.stderr.contains("read 3 of 4 messages"), "\(short.stderr)")
+    }
+}
+
+func temporaryFile(_ text: String) throws -> String {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
+    try text.write(to: file, atomically: true, encoding: .utf8)
+    return file.path
+}
+
+/// Runs the `kbridge` binary to completion with `arguments`.
+func runKBridge(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: Int32, stdout: String, stderr: String) {
+    let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    let stdoutFile = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-out-\(UUID().uuidString)")
+    let stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-err-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: stdoutFile)
+        try? FileManager.default.removeItem(at: stderrFile)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
+    process.standardError = try FileHandle(forWritingTo: stderrFile)
+    try process.run()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        throw TestSetupError("kbridge \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+    }
+    return (process.terminationStatus, try String(contentsOf: stdoutFile, encoding: .utf8), try String(contentsOf: stderrFile, encoding: .utf8))
+}

@@ -1,0 +1,52 @@
+import AsyncHTTPClient
+import Logging
+import SchemaRegistry
+import Secrets
+import TestSupport
+import Testing
+
+/// While the registry is down, requests fail fast (or get the cached schema at once) instead of each waiting for
+/// the registry's timeout; after a backoff, one request tries again.
+@Suite(.timeLimit(.minutes(1)))
+struct RegistryCircuitBreakerTests {
+    @Test func afterAFailureTheRegistryIsNotAskedAgainUntilTheBackoffPasses() async throws {
+        let registry = try await FakeSchemaRegistry()
+        registry.register(subject: "s", schema: orderSchema)
+        registry.setAvailable(false)
+        let client = try makeClient(registry) { $0.retryBackoff = .milliseconds(300) }
+        for _ in 0..<5 {
+            let error = await #expect(throws: SchemaRegistryError.self) { try await client.schema(subject: "s", version: .latest) }
+            #expect(error?.code == .unavailable)
+        }
+        #expect(registry.requests(to: "/subjects/s/versions/latest") == 1)
+        registry.setAvailable(true)
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await client.schema(subject: "s", version: .latest).schema == orderSchema)
+        #expect(registry.requests(to: "/subjects/s/versions/latest") == 2)
+        try await registry.shutdown()
+    }
+
+    @Test func aHangingRegistryCostsOneTimeoutThenStaleSchemasAreServedAtOnce() async throws {
+        let registry = try await FakeSchemaRegistry()
+        registry.register(subject: "s", schema: orderSchema)
+        let client = try makeClient(registry) {
+            $0.cacheTTL = .zero
+            $0.requestTimeout = .milliseconds(300)
+            $0.retryBackoff = .seconds(30)
+        }
+        _ = try await client.schema(subject: "s", version: .latest)
+        try await registry.shutdown()  // refused connections: the client's pool retries them until the timeout
+        for _ in 0..<20 { #expect(try await client.schema(subject: "s", version: .latest).schema == orderSchema) }
+        #expect(client.staleServed == 20)
+        #expect(registry.requests(to: "/subjects/s/versions/latest") == 1)
+    }
+
+    @Test func credentialsInTheURLBecomeBasicAuthenticationAndLeaveTheURL() {
+        let configuration = SchemaRegistryConfiguration(url: "https://svc:p%40ss@registry.example:8081/apis/ccompat/v7")
+        #expect(configuration.url == "https://registry.example:8081/apis/ccompat/v7")
+        #expect(configuration.authentication == .basic(username: Secret("svc", source: "url"), password: Secret("p@ss", source: "url")))
+        #expect(!"\(configuration)".contains("p@ss"))
+        #expect(SchemaRegistryConfiguration(url: "http://registry:8081/a@b").url == "http://registry:8081/a@b")
+        #expect(SchemaRegistryConfiguration(url: "http://registry:8081").authentication == .none)
+    }
+}
