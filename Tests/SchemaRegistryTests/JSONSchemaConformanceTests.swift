@@ -40,7 +40,10 @@ import Testing
         return names.filter { $0.hasSuffix(".json") }.sorted().map { "\(draft)/\($0)" }
     }
 
-    func run(_ file: String, draft: JSONSchemaValidator.Draft) throws {
+    struct Counts: Equatable { var passed = 0, failed = 0, excluded = 0 }
+
+    @discardableResult
+    func run(_ file: String, draft: JSONSchemaValidator.Draft) throws -> Counts {
         let data = try Data(contentsOf: Self.suite.appendingPathComponent("tests/\(file)"))
         let groups = try #require(try JSONParser.parse([UInt8](data)).arrayValue)
         var passed = 0
@@ -71,6 +74,26 @@ import Testing
         }
         print("JSON-Schema-Test-Suite \(file): \(passed) passed, \(failed.count) failed\(excluded > 0 ? ", \(excluded) excluded" : "")")
         #expect(failed.isEmpty, "\(failed.joined(separator: "\n"))")
+        return Counts(passed: passed, failed: failed.count, excluded: excluded)
+    }
+
+    /// The suite must be there and whole: a missing or truncated copy would otherwise pass with zero cases.
+    @Test func theWholeSuiteRunsWithTheDocumentedCounts() throws {
+        #expect(FileManager.default.fileExists(atPath: Self.suite.appendingPathComponent("tests").path), "the suite is missing at \(Self.suite.path)")
+        #expect(Self.remotes.count >= 20, "remotes/ holds \(Self.remotes.count) schemas")
+        for (draft, version, expected) in [("draft7", JSONSchemaValidator.Draft.draft7, Counts(passed: 925, failed: 0, excluded: 2)),
+                                           ("draft2020-12", .draft2020, Counts(passed: 1296, failed: 0, excluded: 3))] {
+            let files = Self.files(draft)
+            #expect(files.count >= 30, "\(draft): only \(files.count) files")
+            var total = Counts()
+            for file in files {
+                let counts = try run(file, draft: version)
+                total.passed += counts.passed
+                total.failed += counts.failed
+                total.excluded += counts.excluded
+            }
+            #expect(total == expected, "\(draft)")
+        }
     }
 
     @Test(arguments: files("draft7"))
