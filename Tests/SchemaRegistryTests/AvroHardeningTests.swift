@@ -134,6 +134,12 @@ import Testing
         #expect(violations.map(\.path) == ["$.opens"], "\(text) was accepted")
     }
 
+    @Test func timesOfDayAsNumbersStayWithinTheDay() throws {
+        #expect(try Self.violations("opens", "-1").map(\.keyword) == ["time"])
+        #expect(try Self.violations("opens", "86400000").map(\.keyword) == ["time"])
+        #expect(try Self.decoded("opens", "86399999").contains(#""opens": "23:59:59.999000""#))
+    }
+
     @Test(arguments: ["2024-02-30", "2023-02-29", "2024-04-31", "1900-02-29", "2024-06-31", "2024-00-10", "2024-13-01", "2024-01-00",
                       "0000-01-01", "-001-01-01", "10000-01-01", "2024-1-1", "2024/01/01", "2024-01-+1"])
     func impossibleDatesAreRefused(text: String) throws {

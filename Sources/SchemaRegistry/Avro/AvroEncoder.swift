@@ -290,6 +290,11 @@ public enum AvroEncoder {
                     }
                     return writeLong(logical == .timeMillis ? Timestamps.floorDivide(micros, 1000) : micros)
                 }
+                // A time of day is within the day: 0 <= t < 24 h in its unit.
+                let day: Int64 = logical == .timeMillis ? 86_400_000 : 86_400_000_000
+                if let number = value.numberValue?.int64, !(0..<day).contains(number) {
+                    return fail(path, "time", "\(number) is not a time of day (0 to \(day - 1) \(logical == .timeMillis ? "milliseconds" : "microseconds") after midnight)")
+                }
                 write(value, base, path: path)
             case .timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros:
                 if case .string(let text) = value {
