@@ -189,6 +189,9 @@ enum JSONSchemaValidatorRemotesCase {
         #expect(nested?.reason == "duplicate key 'b'" && nested?.offset == 24)
         // Escaped and literal spellings of the same key are the same key.
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(#"{"é": 1, "\u00e9": 2}"#, duplicateKeys: .refuse) }
+        // Keys compare as Swift strings (canonical equivalence): a composed and a decomposed "é" are one key, so a
+        // consumer comparing bytes could see two members where validation saw one. Refusing is the safe side.
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(#"{"\u00e9": 1, "e\u0301": 2}"#, duplicateKeys: .refuse) }
         #expect(try JSONParser.parse(#"{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}"#, duplicateKeys: .refuse).objectValue?.count == 2)
     }
 
