@@ -78,8 +78,8 @@ func encode(_ json: String, _ schema: AvroSchema) throws -> Result<[UInt8], Avro
             "$.raw: expected bytes (a string of code points 0-255), got string (\"Ā\")",
             "$.price: 1.234 does not fit decimal(9, 2) without rounding",
             "$.reference: expected uuid, got string (\"nope\")",
-            "$.day: '2024-13-01' is not a date (YYYY-MM-DD)",
-            "$.at: '2024-01-01T00:00:00' is not an ISO-8601 timestamp with a time zone (Z or ±HH:MM)",
+            "$.day: '2024-13-01' is not a date (YYYY-MM-DD, years 0001-9999)",
+            "$.at: '2024-01-01T00:00:00' is not an ISO-8601 timestamp (YYYY-MM-DDTHH:MM:SS[.fffffffff] with a time zone: Z or ±HH:MM, years 0001-9999)",
             "$.extra: com.example.Order has no field 'extra'",
         ])
         guard case .failure(let missing) = try encode(#"{"qty": 1}"#, schema) else { Issue.record("accepted"); return }

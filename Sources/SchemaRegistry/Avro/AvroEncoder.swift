@@ -18,24 +18,73 @@ public enum AvroEncoder {
         public var violations: [JSONSchemaViolation]
     }
 
+    /// The deepest nesting of encoding steps (a value within a value, a union's branch, a logical type's base):
+    /// documents nest at most 512 levels (``JSONParser/maximumDepth``), each taking up to 3 steps.
+    public static let maximumDepth = 1600
+    /// Encoding steps allowed per value of the document, beyond a fixed 20,000: unions try their branches, and
+    /// nested unions of recursive types could otherwise take time exponential in the document's depth.
+    public static let stepsPerValue = 64
+    static let baseSteps = 20_000
+
     public static func encode(_ value: JSONValue, schema: AvroSchema, limit: Int = 50) -> Result<[UInt8], Mismatch> {
-        var writer = Writer(limit: limit)
+        var writer = Writer(limit: max(limit, 1), stepBudget: baseSteps + stepsPerValue * value.nodeCount)
         writer.write(value, schema, path: "$")
         return writer.violations.isEmpty ? .success(writer.bytes) : .failure(Mismatch(violations: writer.violations))
+    }
+
+    /// The first problem with a field's default for its type, or nil when it fits.
+    static func checkDefault(_ value: JSONValue, _ schema: AvroSchema) -> JSONSchemaViolation? {
+        var writer = Writer(limit: 1, stepBudget: baseSteps)
+        writer.writeDefault(value, schema, path: "$")
+        return writer.violations.first
     }
 
     struct Writer {
         let limit: Int
         var bytes: [UInt8] = []
         var violations: [JSONSchemaViolation] = []
+        /// Nested `write` calls in progress.
+        var depth = 0
+        /// `write` calls so far, union attempts included, and how many are allowed.
+        var steps = 0
+        let stepBudget: Int
+        /// Set when a bound was hit: everything stops, and the document is refused.
+        var aborted = false
+        /// Writing a field's default: Avro's JSON encoding applies (a decimal's string is its bytes).
+        var inDefault = false
 
-        init(limit: Int) {
+        init(limit: Int, stepBudget: Int) {
             self.limit = limit
+            self.stepBudget = stepBudget
             bytes.reserveCapacity(256)
         }
 
+        /// A writer for trying a union branch: same bounds and mode, its own bytes and violations.
+        func makeAttempt(limit: Int) -> Writer {
+            var attempt = Writer(limit: limit, stepBudget: stepBudget)
+            attempt.depth = depth
+            attempt.steps = steps
+            attempt.inDefault = inDefault
+            return attempt
+        }
+
+        /// Takes over what an attempt used of the bounds; true when the attempt hit one (its violation is kept).
+        mutating func absorb(_ attempt: Writer) -> Bool {
+            steps = attempt.steps
+            guard attempt.aborted, let reason = attempt.violations.last else { return false }
+            abort(reason.path, reason.keyword, reason.reason)
+            return true
+        }
+
         mutating func fail(_ path: String, _ keyword: String, _ reason: String) {
-            if violations.count < limit { violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason)) }
+            if !aborted, violations.count < limit { violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason)) }
+        }
+
+        mutating func abort(_ path: String, _ keyword: String, _ reason: String) {
+            aborted = true
+            // The bound's violation must be reported even when the list is full.
+            if violations.count >= limit { violations.removeLast() }
+            violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason))
         }
 
         // MARK: Binary encoding (Avro specification 1.11, "Binary Encoding")
@@ -57,7 +106,34 @@ public enum AvroEncoder {
         // MARK: JSON to Avro
 
         mutating func write(_ value: JSONValue, _ schema: AvroSchema, path: String) {
+            guard !aborted else { return }
+            steps += 1
+            guard steps <= stepBudget else {
+                return abort(path, "limit", "the document needs more than \(stepBudget) encoding steps for this schema (unions tried in depth)")
+            }
+            guard depth < AvroEncoder.maximumDepth else {
+                return abort(path, "depth", "the value nests deeper than \(AvroEncoder.maximumDepth) encoding steps")
+            }
+            depth += 1
+            defer { depth -= 1 }
+            // A small dispatcher: the recursion passes through here, so each kind has its own function and the
+            // frames on the recursive path stay small (debug builds give every temporary its own slot).
             switch schema.resolved {
+            case .null, .boolean, .int, .long, .float, .double, .bytes, .string, .enumeration, .fixed:
+                writeLeaf(value, schema.resolved, path: path)
+            case .array(let items): writeArray(value, items, path: path)
+            case .map(let values): writeMap(value, values, path: path)
+            case .record(let record): writeRecord(value, record, path: path)
+            case .union(let branches): writeUnion(value, branches, path: path)
+            case .logical(let logical, let base): writeLogical(value, logical, base, path: path)
+            case .reference(let name, _): fail(path, "schema", "the type \(name) is not defined")
+            }
+        }
+
+        /// Types without subschemas.
+        @inline(never)
+        mutating func writeLeaf(_ value: JSONValue, _ schema: AvroSchema, path: String) {
+            switch schema {
             case .null:
                 guard case .null = value else { return mismatch(value, "null", path) }
             case .boolean:
@@ -73,9 +149,15 @@ public enum AvroEncoder {
                 writeLong(integer)
             case .float:
                 guard let number = value.numberValue else { return mismatch(value, "float", path) }
-                withUnsafeBytes(of: Float(number.double).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+                let float = Float(number.double)
+                // JSON has no infinity: a number beyond the type's range is a mistake, not an infinite value.
+                guard float.isFinite else { return fail(path, "range", "\(Self.abbreviated(number.text)) is beyond the range of a float (±3.4e38)") }
+                withUnsafeBytes(of: float.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
             case .double:
                 guard let number = value.numberValue else { return mismatch(value, "double", path) }
+                guard number.double.isFinite else {
+                    return fail(path, "range", "\(Self.abbreviated(number.text)) is beyond the range of a double (±1.8e308)")
+                }
                 withUnsafeBytes(of: number.double.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
             case .bytes:
                 guard let data = Self.codePointBytes(value) else { return mismatch(value, "bytes (a string of code points 0-255)", path) }
@@ -85,57 +167,66 @@ public enum AvroEncoder {
                 writeBytes(Array(string.utf8))
             case .enumeration(let enumeration):
                 guard case .string(let symbol) = value else { return mismatch(value, "enum \(enumeration.name)", path) }
-                guard let index = enumeration.symbols.firstIndex(of: symbol) else {
-                    return fail(path, "enum", "'\(symbol)' is not a symbol of \(enumeration.name) (\(enumeration.symbols.joined(separator: ", ")))")
+                guard let index = enumeration.positions[symbol] else {
+                    return fail(path, "enum", "\(Self.quoted(symbol)) is not a symbol of \(enumeration.name) (\(enumeration.symbols.prefix(20).joined(separator: ", "))\(enumeration.symbols.count > 20 ? ", …" : ""))")
                 }
                 writeLong(Int64(index))
             case .fixed(let fixed):
                 guard let data = Self.codePointBytes(value) else { return mismatch(value, "fixed \(fixed.name)", path) }
                 guard data.count == fixed.size else { return fail(path, "fixed", "expected \(fixed.size) bytes for \(fixed.name), got \(data.count)") }
                 bytes.append(contentsOf: data)
-            case .array(let items):
-                guard case .array(let elements) = value else { return mismatch(value, "array", path) }
-                if !elements.isEmpty {
-                    writeLong(Int64(elements.count))
-                    for (index, element) in elements.enumerated() { write(element, items, path: "\(path)[\(index)]") }
-                }
-                writeLong(0)
-            case .map(let values):
-                guard case .object(let object) = value else { return mismatch(value, "map", path) }
-                if object.count > 0 {
-                    writeLong(Int64(object.count))
-                    for (key, element) in object {
-                        writeBytes(Array(key.utf8))
-                        write(element, values, path: JSONSchemaValidator.Context.childPath(path, key))
-                    }
-                }
-                writeLong(0)
-            case .record(let record):
-                guard case .object(let object) = value else { return mismatch(value, "record \(record.name)", path) }
-                for field in record.fields {
-                    let fieldPath = JSONSchemaValidator.Context.childPath(path, field.name)
-                    if let fieldValue = object[field.name] {
-                        write(fieldValue, field.type, path: fieldPath)
-                    } else if let defaultValue = field.defaultValue {
-                        writeDefault(defaultValue, field.type, path: fieldPath)
-                    } else {
-                        fail(fieldPath, "required", "required field '\(field.name)' of \(record.name) is missing (it has no default)")
-                    }
-                }
-                for name in object.keys where !record.fields.contains(where: { $0.name == name }) {
-                    fail(JSONSchemaValidator.Context.childPath(path, name), "unknown", "\(record.name) has no field '\(name)'")
-                }
-            case .union(let branches):
-                writeUnion(value, branches, path: path)
-            case .logical(let logical, let base):
-                writeLogical(value, logical, base, path: path)
-            case .reference(let name, _):
-                fail(path, "schema", "the type \(name) is not defined")
+            default:
+                fail(path, "schema", "internal error: \(schema.branchName) is no leaf type")
             }
         }
 
-        /// A default applies to the first branch of a union (Avro specification, "Complex Types").
+        @inline(never)
+        mutating func writeArray(_ value: JSONValue, _ items: AvroSchema, path: String) {
+            guard case .array(let elements) = value else { return mismatch(value, "array", path) }
+            if !elements.isEmpty {
+                writeLong(Int64(elements.count))
+                for (index, element) in elements.enumerated() { write(element, items, path: "\(path)[\(index)]") }
+            }
+            writeLong(0)
+        }
+
+        @inline(never)
+        mutating func writeMap(_ value: JSONValue, _ values: AvroSchema, path: String) {
+            guard case .object(let object) = value else { return mismatch(value, "map", path) }
+            if object.count > 0 {
+                writeLong(Int64(object.count))
+                for (key, element) in object {
+                    writeBytes(Array(key.utf8))
+                    write(element, values, path: JSONSchemaValidator.Context.childPath(path, key))
+                }
+            }
+            writeLong(0)
+        }
+
+        @inline(never)
+        mutating func writeRecord(_ value: JSONValue, _ record: AvroSchema.Record, path: String) {
+            guard case .object(let object) = value else { return mismatch(value, "record \(record.name)", path) }
+            for field in record.fields {
+                let fieldPath = JSONSchemaValidator.Context.childPath(path, field.name)
+                if let fieldValue = object[field.name] {
+                    write(fieldValue, field.type, path: fieldPath)
+                } else if let defaultValue = field.defaultValue {
+                    writeDefault(defaultValue, field.type, path: fieldPath)
+                } else {
+                    fail(fieldPath, "required", "required field '\(field.name)' of \(record.name) is missing (it has no default)")
+                }
+            }
+            for name in object.keys where !record.fieldNames.contains(name) {
+                fail(JSONSchemaValidator.Context.childPath(path, name), "unknown", "\(record.name) has no field '\(name)'")
+            }
+        }
+
+        /// A default applies to the first branch of a union (Avro specification, "Complex Types"), and is read
+        /// in Avro's JSON encoding.
         mutating func writeDefault(_ value: JSONValue, _ schema: AvroSchema, path: String) {
+            let outer = inDefault
+            inDefault = true
+            defer { inDefault = outer }
             if case .union(let branches) = schema.resolved, let first = branches.first {
                 writeLong(0)
                 write(value, first, path: path)
@@ -144,6 +235,7 @@ public enum AvroEncoder {
             }
         }
 
+        @inline(never)
         mutating func writeUnion(_ value: JSONValue, _ branches: [AvroSchema], path: String) {
             // Avro's JSON encoding: null, or {"<branch name>": value}.
             if case .null = value, let index = branches.firstIndex(where: { if case .null = $0.resolved { true } else { false } }) {
@@ -152,8 +244,9 @@ public enum AvroEncoder {
             }
             if case .object(let object) = value, object.count == 1, let (name, inner) = object.members.first,
                let index = branches.firstIndex(where: { $0.branchName == name || $0.branchName.split(separator: ".").last.map(String.init) == name }) {
-                var attempt = Writer(limit: limit)
+                var attempt = makeAttempt(limit: limit)
                 attempt.write(inner, branches[index], path: path)
+                if absorb(attempt) { return }
                 if attempt.violations.isEmpty {
                     writeLong(Int64(index))
                     bytes.append(contentsOf: attempt.bytes)
@@ -163,8 +256,9 @@ public enum AvroEncoder {
             // Plain JSON: the first branch that takes the value.
             var reasons: [String] = []
             for (index, branch) in branches.enumerated() {
-                var attempt = Writer(limit: 1)
+                var attempt = makeAttempt(limit: 1)
                 attempt.write(value, branch, path: path)
+                if absorb(attempt) { return }
                 if attempt.violations.isEmpty {
                     writeLong(Int64(index))
                     bytes.append(contentsOf: attempt.bytes)
@@ -175,6 +269,7 @@ public enum AvroEncoder {
             fail(path, "union", "\(Self.describe(value)) matches no branch of the union [\(reasons.joined(separator: ", "))]")
         }
 
+        @inline(never)
         mutating func writeLogical(_ value: JSONValue, _ logical: AvroSchema.Logical, _ base: AvroSchema, path: String) {
             switch logical {
             case .uuid:
@@ -182,48 +277,71 @@ public enum AvroEncoder {
                 writeBytes(Array(text.utf8))
             case .date:
                 if case .string(let text) = value {
-                    guard let days = Timestamps.days(fromISODate: text) else { return fail(path, "date", "'\(text)' is not a date (YYYY-MM-DD)") }
+                    guard let days = Timestamps.days(fromISODate: text) else {
+                        return fail(path, "date", "\(Self.quoted(text)) is not a date (YYYY-MM-DD, years 0001-9999)")
+                    }
                     return writeLong(days)
                 }
                 write(value, base, path: path)
             case .timeMillis, .timeMicros:
                 if case .string(let text) = value {
                     guard let micros = Timestamps.microseconds(fromISOTime: text) else {
-                        return fail(path, "time", "'\(text)' is not a time of day (HH:MM:SS[.ffffff])")
+                        return fail(path, "time", "\(Self.quoted(text)) is not a time of day (HH:MM:SS[.fffffffff])")
                     }
-                    return writeLong(logical == .timeMillis ? micros / 1000 : micros)
+                    return writeLong(logical == .timeMillis ? Timestamps.floorDivide(micros, 1000) : micros)
+                }
+                // A time of day is within the day: 0 <= t < 24 h in its unit.
+                let day: Int64 = logical == .timeMillis ? 86_400_000 : 86_400_000_000
+                if let number = value.numberValue?.int64, !(0..<day).contains(number) {
+                    return fail(path, "time", "\(number) is not a time of day (0 to \(day - 1) \(logical == .timeMillis ? "milliseconds" : "microseconds") after midnight)")
                 }
                 write(value, base, path: path)
             case .timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros:
                 if case .string(let text) = value {
                     let local = logical == .localTimestampMillis || logical == .localTimestampMicros
                     guard let micros = Timestamps.microseconds(fromISOTimestamp: text, requireZone: !local) else {
-                        return fail(path, "timestamp", "'\(text)' is not an ISO-8601 timestamp\(local ? "" : " with a time zone (Z or ±HH:MM)")")
+                        return fail(path, "timestamp", "\(Self.quoted(text)) is not an ISO-8601 timestamp (YYYY-MM-DDTHH:MM:SS[.fffffffff]\(local ? "" : " with a time zone: Z or ±HH:MM"), years 0001-9999)")
                     }
                     let millis = logical == .timestampMillis || logical == .localTimestampMillis
-                    return writeLong(millis ? micros / 1000 : micros)
+                    // Floor division: 1969-12-31T23:59:59.9995Z is millisecond -1, not 0.
+                    return writeLong(millis ? Timestamps.floorDivide(micros, 1000) : micros)
                 }
                 write(value, base, path: path)
             case .decimal(let precision, let scale):
+                let parts: DecimalParts
                 let text: String
                 switch value {
-                case .number(let number): text = number.text
-                case .string(let string) where Double(string) != nil: text = string
-                default:
-                    // Avro's JSON encoding of a decimal is its bytes.
+                case .number(let number):
+                    guard let numberParts = number.parts else { return mismatch(value, "decimal", path) }
+                    parts = numberParts
+                    text = number.text
+                case .string where inDefault:
+                    // A default is written in Avro's JSON encoding: a decimal's bytes, as code points.
                     return write(value, base, path: path)
+                case .string(let string):
+                    // A document's strings are decimal numbers only: Avro's byte strings would take "abc" as 6382179.
+                    guard let stringParts = DecimalParts(string) else {
+                        return fail(path, "decimal", "\(Self.quoted(string)) is not a decimal number (an optional sign, digits, an optional fraction and exponent)")
+                    }
+                    parts = stringParts
+                    text = string
+                default:
+                    return mismatch(value, "decimal (a number or a decimal string)", path)
                 }
-                guard let unscaled = Decimals.unscaled(text, scale: scale) else {
-                    return fail(path, "decimal", "\(text) does not fit decimal(\(precision), \(scale)) without rounding")
+                let twosComplement: [UInt8]
+                switch Decimals.unscaled(parts, precision: precision, scale: scale) {
+                case .success(let bytes): twosComplement = bytes
+                case .failure(.needsRounding):
+                    return fail(path, "decimal", "\(Self.abbreviated(text)) does not fit decimal(\(precision), \(scale)) without rounding")
+                case .failure(.tooManyDigits):
+                    return fail(path, "decimal", "\(Self.abbreviated(text)) has more than \(precision) significant digits")
                 }
-                guard unscaled.digits <= precision else {
-                    return fail(path, "decimal", "\(text) has more than \(precision) significant digits")
-                }
-                var twosComplement = unscaled.bigEndian
                 if case .fixed(let fixed) = base.resolved {
-                    guard twosComplement.count <= fixed.size else { return fail(path, "decimal", "\(text) does not fit in \(fixed.size) bytes") }
+                    guard twosComplement.count <= fixed.size else {
+                        return fail(path, "decimal", "\(Self.abbreviated(text)) does not fit in \(fixed.size) bytes")
+                    }
                     let pad: UInt8 = (twosComplement.first ?? 0) & 0x80 != 0 ? 0xFF : 0
-                    twosComplement = Array(repeating: pad, count: fixed.size - twosComplement.count) + twosComplement
+                    bytes.append(contentsOf: repeatElement(pad, count: fixed.size - twosComplement.count))
                     bytes.append(contentsOf: twosComplement)
                 } else {
                     writeBytes(twosComplement)
@@ -239,6 +357,13 @@ public enum AvroEncoder {
             value.typeName + JSONSchemaValidator.Context.preview(value)
         }
 
+        /// Text for a message: at most 40 characters.
+        static func abbreviated(_ text: String) -> String {
+            text.utf8.count > 40 ? String(text.prefix(40)) + "…" : text
+        }
+
+        static func quoted(_ text: String) -> String { "'\(abbreviated(text))'" }
+
         /// Avro's JSON encoding of bytes: a string whose code points 0-255 are the bytes.
         static func codePointBytes(_ value: JSONValue) -> [UInt8]? {
             guard case .string(let string) = value else { return nil }
@@ -252,67 +377,86 @@ public enum AvroEncoder {
     }
 }
 
-/// Decimal text to the unscaled two's-complement integer Avro stores.
+/// Decimal numbers to the unscaled two's-complement integer Avro stores.
 enum Decimals {
-    struct Unscaled {
-        var bigEndian: [UInt8]
-        var digits: Int
-    }
+    enum Failure: Error { case needsRounding, tooManyDigits }
 
-    static func unscaled(_ text: String, scale: Int) -> Unscaled? {
-        var text = text.lowercased()
-        var exponent = 0
-        if let e = text.firstIndex(of: "e") {
-            guard let value = Int(text[text.index(after: e)...]) else { return nil }
-            exponent = value
-            text = String(text[..<e])
-        }
-        let negative = text.hasPrefix("-")
-        if negative || text.hasPrefix("+") { text.removeFirst() }
-        var digits = String(text.filter { $0 != "." })
-        let fraction = text.firstIndex(of: ".").map { text.distance(from: text.index(after: $0), to: text.endIndex) } ?? 0
-        let shift = scale - (fraction - exponent)
-        if shift >= 0 {
-            digits += String(repeating: "0", count: shift)
-        } else {
-            let dropped = digits.suffix(-shift)
-            guard dropped.allSatisfy({ $0 == "0" }) else { return nil }  // would need rounding
-            digits = String(digits.dropLast(-shift))
-        }
-        digits = String(digits.drop { $0 == "0" })
-        guard digits.allSatisfy(\.isNumber) else { return nil }
-        // Decimal digits to a big-endian magnitude.
-        var magnitude: [UInt8] = []
-        for digit in digits {
-            var carry = Int(digit.asciiValue! - 48)
-            for index in magnitude.indices.reversed() {
-                let product = Int(magnitude[index]) * 10 + carry
-                magnitude[index] = UInt8(product & 0xFF)
-                carry = product >> 8
+    /// The big-endian two's complement of `value × 10^scale`, refused before any conversion when it is not an
+    /// integer or has more than `precision` digits. The conversion is quadratic in the digits, which
+    /// `precision` bounds (``AvroSchema/maximumDecimalPrecision``).
+    static func unscaled(_ value: DecimalParts, precision: Int, scale: Int) -> Result<[UInt8], Failure> {
+        if value.isZero { return .success([0]) }
+        // |exponent| <= 2^59 + 2^48 and scale <= 1000: no overflow.
+        let exponent = value.exponent + scale
+        guard exponent >= 0 else { return .failure(.needsRounding) }  // the digits end with a non-zero digit
+        guard value.digits.count + exponent <= precision else { return .failure(.tooManyDigits) }
+        // Decimal digits (and `exponent` zeros) to little-endian 32-bit limbs, nine digits at a time.
+        var limbs: [UInt32] = []
+        limbs.reserveCapacity((value.digits.count + exponent) / 9 + 1)
+        func multiplyAdd(_ factor: UInt32, _ addend: UInt32) {
+            var carry = UInt64(addend)
+            for index in limbs.indices {
+                let product = UInt64(limbs[index]) * UInt64(factor) + carry
+                limbs[index] = UInt32(truncatingIfNeeded: product)
+                carry = product >> 32
             }
-            while carry > 0 {
-                magnitude.insert(UInt8(carry & 0xFF), at: 0)
-                carry >>= 8
+            if carry > 0 { limbs.append(UInt32(carry)) }
+        }
+        var chunk: UInt32 = 0
+        var chunkFactor: UInt32 = 1
+        func push(_ digit: UInt32) {
+            chunk = chunk * 10 + digit
+            chunkFactor *= 10
+            if chunkFactor == 1_000_000_000 {
+                multiplyAdd(chunkFactor, chunk)
+                chunk = 0
+                chunkFactor = 1
             }
         }
-        if magnitude.isEmpty { magnitude = [0] }
-        if magnitude[0] & 0x80 != 0 { magnitude.insert(0, at: 0) }
-        guard negative, magnitude.contains(where: { $0 != 0 }) else { return Unscaled(bigEndian: magnitude, digits: digits.count) }
-        // Two's complement: invert and add one.
+        for digit in value.digits { push(UInt32(digit - 0x30)) }
+        for _ in 0..<exponent { push(0) }
+        if chunkFactor > 1 { multiplyAdd(chunkFactor, chunk) }
+        // Big-endian magnitude with room for the sign bit.
+        var magnitude: [UInt8] = [0]
+        magnitude.reserveCapacity(limbs.count * 4 + 1)
+        for limb in limbs.reversed() {
+            magnitude.append(contentsOf: [UInt8(limb >> 24), UInt8(truncatingIfNeeded: limb >> 16), UInt8(truncatingIfNeeded: limb >> 8), UInt8(truncatingIfNeeded: limb)])
+        }
+        guard value.negative else {
+            // Drop leading zero bytes that the sign bit does not need.
+            var start = 0
+            while start + 1 < magnitude.count, magnitude[start] == 0, magnitude[start + 1] & 0x80 == 0 { start += 1 }
+            return .success(Array(magnitude[start...]))
+        }
+        // Two's complement: invert and add one, then drop leading 0xFF bytes that the sign bit does not need.
         var result = magnitude.map { ~$0 }
         for index in result.indices.reversed() {
             let (sum, overflow) = result[index].addingReportingOverflow(1)
             result[index] = sum
             if !overflow { break }
         }
-        while result.count > 1, result[0] == 0xFF, result[1] & 0x80 != 0 { result.removeFirst() }
-        return Unscaled(bigEndian: result, digits: digits.count)
+        var start = 0
+        while start + 1 < result.count, result[start] == 0xFF, result[start + 1] & 0x80 != 0 { start += 1 }
+        return .success(Array(result[start...]))
     }
 }
 
 /// ISO-8601 dates, times and timestamps to Avro's numbers, without Foundation's formatters (exact micros).
+/// Strict: exactly the digits the format has (ASCII), years 0001-9999, days within their month (leap years
+/// included), hours 00-23, minutes and seconds 00-59, 1 to 9 fraction digits (beyond microseconds truncated),
+/// offsets ±HH:MM up to ±23:59.
 enum Timestamps {
-    /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    static func isLeapYear(_ year: Int) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
+
+    static func daysInMonth(_ month: Int, year: Int) -> Int {
+        switch month {
+        case 2: isLeapYear(year) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Days since 1970-01-01 for a valid proleptic Gregorian date (Howard Hinnant's days_from_civil).
     static func days(year: Int, month: Int, day: Int) -> Int64 {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
@@ -322,50 +466,93 @@ enum Timestamps {
         return Int64(era * 146_097 + doe - 719_468)
     }
 
-    static func days(fromISODate text: String) -> Int64? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
-              (1...12).contains(month), (1...31).contains(day) else { return nil }
+    static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
+        return remainder < 0 ? quotient - 1 : quotient
+    }
+
+    /// Exactly `count` ASCII digits at `index`.
+    private static func number(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int, digits count: Int) -> Int? {
+        guard index >= 0, index + count <= bytes.count else { return nil }
+        var value = 0
+        for position in index..<(index + count) {
+            let byte = bytes[position]
+            guard byte >= 0x30, byte <= 0x39 else { return nil }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        return value
+    }
+
+    /// `YYYY-MM-DD` at `index` (10 bytes).
+    private static func date(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int64? {
+        guard index + 10 <= bytes.count, bytes[index + 4] == UInt8(ascii: "-"), bytes[index + 7] == UInt8(ascii: "-"),
+              let year = number(bytes, at: index, digits: 4), let month = number(bytes, at: index + 5, digits: 2),
+              let day = number(bytes, at: index + 8, digits: 2),
+              (1...9999).contains(year), (1...12).contains(month), (1...daysInMonth(month, year: year)).contains(day) else { return nil }
         return days(year: year, month: month, day: day)
     }
 
-    /// `HH:MM:SS[.ffffff]` to microseconds since midnight.
-    static func microseconds(fromISOTime text: String) -> Int64? {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 2, parts[1].count == 2, let hours = Int(parts[0]), let minutes = Int(parts[1]),
-              hours < 24, minutes < 60 else { return nil }
-        let secondsText = parts[2]
-        let whole = secondsText.prefix { $0 != "." }
-        guard whole.count == 2, let seconds = Int(whole), seconds < 61 else { return nil }
-        var micros: Int64 = 0
-        if let dot = secondsText.firstIndex(of: ".") {
-            let fraction = secondsText[secondsText.index(after: dot)...]
-            guard !fraction.isEmpty, fraction.allSatisfy(\.isNumber) else { return nil }
-            let padded = String(fraction.prefix(6)).padding(toLength: 6, withPad: "0", startingAt: 0)
-            micros = Int64(padded) ?? 0
+    /// `HH:MM:SS[.f…]` at `index`: microseconds since midnight and the index after it.
+    private static func time(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> (micros: Int64, end: Int)? {
+        guard index + 8 <= bytes.count, bytes[index + 2] == UInt8(ascii: ":"), bytes[index + 5] == UInt8(ascii: ":"),
+              let hours = number(bytes, at: index, digits: 2), let minutes = number(bytes, at: index + 3, digits: 2),
+              let seconds = number(bytes, at: index + 6, digits: 2), hours <= 23, minutes <= 59, seconds <= 59 else { return nil }
+        var end = index + 8
+        var micros = 0
+        if end < bytes.count, bytes[end] == UInt8(ascii: ".") {
+            end += 1
+            var digits = 0
+            while end < bytes.count, bytes[end] >= 0x30, bytes[end] <= 0x39 {
+                digits += 1
+                guard digits <= 9 else { return nil }
+                if digits <= 6 { micros = micros * 10 + Int(bytes[end] - 0x30) }
+                end += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in min(digits, 6)..<6 { micros *= 10 }
         }
-        return (Int64(hours) * 3600 + Int64(minutes) * 60 + Int64(seconds)) * 1_000_000 + micros
+        return ((Int64(hours) * 3600 + Int64(minutes) * 60 + Int64(seconds)) * 1_000_000 + Int64(micros), end)
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]` to microseconds since the epoch (UTC).
-    static func microseconds(fromISOTimestamp text: String, requireZone: Bool) -> Int64? {
-        guard let separator = text.firstIndex(where: { $0 == "T" || $0 == "t" || $0 == " " }),
-              let days = days(fromISODate: String(text[..<separator])) else { return nil }
-        var time = String(text[text.index(after: separator)...])
-        var offsetSeconds: Int64 = 0
-        var hasZone = false
-        if time.hasSuffix("Z") || time.hasSuffix("z") {
-            time.removeLast()
-            hasZone = true
-        } else if let sign = time.lastIndex(where: { $0 == "+" || $0 == "-" }) {
-            let zone = time[time.index(after: sign)...].split(separator: ":")
-            guard zone.count == 2, let hours = Int64(zone[0]), let minutes = Int64(zone[1]) else { return nil }
-            offsetSeconds = (hours * 3600 + minutes * 60) * (time[sign] == "-" ? -1 : 1)
-            time = String(time[..<sign])
-            hasZone = true
+    static func days(fromISODate text: String) -> Int64? {
+        var text = text
+        return text.withUTF8 { bytes in bytes.count == 10 ? date(bytes, at: 0) : nil }
+    }
+
+    /// `HH:MM:SS[.fffffffff]` to microseconds since midnight.
+    static func microseconds(fromISOTime text: String) -> Int64? {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard let (micros, end) = time(bytes, at: 0), end == bytes.count else { return nil }
+            return micros
         }
-        guard hasZone || !requireZone, let micros = microseconds(fromISOTime: time) else { return nil }
-        return days * 86_400_000_000 + micros - offsetSeconds * 1_000_000
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fffffffff][Z|±HH:MM]` to microseconds since the epoch (UTC), with checked arithmetic.
+    static func microseconds(fromISOTimestamp text: String, requireZone: Bool) -> Int64? {
+        var text = text
+        return text.withUTF8 { bytes -> Int64? in
+            guard bytes.count >= 19, let days = date(bytes, at: 0),
+                  bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == UInt8(ascii: " "),
+                  let (micros, end) = time(bytes, at: 11) else { return nil }
+            var offsetSeconds: Int64 = 0
+            if end == bytes.count {
+                guard !requireZone else { return nil }
+            } else if bytes[end] == UInt8(ascii: "Z") || bytes[end] == UInt8(ascii: "z") {
+                guard end + 1 == bytes.count else { return nil }
+            } else if bytes[end] == UInt8(ascii: "+") || bytes[end] == UInt8(ascii: "-") {
+                guard end + 6 == bytes.count, bytes[end + 3] == UInt8(ascii: ":"),
+                      let hours = number(bytes, at: end + 1, digits: 2), let minutes = number(bytes, at: end + 4, digits: 2),
+                      hours <= 23, minutes <= 59 else { return nil }
+                offsetSeconds = Int64(hours * 3600 + minutes * 60) * (bytes[end] == UInt8(ascii: "-") ? -1 : 1)
+            } else {
+                return nil
+            }
+            let (dayMicros, overflow1) = days.multipliedReportingOverflow(by: 86_400_000_000)
+            let (local, overflow2) = dayMicros.addingReportingOverflow(micros)
+            let (utc, overflow3) = local.subtractingReportingOverflow(offsetSeconds * 1_000_000)
+            guard !overflow1, !overflow2, !overflow3 else { return nil }
+            return utc
+        }
     }
 }

@@ -15,7 +15,15 @@ public indirect enum AvroSchema: Sendable {
 
     public struct Record: Sendable {
         public var name: String
-        public var fields: [Field]
+        public var fields: [Field] { didSet { fieldNames = Set(fields.map(\.name)) } }
+        /// The fields' names, for refusing unknown members in constant time per member.
+        private(set) var fieldNames: Set<String>
+
+        public init(name: String, fields: [Field]) {
+            self.name = name
+            self.fields = fields
+            fieldNames = Set(fields.map(\.name))
+        }
     }
 
     public struct Field: Sendable {
@@ -26,8 +34,21 @@ public indirect enum AvroSchema: Sendable {
 
     public struct Enumeration: Sendable {
         public var name: String
-        public var symbols: [String]
+        public var symbols: [String] { didSet { positions = Self.positions(of: symbols) } }
         public var defaultSymbol: String?
+        /// Each symbol's position (the first, should one be repeated).
+        private(set) var positions: [String: Int]
+
+        public init(name: String, symbols: [String], defaultSymbol: String?) {
+            self.name = name
+            self.symbols = symbols
+            self.defaultSymbol = defaultSymbol
+            positions = Self.positions(of: symbols)
+        }
+
+        private static func positions(of symbols: [String]) -> [String: Int] {
+            Dictionary(symbols.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        }
     }
 
     public struct Fixed: Sendable {
@@ -73,7 +94,19 @@ public indirect enum AvroSchema: Sendable {
         }
     }
 
+    /// The deepest nesting of types in a schema (records, arrays, maps and unions within each other).
+    public static let maximumNestingDepth = 128
+    /// The largest decimal precision accepted (digits): values are converted in time quadratic in it.
+    public static let maximumDecimalPrecision = 1000
+    /// The largest `fixed` size accepted (bytes).
+    public static let maximumFixedSize = 1 << 20
+
     /// Parses a schema; `references` are the referenced schemas' texts (their named types become usable).
+    ///
+    /// Refuses (besides malformed schemas): nesting deeper than ``maximumNestingDepth``, decimal precision above
+    /// ``maximumDecimalPrecision`` or a scale outside 0...precision, `fixed` sizes above ``maximumFixedSize``,
+    /// records that can have no finite value (a record that always requires itself), and field defaults that do not
+    /// match their field's type (as Apache Avro's Java parser does), which also catches defaults that never end.
     public static func parse(_ text: String, references: [String] = []) throws(ParseError) -> AvroSchema {
         let names = NamedTypes()
         // References may use each other: parse in passes until every one is in, or no pass makes progress.
@@ -95,7 +128,10 @@ public indirect enum AvroSchema: Sendable {
         }
         let document: JSONValue
         do { document = try JSONParser.parse(text) } catch { throw ParseError(message: "the schema is not JSON: \(error)") }
-        return try parse(document, namespace: nil, names: names)
+        let schema = try parse(document, namespace: nil, names: names)
+        try checkEveryRecordHasAFiniteValue(names)
+        try checkDefaults(names)
+        return schema
     }
 
     static let primitives: [String: AvroSchema] = [
@@ -106,7 +142,11 @@ public indirect enum AvroSchema: Sendable {
         name.contains(".") || namespace?.isEmpty != false ? name : "\(namespace!).\(name)"
     }
 
-    private static func parse(_ json: JSONValue, namespace: String?, names: NamedTypes) throws(ParseError) -> AvroSchema {
+    private static func parse(_ json: JSONValue, namespace: String?, names: NamedTypes, depth: Int = 0) throws(ParseError) -> AvroSchema {
+        guard depth <= maximumNestingDepth else { throw ParseError(message: "the schema nests types deeper than \(maximumNestingDepth) levels") }
+        func parse(_ json: JSONValue, namespace: String?, names: NamedTypes) throws(ParseError) -> AvroSchema {
+            try AvroSchema.parse(json, namespace: namespace, names: names, depth: depth + 1)
+        }
         switch json {
         case .string(let name):
             if let primitive = primitives[name] { return primitive }
@@ -154,6 +194,9 @@ public indirect enum AvroSchema: Sendable {
                 guard let name = object["name"]?.stringValue, let size = object["size"]?.numberValue?.int64 else {
                     throw ParseError(message: "a fixed type needs 'name' and 'size'")
                 }
+                guard (0...Int64(maximumFixedSize)).contains(size) else {
+                    throw ParseError(message: "fixed \(name): the size \(size) is not within 0...\(maximumFixedSize)")
+                }
                 let full = fullName(name, namespace: object["namespace"]?.stringValue ?? namespace)
                 let fixed = AvroSchema.fixed(Fixed(name: full, size: Int(size)))
                 names.types[full] = fixed
@@ -178,9 +221,17 @@ public indirect enum AvroSchema: Sendable {
     private static func logicalType(_ name: String, object: JSONObject, base: AvroSchema) throws(ParseError) -> Logical? {
         switch (name, base) {
         case ("decimal", .bytes), ("decimal", .fixed):
-            let precision = Int(object["precision"]?.numberValue?.int64 ?? 0)
-            guard precision > 0 else { throw ParseError(message: "a decimal needs a positive 'precision'") }
-            return .decimal(precision: precision, scale: Int(object["scale"]?.numberValue?.int64 ?? 0))
+            guard let precision = object["precision"]?.numberValue?.int64, precision > 0 else {
+                throw ParseError(message: "a decimal needs a positive integer 'precision'")
+            }
+            guard precision <= maximumDecimalPrecision else {
+                throw ParseError(message: "a decimal precision of \(precision) digits is more than the \(maximumDecimalPrecision) accepted")
+            }
+            let scale = object["scale"] == nil ? 0 : object["scale"]?.numberValue?.int64 ?? -1
+            guard (0...precision).contains(scale) else {
+                throw ParseError(message: "a decimal's 'scale' must be an integer within 0...precision (\(precision))")
+            }
+            return .decimal(precision: Int(precision), scale: Int(scale))
         case ("uuid", .string): return .uuid
         case ("date", .int): return .date
         case ("time-millis", .int): return .timeMillis
@@ -190,6 +241,74 @@ public indirect enum AvroSchema: Sendable {
         case ("local-timestamp-millis", .long): return .localTimestampMillis
         case ("local-timestamp-micros", .long): return .localTimestampMicros
         default: return nil
+        }
+    }
+
+    /// Every record must have a finite value: one whose fields do not all lead back to it (`{"name": "A", "fields":
+    /// [{"name": "a", "type": "A"}]}` has none; recursion through a union with another branch, an array or a map
+    /// is fine). Computed as the least fixed point, in time linear in the schema.
+    private static func checkEveryRecordHasAFiniteValue(_ names: NamedTypes) throws(ParseError) {
+        var records: [String: Record] = [:]
+        for (name, type) in names.types { if case .record(let record) = type { records[name] = record } }
+        /// The records one of which a value of `schema` needs; nil when it has a value needing none.
+        func requirement(_ schema: AvroSchema) -> Set<String>? {
+            switch schema {
+            case .record(let record): return [record.name]
+            case .reference(let name, _): return records[name] != nil ? [name] : nil
+            case .logical(_, let base): return requirement(base)
+            case .union(let branches):
+                var needs = Set<String>()
+                for branch in branches {
+                    guard let branchNeeds = requirement(branch) else { return nil }
+                    needs.formUnion(branchNeeds)
+                }
+                return needs
+            default: return nil
+            }
+        }
+        struct FieldID: Hashable { var record: String; var field: Int }
+        var unsatisfiedFields: [String: Int] = [:]
+        var watchers: [String: [FieldID]] = [:]
+        var requirements: [FieldID: Set<String>] = [:]
+        for (name, record) in records {
+            var count = 0
+            for (position, field) in record.fields.enumerated() {
+                guard let needs = requirement(field.type) else { continue }
+                count += 1
+                requirements[FieldID(record: name, field: position)] = needs
+                for need in needs { watchers[need, default: []].append(FieldID(record: name, field: position)) }
+            }
+            unsatisfiedFields[name] = count
+        }
+        var finite = Set(unsatisfiedFields.filter { $0.value == 0 }.keys)
+        var queue = Array(finite)
+        var satisfied = Set<FieldID>()
+        while let next = queue.popLast() {
+            for field in watchers[next] ?? [] where satisfied.insert(field).inserted {
+                unsatisfiedFields[field.record, default: 0] -= 1
+                if unsatisfiedFields[field.record] == 0, finite.insert(field.record).inserted { queue.append(field.record) }
+            }
+        }
+        for name in records.keys.sorted() where !finite.contains(name) {
+            let record = records[name]!
+            let position = record.fields.indices.first { !satisfied.contains(FieldID(record: name, field: $0)) && requirements[FieldID(record: name, field: $0)] != nil } ?? 0
+            let needs = requirements[FieldID(record: name, field: position)]?.sorted().joined(separator: " or ") ?? "?"
+            throw ParseError(message: "record \(name) can have no finite value: its field '\(record.fields[position].name)' always needs a \(needs), "
+                + "which needs it back (recursion must go through a union with another branch, an array or a map)")
+        }
+    }
+
+    /// Every field default must encode as its field's type (defaults of records within defaults included), within
+    /// the encoder's depth and work bounds: a default that nests itself forever is refused here.
+    private static func checkDefaults(_ names: NamedTypes) throws(ParseError) {
+        for (name, type) in names.types.sorted(by: { $0.key < $1.key }) {
+            guard case .record(let record) = type else { continue }
+            for field in record.fields {
+                guard let defaultValue = field.defaultValue else { continue }
+                if let violation = AvroEncoder.checkDefault(defaultValue, field.type) {
+                    throw ParseError(message: "record \(name), field '\(field.name)': the default does not fit the field's type: \(violation.reason)")
+                }
+            }
         }
     }
 

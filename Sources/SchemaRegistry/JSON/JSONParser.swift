@@ -1,5 +1,8 @@
 /// Parses JSON text (RFC 8259) into a ``JSONValue``, byte by byte: several times faster than Foundation's
 /// decoders, and numbers keep their text.
+///
+/// Bounded: nesting depth (``maximumDepth``), number length (``maximumNumberLength``); linear in the text, duplicate
+/// key checks included.
 public struct JSONParser {
     public struct Failure: Error, Equatable, CustomStringConvertible {
         public var offset: Int
@@ -7,16 +10,33 @@ public struct JSONParser {
         public var description: String { "invalid JSON at byte \(offset): \(reason)" }
     }
 
+    /// What to do with an object key written twice.
+    public enum DuplicateKeys: Sendable {
+        /// The last value wins (most parsers' behaviour): the default.
+        case lastWins
+        /// The document is refused (`duplicate key 'a'` at the second key's offset). For documents that are
+        /// validated and then forwarded as bytes: a consumer whose parser keeps the first value would read
+        /// something that was not validated.
+        case refuse
+    }
+
+    /// The most arrays and objects nested in each other.
     public static let maximumDepth = 512
+    /// The longest number text accepted, in bytes (sign, digits, point and exponent included).
+    public static let maximumNumberLength = 1000
 
     private let bytes: UnsafeRawBufferPointer
+    private let duplicateKeys: DuplicateKeys
     private var index = 0
 
-    private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    private init(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys) {
+        self.bytes = bytes
+        self.duplicateKeys = duplicateKeys
+    }
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys = .lastWins) throws(Failure) -> JSONValue {
         guard String(validating: bytes, as: UTF8.self) != nil else { throw Failure(offset: 0, reason: "the text is not valid UTF-8") }
-        var parser = JSONParser(bytes)
+        var parser = JSONParser(bytes, duplicateKeys: duplicateKeys)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -24,14 +44,16 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ text: String) throws(Failure) -> JSONValue {
+    public static func parse(_ text: String, duplicateKeys: DuplicateKeys = .lastWins) throws(Failure) -> JSONValue {
         var text = text
-        let result = text.withUTF8 { buffer in Result { () throws(Failure) in try parse(UnsafeRawBufferPointer(buffer)) } }
+        let result = text.withUTF8 { buffer in
+            Result { () throws(Failure) in try parse(UnsafeRawBufferPointer(buffer), duplicateKeys: duplicateKeys) }
+        }
         return try result.get()
     }
 
-    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
-        let result = bytes.withUnsafeBytes { buffer in Result { () throws(Failure) in try parse(buffer) } }
+    public static func parse(_ bytes: [UInt8], duplicateKeys: DuplicateKeys = .lastWins) throws(Failure) -> JSONValue {
+        let result = bytes.withUnsafeBytes { buffer in Result { () throws(Failure) in try parse(buffer, duplicateKeys: duplicateKeys) } }
         return try result.get()
     }
 
@@ -42,9 +64,12 @@ public struct JSONParser {
         while let byte = current, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { index += 1 }
     }
 
+    /// `depth`: how many arrays and objects enclose the value.
     private mutating func value(depth: Int) throws(Failure) -> JSONValue {
-        guard depth <= Self.maximumDepth else { throw fail("nesting deeper than \(Self.maximumDepth) levels") }
         guard let byte = current else { throw fail("unexpected end of input, expected a value") }
+        if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+            guard depth < Self.maximumDepth else { throw fail("nesting deeper than \(Self.maximumDepth) levels") }
+        }
         switch byte {
         case UInt8(ascii: "{"):
             index += 1
@@ -54,7 +79,12 @@ public struct JSONParser {
             while true {
                 skipWhitespace()
                 guard current == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let keyOffset = index
                 let key = try string()
+                // The object's lookup is indexed for larger objects: the check stays linear.
+                if duplicateKeys == .refuse, object[key] != nil {
+                    throw Failure(offset: keyOffset, reason: "duplicate key \(Self.quoted(key))")
+                }
                 skipWhitespace()
                 guard current == UInt8(ascii: ":") else { throw fail("expected ':' after an object key") }
                 index += 1
@@ -116,7 +146,15 @@ public struct JSONParser {
             guard let digit = current, digit >= 48, digit <= 57 else { throw fail("expected a digit in the exponent") }
             while let digit = current, digit >= 48, digit <= 57 { index += 1 }
         }
+        guard index - start <= Self.maximumNumberLength else {
+            throw Failure(offset: start, reason: "a number longer than \(Self.maximumNumberLength) characters (\(index - start))")
+        }
         return JSONNumber(text: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
+    }
+
+    /// A key for a message: quoted, at most 40 characters.
+    static func quoted(_ key: String) -> String {
+        "'" + (key.count > 40 ? String(key.prefix(40)) + "…" : key) + "'"
     }
 
     private mutating func string() throws(Failure) -> String {

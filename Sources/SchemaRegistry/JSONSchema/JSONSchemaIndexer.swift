@@ -93,6 +93,126 @@ struct Indexer {
     }
 }
 
+extension Indexer {
+    /// A subschema as evaluation meets it: an identifying key (`uri#pointer`, or a path below an anchor) and where it is.
+    typealias Node = (key: String, located: Located)
+
+    /// Resolves a `$ref` as the validator does (``JSONSchemaValidator/resolve(_:base:)``), with a key for the target.
+    func resolve(_ reference: String, base: String) -> Node? {
+        let (uri, fragment) = URIReference.split(URIReference.resolve(reference, against: base))
+        let key = "\(uri)#\(fragment)"
+        if let found = subschemas[key] { return (key, found) }
+        guard fragment.isEmpty || fragment.hasPrefix("/"), let resource = resources[uri],
+              let walked = JSONSchemaValidator.walk(pointer: fragment, from: resource) else { return nil }
+        return (key, walked)
+    }
+
+    /// What a schema object applies to the same instance (`inPlace`: references, `allOf`, `anyOf`, `oneOf`, `not`,
+    /// `if`/`then`/`else`, `dependentSchemas`) and to its parts (`descending`), as the validator's keywords do.
+    func edges(of node: Node) -> (inPlace: [Node], descending: [Node]) {
+        guard case .object(let object) = node.located.schema else { return ([], []) }
+        let draft = node.located.draft
+        var inPlace: [Node] = []
+        var descending: [Node] = []
+        func child(_ value: JSONValue, _ tokens: String...) -> Node {
+            var located = Located(schema: value, base: node.located.base, draft: draft)
+            if case .object(let childObject) = value, let id = childObject[draft == .draft4 ? "id" : "$id"]?.stringValue, !id.hasPrefix("#"),
+               !(draft <= .draft7 && childObject["$ref"] != nil) {
+                located.base = URIReference.stripFragment(URIReference.resolve(id, against: node.located.base))
+                return ("\(located.base)#", located)
+            }
+            return (node.key + tokens.map { "/" + Self.escape($0) }.joined(), located)
+        }
+        if let reference = object["$ref"]?.stringValue, let target = resolve(reference, base: node.located.base) { inPlace.append(target) }
+        if draft <= .draft7, object["$ref"] != nil { return (inPlace, []) }  // `$ref` hides its siblings
+        if draft == .draft2019, let reference = object["$recursiveRef"]?.stringValue, let target = resolve(reference, base: node.located.base) {
+            inPlace.append(target)
+        }
+        if draft >= .draft2020, let reference = object["$dynamicRef"]?.stringValue {
+            if let target = resolve(reference, base: node.located.base) { inPlace.append(target) }
+            // Dynamically, any resource declaring the same dynamic anchor may be the target.
+            let (_, fragment) = URIReference.split(URIReference.resolve(reference, against: node.located.base))
+            if !fragment.isEmpty, !fragment.hasPrefix("/") {
+                for (resource, names) in dynamicAnchors.sorted(by: { $0.key < $1.key }) where names.contains(fragment) {
+                    if let target = resolve("#\(fragment)", base: resource) { inPlace.append(target) }
+                }
+            }
+        }
+        for keyword in ["allOf", "anyOf", "oneOf"] {
+            for (position, value) in (object[keyword]?.arrayValue ?? []).enumerated() { inPlace.append(child(value, keyword, String(position))) }
+        }
+        if let value = object["not"] { inPlace.append(child(value, "not")) }
+        if draft >= .draft7 {
+            for keyword in ["if", "then", "else"] { if let value = object[keyword] { inPlace.append(child(value, keyword)) } }
+        }
+        if draft >= .draft2019 {
+            for (name, value) in object["dependentSchemas"]?.objectValue ?? JSONObject() { inPlace.append(child(value, "dependentSchemas", name)) }
+        } else {
+            for (name, value) in object["dependencies"]?.objectValue ?? JSONObject() where value.arrayValue == nil {
+                inPlace.append(child(value, "dependencies", name))
+            }
+        }
+        for keyword in ["additionalItems", "additionalProperties", "contains", "propertyNames", "unevaluatedItems", "unevaluatedProperties"] {
+            if let value = object[keyword] { descending.append(child(value, keyword)) }
+        }
+        for keyword in ["properties", "patternProperties"] {
+            for (name, value) in object[keyword]?.objectValue ?? JSONObject() { descending.append(child(value, keyword, name)) }
+        }
+        for (position, value) in (object["prefixItems"]?.arrayValue ?? []).enumerated() { descending.append(child(value, "prefixItems", String(position))) }
+        if let items = object["items"] {
+            if let elements = items.arrayValue {
+                for (position, value) in elements.enumerated() { descending.append(child(value, "items", String(position))) }
+            } else {
+                descending.append(child(items, "items"))
+            }
+        }
+        return (inPlace, descending)
+    }
+
+    /// A cycle of subschemas that apply to the same instance, reachable from `root` (keys, the first repeated
+    /// last, shown relative to the root's resource), or nil. Such a cycle makes any evaluation endless.
+    /// Iterative (no recursion on the schema), linear in the schema's subschemas and references.
+    func inPlaceCycle(from root: Located) -> [String]? {
+        let rootNode: Node = ("\(root.base)#", root)
+        // Every subschema that evaluation can reach, by any keyword.
+        var reachable: [Node] = [rootNode]
+        var seen: Set<String> = [rootNode.key]
+        var next = 0
+        while next < reachable.count {
+            let (inPlace, descending) = edges(of: reachable[next])
+            next += 1
+            for node in inPlace + descending where seen.insert(node.key).inserted { reachable.append(node) }
+        }
+        // Depth-first over in-place edges only, from each of them: a node met again while on the path is a cycle.
+        enum State { case onPath, done }
+        var state: [String: State] = [:]
+        for start in reachable where state[start.key] == nil {
+            var path: [(node: Node, pending: [Node])] = [(start, Array(edges(of: start).inPlace.reversed()))]
+            state[start.key] = .onPath
+            while !path.isEmpty {
+                guard let target = path[path.count - 1].pending.popLast() else {
+                    state[path.removeLast().node.key] = .done
+                    continue
+                }
+                switch state[target.key] {
+                case .onPath:
+                    let first = path.firstIndex { $0.node.key == target.key } ?? 0
+                    return (path[first...].map(\.node.key) + [target.key]).map { Self.display($0, root: root.base) }
+                case .done: continue
+                case nil:
+                    state[target.key] = .onPath
+                    path.append((target, Array(edges(of: target).inPlace.reversed())))
+                }
+            }
+        }
+        return nil
+    }
+
+    private static func display(_ key: String, root: String) -> String {
+        key.hasPrefix(root + "#") ? String(key.dropFirst(root.count)) : key
+    }
+}
+
 /// Just enough of RFC 3986 to resolve `$id` and `$ref` values: absolute URIs, fragments, and relative paths.
 enum URIReference {
     /// `uri#fragment` to (`uri`, `fragment`), the fragment percent-decoded.

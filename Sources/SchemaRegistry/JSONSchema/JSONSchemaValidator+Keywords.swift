@@ -11,11 +11,13 @@ extension JSONSchemaValidator {
         let path: String
         let dynamicScope: [String]
         let collect: Bool
+        /// How many evaluations enclose this one.
+        let depth: Int
         private(set) var valid = true
         private(set) var annotations = Annotations()
 
         init(validator: JSONSchemaValidator, instance: JSONValue, schema: JSONObject, located: Located, path: String,
-             dynamicScope: [String], collect: Bool) {
+             dynamicScope: [String], collect: Bool, depth: Int) {
             self.validator = validator
             self.instance = instance
             self.schema = schema
@@ -24,6 +26,7 @@ extension JSONSchemaValidator {
             // Entering a new resource extends the dynamic scope.
             self.dynamicScope = dynamicScope.last == located.base ? dynamicScope : dynamicScope + [located.base]
             self.collect = collect
+            self.depth = depth
         }
 
         var draft: Draft { located.draft }
@@ -42,7 +45,7 @@ extension JSONSchemaValidator {
                !(draft <= .draft7 && object["$ref"] != nil) {
                 located.base = URIReference.stripFragment(URIReference.resolve(id, against: self.located.base))
             }
-            return validator.evaluate(instance, located, path: path, dynamicScope: dynamicScope, sink: &sink, collect: collect)
+            return validator.evaluate(instance, located, path: path, dynamicScope: dynamicScope, sink: &sink, collect: collect, depth: depth + 1)
         }
 
         mutating func run(sink: inout ViolationSink) -> Annotations? {
@@ -97,7 +100,7 @@ extension JSONSchemaValidator {
         }
 
         private mutating func follow(_ target: Located, keyword: String, sink: inout ViolationSink) {
-            if let result = validator.evaluate(instance, target, path: path, dynamicScope: dynamicScope, sink: &sink, collect: collect) {
+            if let result = validator.evaluate(instance, target, path: path, dynamicScope: dynamicScope, sink: &sink, collect: collect, depth: depth + 1) {
                 annotations.merge(result)
             } else {
                 valid = false
@@ -125,45 +128,43 @@ extension JSONSchemaValidator {
 
         // MARK: Numbers
 
+        /// Exact comparisons (no rounding through `Double`), linear in the numbers' texts, which the parser bounds.
         private mutating func numeric(_ number: JSONNumber, sink: inout ViolationSink) {
-            let value = number.double
-            if let divisor = schema["multipleOf"]?.numberValue, !Self.isMultiple(number, of: divisor) {
-                fail(&sink, "multipleOf", "\(number) is not a multiple of \(divisor)")
+            let shown = Self.abbreviated(number.text)
+            if let divisor = schema["multipleOf"]?.numberValue, !number.isMultiple(of: divisor) {
+                fail(&sink, "multipleOf", "\(shown) is not a multiple of \(Self.abbreviated(divisor.text))")
             }
-            if let maximum = schema["maximum"]?.numberValue?.double {
+            if let maximum = schema["maximum"]?.numberValue {
                 let exclusive = draft == .draft4 && schema["exclusiveMaximum"]?.boolValue == true
-                if exclusive ? value >= maximum : value > maximum {
-                    fail(&sink, "maximum", "\(number) is greater than \(exclusive ? "or equal to " : "")\(Self.format(maximum))")
+                let order = JSONNumber.compare(number, maximum)
+                if exclusive ? order >= 0 : order > 0 {
+                    fail(&sink, "maximum", "\(shown) is greater than \(exclusive ? "or equal to " : "")\(Self.format(maximum))")
                 }
             }
-            if let minimum = schema["minimum"]?.numberValue?.double {
+            if let minimum = schema["minimum"]?.numberValue {
                 let exclusive = draft == .draft4 && schema["exclusiveMinimum"]?.boolValue == true
-                if exclusive ? value <= minimum : value < minimum {
-                    fail(&sink, "minimum", "\(number) is less than \(exclusive ? "or equal to " : "")\(Self.format(minimum))")
+                let order = JSONNumber.compare(number, minimum)
+                if exclusive ? order <= 0 : order < 0 {
+                    fail(&sink, "minimum", "\(shown) is less than \(exclusive ? "or equal to " : "")\(Self.format(minimum))")
                 }
             }
             if draft >= .draft6 {
-                if let maximum = schema["exclusiveMaximum"]?.numberValue?.double, value >= maximum {
-                    fail(&sink, "exclusiveMaximum", "\(number) is not less than \(Self.format(maximum))")
+                if let maximum = schema["exclusiveMaximum"]?.numberValue, JSONNumber.compare(number, maximum) >= 0 {
+                    fail(&sink, "exclusiveMaximum", "\(shown) is not less than \(Self.format(maximum))")
                 }
-                if let minimum = schema["exclusiveMinimum"]?.numberValue?.double, value <= minimum {
-                    fail(&sink, "exclusiveMinimum", "\(number) is not greater than \(Self.format(minimum))")
+                if let minimum = schema["exclusiveMinimum"]?.numberValue, JSONNumber.compare(number, minimum) <= 0 {
+                    fail(&sink, "exclusiveMinimum", "\(shown) is not greater than \(Self.format(minimum))")
                 }
             }
         }
 
-        static func isMultiple(_ number: JSONNumber, of divisor: JSONNumber) -> Bool {
-            if let value = number.int64, let step = divisor.int64, step != 0 { return value % step == 0 }
-            if var value = number.decimal, let step = divisor.decimal, !value.isNaN, !step.isNaN, step != 0 {
-                var quotient = Decimal()
-                if NSDecimalDivide(&quotient, &value, [step], .plain) == .noError {
-                    var rounded = Decimal()
-                    NSDecimalRound(&rounded, &quotient, 0, .plain)
-                    return rounded == quotient
-                }
-            }
-            let quotient = number.double / divisor.double
-            return quotient.isFinite && quotient.rounded() == quotient
+        static func format(_ number: JSONNumber) -> String {
+            if let integer = number.int64 { return String(integer) }
+            return abbreviated(number.text)
+        }
+
+        static func abbreviated(_ text: String) -> String {
+            text.utf8.count > 40 ? String(text.prefix(40)) + "…" : text
         }
 
         // MARK: Strings
@@ -190,13 +191,8 @@ extension JSONSchemaValidator {
             if let minimum = schema["minItems"]?.numberValue?.double, Double(array.count) < minimum {
                 fail(&sink, "minItems", "has \(array.count) items, fewer than \(Self.format(minimum))")
             }
-            if schema["uniqueItems"]?.boolValue == true {
-                outer: for first in array.indices {
-                    for second in array.indices where second > first && array[first].jsonEquals(array[second]) {
-                        fail(&sink, "uniqueItems", "items \(first) and \(second) are equal")
-                        break outer
-                    }
-                }
+            if schema["uniqueItems"]?.boolValue == true, let (first, second) = Self.firstRepeat(in: array) {
+                fail(&sink, "uniqueItems", "items \(first) and \(second) are equal")
             }
             // Positional items: `prefixItems` (2020-12) or the array form of `items` (earlier drafts).
             let prefix: [JSONValue]
@@ -225,8 +221,10 @@ extension JSONSchemaValidator {
             if draft >= .draft6, let contains = schema["contains"] {
                 var matches = 0
                 for (position, item) in array.enumerated() {
-                    var quiet = ViolationSink(limit: 0)
-                    if apply(contains, to: item, at: "\(path)[\(position)]", sink: &quiet, collect: false) != nil {
+                    var quiet = sink.quiet()
+                    let matched = apply(contains, to: item, at: "\(path)[\(position)]", sink: &quiet, collect: false) != nil
+                    sink.absorb(quiet)
+                    if matched {
                         matches += 1
                         if draft >= .draft2019 { annotations.items.insert(position) }
                     }
@@ -245,9 +243,10 @@ extension JSONSchemaValidator {
         private mutating func unevaluatedItems(_ array: [JSONValue], sink: inout ViolationSink) {
             guard let unevaluated = schema["unevaluatedItems"], !annotations.allItems else { return }
             for (position, item) in array.enumerated() where !annotations.items.contains(position) {
-                if apply(unevaluated, to: item, at: "\(path)[\(position)]", sink: &sink, collect: collect) == nil {
+                if case .bool(false) = unevaluated {
+                    fail(&sink, "unevaluatedItems", "no item is allowed here", at: "\(path)[\(position)]")
+                } else if apply(unevaluated, to: item, at: "\(path)[\(position)]", sink: &sink, collect: collect) == nil {
                     valid = false
-                    if case .bool(false) = unevaluated, collect { sink.violations.removeLast(); sink.add("\(path)[\(position)]", "unevaluatedItems", "no item is allowed here") }
                 }
             }
             annotations.allItems = true
@@ -289,8 +288,10 @@ extension JSONSchemaValidator {
                     }
                 }
                 if let names = schema["propertyNames"], draft >= .draft6 {
-                    var quiet = ViolationSink(limit: 0)
-                    if apply(names, to: .string(name), at: childPath, sink: &quiet, collect: false) == nil {
+                    var quiet = sink.quiet()
+                    let matched = apply(names, to: .string(name), at: childPath, sink: &quiet, collect: false) != nil
+                    sink.absorb(quiet)
+                    if !matched {
                         fail(&sink, "propertyNames", "the property name '\(name)' does not match 'propertyNames'", at: childPath)
                     }
                 }
@@ -346,8 +347,10 @@ extension JSONSchemaValidator {
             if let members = schema["anyOf"]?.arrayValue {
                 var any = false
                 for member in members {
-                    var quiet = ViolationSink(limit: 0)
-                    if let result = apply(member, to: instance, at: path, sink: &quiet, collect: false) {
+                    var quiet = sink.quiet()
+                    let result = apply(member, to: instance, at: path, sink: &quiet, collect: false)
+                    sink.absorb(quiet)
+                    if let result {
                         any = true
                         annotations.merge(result)
                     }
@@ -357,8 +360,10 @@ extension JSONSchemaValidator {
             if let members = schema["oneOf"]?.arrayValue {
                 var matching: [Int] = []
                 for (position, member) in members.enumerated() {
-                    var quiet = ViolationSink(limit: 0)
-                    if let result = apply(member, to: instance, at: path, sink: &quiet, collect: false) {
+                    var quiet = sink.quiet()
+                    let result = apply(member, to: instance, at: path, sink: &quiet, collect: false)
+                    sink.absorb(quiet)
+                    if let result {
                         matching.append(position)
                         annotations.merge(result)
                     }
@@ -369,15 +374,20 @@ extension JSONSchemaValidator {
                 }
             }
             if let negated = schema["not"] {
-                var quiet = ViolationSink(limit: 0)
-                if apply(negated, to: instance, at: path, sink: &quiet, collect: false) != nil {
+                var quiet = sink.quiet()
+                let matched = apply(negated, to: instance, at: path, sink: &quiet, collect: false) != nil
+                sink.absorb(quiet)
+                // An aborted evaluation is no match, but the document is refused anyway (the sink says why).
+                if matched {
                     fail(&sink, "not", "matches the schema of 'not'")
                 }
             }
             if draft >= .draft7, let condition = schema["if"] {
-                var quiet = ViolationSink(limit: 0)
+                var quiet = sink.quiet()
                 let branch: (String, JSONValue?)
-                if let result = apply(condition, to: instance, at: path, sink: &quiet, collect: false) {
+                let conditionResult = apply(condition, to: instance, at: path, sink: &quiet, collect: false)
+                sink.absorb(quiet)
+                if let result = conditionResult {
                     annotations.merge(result)
                     branch = ("then", schema["then"])
                 } else {
@@ -391,6 +401,25 @@ extension JSONSchemaValidator {
                     }
                 }
             }
+        }
+
+        /// The first item equal to an earlier one, and that earlier one: linear expected time, by a hash
+        /// consistent with `jsonEquals` (equal hashes are confirmed with it).
+        static func firstRepeat(in array: [JSONValue]) -> (Int, Int)? {
+            var first: [Int: Int] = [:]  // hash → the first item with it
+            var others: [Int: [Int]] = [:]  // hash → later, different items with the same hash (rare)
+            first.reserveCapacity(array.count)
+            for (position, item) in array.enumerated() {
+                let hash = item.jsonHash
+                guard let earliest = first[hash] else {
+                    first[hash] = position
+                    continue
+                }
+                if array[earliest].jsonEquals(item) { return (earliest, position) }
+                if let earlier = others[hash]?.first(where: { array[$0].jsonEquals(item) }) { return (earlier, position) }
+                others[hash, default: []].append(position)
+            }
+            return nil
         }
 
         // MARK: Messages

@@ -65,7 +65,8 @@ public struct JSONSchemaValidator: Sendable {
     ///   - baseURI: Its URI, against which relative `$id`s and `$ref`s resolve.
     ///   - remotes: Other schema documents by URI (for example the registry's references, by name).
     ///   - defaultDraft: The draft when the schema has no `$schema`.
-    /// - Throws: ``JSONSchemaError`` when a `pattern` is not a valid regular expression.
+    /// - Throws: ``JSONSchemaError`` when a `pattern` is not a valid regular expression, or when subschemas apply
+    ///   to the same instance in a cycle (`{"$ref": "#"}`: `circular $ref: # -> #`), which would never end.
     public init(schema: JSONValue, baseURI: String = "urn:kbridge:schema", remotes: [String: JSONValue] = [:],
                 defaultDraft: Draft = .draft7) throws(JSONSchemaError) {
         var index = Indexer()
@@ -82,6 +83,9 @@ public struct JSONSchemaValidator: Sendable {
             }
             compiled[pattern] = expression
         }
+        if let cycle = index.inPlaceCycle(from: rootLocated) {
+            throw JSONSchemaError(message: "circular $ref: \(cycle.joined(separator: " -> ")) (these subschemas apply to the same value in a loop that never ends)")
+        }
         root = rootLocated
         subschemas = index.subschemas
         resources = index.resources
@@ -89,10 +93,24 @@ public struct JSONSchemaValidator: Sendable {
         patterns = compiled
     }
 
-    /// Every violation (up to `limit`), or none when the document matches.
+    /// The deepest nesting of evaluations (a subschema within a subschema, through `$ref` too) before validation
+    /// fails: deep documents under recursive schemas, and references that descend forever.
+    public static let maximumEvaluationDepth = 512
+    /// Evaluations allowed per value of the document, beyond a fixed 20,000: `anyOf`/`oneOf` of recursive
+    /// schemas could otherwise take time exponential in the document's depth.
+    public static let evaluationsPerValue = 64
+    static let baseEvaluations = 20_000
+
+    /// Every violation (up to `limit`), or none when the document matches. A document that hits an evaluation
+    /// bound (``maximumEvaluationDepth``, ``evaluationsPerValue``) is invalid, with a violation saying so.
     public func validate(_ instance: JSONValue, limit: Int = 100) -> [JSONSchemaViolation] {
-        var sink = ViolationSink(limit: limit)
-        _ = evaluate(instance, root, path: "$", dynamicScope: [root.base], sink: &sink, collect: true)
+        var sink = ViolationSink(limit: max(limit, 1), evaluationBudget: Self.baseEvaluations + Self.evaluationsPerValue * instance.nodeCount)
+        _ = evaluate(instance, root, path: "$", dynamicScope: [root.base], sink: &sink, collect: true, depth: 0)
+        if let aborted = sink.aborted {
+            // The bound's violation is reported even when the list is full; what was found before stays.
+            if sink.violations.count >= sink.limit { sink.violations.removeLast() }
+            sink.violations.append(aborted)
+        }
         return sink.violations
     }
 
@@ -114,16 +132,53 @@ public struct JSONSchemaValidator: Sendable {
     struct ViolationSink {
         let limit: Int
         var violations: [JSONSchemaViolation] = []
+        /// Evaluations so far in this validation (quiet sinks included) and how many are allowed.
+        var evaluations = 0
+        let evaluationBudget: Int
+        /// Set when a bound was hit: evaluation stops everywhere and the document is invalid.
+        var aborted: JSONSchemaViolation?
+
+        init(limit: Int, evaluationBudget: Int) {
+            self.limit = limit
+            self.evaluationBudget = evaluationBudget
+        }
+
         var full: Bool { violations.count >= limit }
         mutating func add(_ path: String, _ keyword: String, _ reason: String) {
             if !full { violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason)) }
+        }
+
+        /// A sink that collects nothing (for anyOf, oneOf, not, if, contains, propertyNames), sharing the bounds.
+        func quiet() -> ViolationSink {
+            var quiet = ViolationSink(limit: 0, evaluationBudget: evaluationBudget)
+            quiet.evaluations = evaluations
+            quiet.aborted = aborted
+            return quiet
+        }
+
+        /// Takes back what a quiet sink used of the bounds.
+        mutating func absorb(_ quiet: ViolationSink) {
+            evaluations = quiet.evaluations
+            if aborted == nil { aborted = quiet.aborted }
         }
     }
 
     /// Evaluates `instance` against `located`; returns the annotations when it is valid, `nil` when not.
     /// Violations go to `sink` only when `collect` is true (branches of anyOf, oneOf, not, if are quiet).
     func evaluate(_ instance: JSONValue, _ located: Located, path: String, dynamicScope: [String],
-                  sink: inout ViolationSink, collect: Bool) -> Annotations? {
+                  sink: inout ViolationSink, collect: Bool, depth: Int) -> Annotations? {
+        guard sink.aborted == nil else { return nil }
+        sink.evaluations += 1
+        guard sink.evaluations <= sink.evaluationBudget else {
+            sink.aborted = JSONSchemaViolation(path: path, keyword: "limit",
+                                               reason: "the document needs more than \(sink.evaluationBudget) schema evaluations (nested anyOf/oneOf of recursive schemas)")
+            return nil
+        }
+        guard depth < Self.maximumEvaluationDepth else {
+            sink.aborted = JSONSchemaViolation(path: path, keyword: "depth",
+                                               reason: "validation nests deeper than \(Self.maximumEvaluationDepth) subschemas here")
+            return nil
+        }
         switch located.schema {
         case .bool(true): return Annotations()
         case .bool(false):
@@ -131,7 +186,7 @@ public struct JSONSchemaValidator: Sendable {
             return nil
         case .object(let schema):
             var context = Context(validator: self, instance: instance, schema: schema, located: located, path: path,
-                                  dynamicScope: dynamicScope, collect: collect)
+                                  dynamicScope: dynamicScope, collect: collect, depth: depth)
             return context.run(sink: &sink)
         default:
             return Annotations()  // not a schema: nothing to check
