@@ -59,6 +59,27 @@ struct RouteSemanticsTests {
         try await registry.shutdown()
     }
 
+    /// `{"a":1,"a":"x"}` would be validated as `{"a":"x"}` and read as `{"a":1}` by a first-key-wins consumer.
+    @Test func schemaRoutesRefuseDuplicateKeys() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-dupkey")
+        registry.register(subject: "\(topic)-value", schema: #"{"type":"object","properties":{"a":{"type":"string"}}}"#, schemaType: "JSON")
+        var route = try testRoute(path: "/orders", topic: topic, async: false)
+        route.schemaRegistry = SchemaRegistrySettings(registry: SchemaRegistryConfiguration(url: registry.url))
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            let duplicate = try await request("\(base)/orders", body: #"{"a":1,"b":{"c":2},"a":"x"}"#, headers: [("content-type", "application/json")])
+            #expect(duplicate.status == .badRequest, "\(duplicate.body)")
+            #expect(duplicate.json["code"] as? String == "invalid_body")
+            #expect((duplicate.json["message"] as? String)?.contains("duplicate key 'a'") == true, "\(duplicate.body)")
+            let nested = try await request("\(base)/orders", body: #"{"b":{"c":2,"c":3}}"#, headers: [("content-type", "application/json")])
+            #expect(nested.status == .badRequest, "\(nested.body)")
+            let fine = try await request("\(base)/orders", body: #"{"a":"x","b":{"a":1}}"#, headers: [("content-type", "application/json")])
+            #expect(fine.status == .ok, "\(fine.body)")
+        }
+        #expect(try await readTopic(topic, minimumCount: 1).count == 1)
+        try await registry.shutdown()
+    }
+
     @Test func registryCredentialsInTheURLAuthenticateAndAreNeverEchoed() async throws {
         let registry = try await FakeSchemaRegistry(basicAuth: "svc:p@ss-word")
         let topic = uniqueTopic("sr-userinfo")

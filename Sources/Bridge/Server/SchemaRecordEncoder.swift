@@ -28,7 +28,9 @@ final class SchemaRecordEncoder: Sendable {
     func encode(body: ByteBuffer, key: String?, topic: String) async -> Result<Record, ResponseError> {
         let document: JSONValue
         do {
-            document = try body.withUnsafeReadableBytes { bytes in try JSONParser.parse(bytes) }
+            // The bytes are produced as they came (JSON Schema) or from this tree (Avro): a key written twice would be
+            // validated as its last value and read as its first by many consumers, so it is refused.
+            document = try body.withUnsafeReadableBytes { bytes in try JSONParser.parse(bytes, duplicateKeys: .refuse) }
         } catch {
             return .failure(ResponseError(.error(.badRequest, code: "invalid_body", "the body must be JSON for a schema-validated route: \(error)")))
         }
@@ -50,7 +52,7 @@ final class SchemaRecordEncoder: Sendable {
         let subject = keySchema.subject(topic: topic, suffix: "key")
         let asString = await serialize(.string(key), raw: Array(keyJSON.readableBytesView), subject: subject, version: keySchema.version, role: "key")
         if case .success(let bytes) = asString { return .success(Record(value: value, key: bytes)) }
-        if let parsed = try? JSONParser.parse(key), parsed != .string(key),
+        if let parsed = try? JSONParser.parse(key, duplicateKeys: .refuse), parsed != .string(key),
            case .success(let bytes) = await serialize(parsed, raw: Array(key.utf8), subject: subject, version: keySchema.version, role: "key") {
             return .success(Record(value: value, key: bytes))
         }
