@@ -36,12 +36,15 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
             ]
         ),
+        // JSON values, the one JSON scanner (tree or validation only) and the one UTF-8 check; no dependencies.
+        .target(name: "JSON"),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
         .target(name: "Secrets"),
         // Confluent Schema Registry: the client (cache, auth, TLS) and the wire format.
         .target(
             name: "SchemaRegistry",
             dependencies: [
+                "JSON",
                 "Secrets",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -57,6 +60,7 @@ let package = Package(
                 "Kafka",
                 "SchemaRegistry",
                 "Secrets",
+                "JSON",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -104,7 +108,7 @@ let package = Package(
         .testTarget(
             name: "SchemaRegistryTests",
             dependencies: [
-                "SchemaRegistry", "Secrets", "TestSupport",
+                "SchemaRegistry", "Secrets", "JSON", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],

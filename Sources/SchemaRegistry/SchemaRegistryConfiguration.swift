@@ -1,6 +1,8 @@
 import Foundation
 // Credentials are `Secret`s; re-exported for the module's users.
 @_exported import Secrets
+// Documents are `JSONValue`s from the leaf module `JSON`; re-exported likewise.
+@_exported import JSON
 
 /// How to reach a Confluent Schema Registry (Kong's `schema_registry.confluent.*`).
 public struct SchemaRegistryConfiguration: Sendable, Hashable {

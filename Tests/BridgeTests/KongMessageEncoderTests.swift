@@ -71,7 +71,7 @@ func encodingFailure(contentType: String, body: String) -> String? {
 
     @Test(arguments: [
         ("{", "expected a string key"), ("[1", "expected ',' or ']'"), ("[", "unexpected end of input"), (#"{"a":}"#, "expected a value"), ("[1,]", "expected a value"),
-        (#"{"a":1} x"#, "unexpected data after the JSON value"), ("", "empty body"), ("01", "unexpected data"),
+        (#"{"a":1} x"#, "unexpected data after the JSON value"), ("", "empty input"), ("01", "unexpected data"),
         (#""\x""#, "invalid escape"), ("nul", "invalid literal"), ("1.", "expected a digit after the decimal point"),
     ])
     func badJSONIsRejectedWithTheReason(body: String, reason: String) {
@@ -200,5 +200,16 @@ func encodingFailure(contentType: String, body: String) -> String? {
         var buffer = ByteBuffer()
         buffer.writeJSONString("a\u{0}b\u{1F}\"\\\t")
         #expect(String(buffer: buffer) == #""a\u0000b\u001f\"\\\t""#)
+    }
+}
+
+/// The Kong envelope checks JSON bodies with the same scanner as the schema routes (a lone surrogate used to pass here
+/// and fail there).
+@Suite struct KongEnvelopeJSONScannerTests {
+    @Test(arguments: [#"{"a":"\ud800"}"#, #"["\udc00"]"#, #"{"n":1}x"#, String(repeating: "1", count: 1001)])
+    func bodiesTheSchemaRoutesRefuseAreRefusedHereToo(body: String) {
+        let request = IngestRequest(method: .POST, uri: "/", headers: ["content-type": "application/json"], body: ByteBuffer(string: body))
+        var buffer = ByteBuffer()
+        #expect(throws: MessageEncodingError.self) { try KongMessageEncoder.encode(request, fields: MessageFields(), into: &buffer) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SchemaRegistry
+import TestSupport
 import Testing
 
 /// Python's `jsonschema` (an independent implementation, `scripts/testing/jsonschema-oracle.py`) as a second
@@ -63,20 +64,6 @@ import Testing
             """#, [#"{"price": 2, "currency": "EUR", "stock": [5, 1]}"#, #"{"discount": 1, "price": 1, "currency": "USD"}"#, #"{"stock": [7, 9, 0]}"#]),
     ]
 
-    /// SplitMix64: a small seeded generator, so every run generates the same documents.
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-        mutating func pick<T>(_ options: [T]) -> T { options[below(options.count)] }
-    }
-
     static let numbers = ["0", "1", "-1", "2", "3", "5", "7", "10", "11", "0.5", "1.5", "2.5", "99.5", "100", "99.9", "1.0", "2.0", "1e1",
                           "5e-1", "-0", "2000", "1999", "0.25", "3.0"]
     static let strings = ["", "a", "x", "abc", "12345", "1234", "US", "FR", "EUR", "USD", "toolong", "é"]
@@ -100,7 +87,7 @@ import Testing
         return names.sorted()
     }
 
-    static func randomValue(_ random: inout Generator, names: [String], depth: Int) -> String {
+    static func randomValue(_ random: inout SeededGenerator, names: [String], depth: Int) -> String {
         switch random.below(depth > 2 ? 4 : 7) {
         case 0: return random.pick(numbers)
         case 1: return "\"\(random.pick(strings))\""
@@ -116,7 +103,7 @@ import Testing
     }
 
     /// A seed document changed in one place: a member replaced, removed or added, an element replaced, removed or added.
-    static func mutate(_ value: JSONValue, _ random: inout Generator, names: [String], depth: Int = 0) -> String {
+    static func mutate(_ value: JSONValue, _ random: inout SeededGenerator, names: [String], depth: Int = 0) -> String {
         switch value {
         case .object(let object) where random.below(4) != 0 || depth == 0:
             var members = object.members.map { ($0.key, render($0.value)) }
@@ -197,7 +184,7 @@ import Testing
             let schema = try JSONParser.parse(entry.schema)
             let validator = try JSONSchemaValidator(schema: schema)
             let names = Self.names(in: schema)
-            var random = Generator(state: 0x5EED_0000 + UInt64(index))
+            var random = SeededGenerator(seed: 0x5EED_0000 + UInt64(index))
             var instances = entry.seeds
             let seeds = try entry.seeds.map { try JSONParser.parse($0) }
             for round in 0..<400 {

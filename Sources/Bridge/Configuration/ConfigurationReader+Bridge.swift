@@ -285,7 +285,7 @@ enum TopicName {
         if name == "." || name == ".." { return "'\(name)' is not a legal topic name" }
         let legal = name.utf8.allSatisfy { byte in
             (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || byte.isDigit || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
         }
         return legal ? nil : "topic name '\(name)' may only contain letters, digits, '.', '_' and '-'"
     }

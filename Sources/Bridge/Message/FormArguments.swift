@@ -1,3 +1,4 @@
+import JSON
 import NIOCore
 
 /// The arguments of a query string or an `application/x-www-form-urlencoded` body, decoded as nginx's

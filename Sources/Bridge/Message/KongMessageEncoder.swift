@@ -1,3 +1,4 @@
+import JSON
 import NIOCore
 import NIOHTTP1
 
@@ -116,7 +117,7 @@ enum KongMessageEncoder {
         let essence = mediaType?.essence ?? ""
         // Parse first (a bad body throws before anything is written), then write `body` and `body_args`.
         if essence == "application/json" || (essence.hasPrefix("application/") && essence.hasSuffix("+json")) {
-            do { try JSONValidator.validate(body) } catch { throw MessageEncodingError(reason: "\(error)") }
+            do { try JSONParser.validate(body) } catch { throw MessageEncodingError(reason: "\(error)") }
             writeRawBody(body, asText: true, knownUTF8: true, to: &buffer)
             buffer.writeBytes(body)  // valid JSON: embedded as it came, numbers and key order untouched
         } else if essence == "application/x-www-form-urlencoded" {

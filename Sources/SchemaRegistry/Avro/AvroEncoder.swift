@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// Turns a JSON document into Avro binary for a schema, reporting every mismatch with its path.

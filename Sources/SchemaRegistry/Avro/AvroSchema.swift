@@ -1,3 +1,4 @@
+import JSON
 /// An Avro schema (specification 1.11), parsed from its JSON form, with named types resolved (including those
 /// of referenced schemas), field defaults and logical types kept: what turning JSON into Avro needs.
 public indirect enum AvroSchema: Sendable {

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// Finds every subschema, resource (`$id`), anchor and pattern in schema documents, once, before validation.

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// One way in which a document does not match a JSON Schema.

@@ -1,5 +1,9 @@
 /// Parses JSON text (RFC 8259) into a ``JSONValue``, byte by byte: several times faster than Foundation's
-/// decoders, and numbers keep their text.
+/// decoders, and numbers keep their text. ``validate(_:)`` runs the same scanner without building anything, for
+/// callers that forward the bytes as they are (the Kong envelope): both accept exactly the same texts.
+///
+/// Hand-written because no listed package parses JSON into a tree that keeps numbers' text, or validates it without
+/// decoding; it is fuzzed (`scripts/fuzz`) and checked against Foundation's parser.
 ///
 /// Bounded: nesting depth (``maximumDepth``), number length (``maximumNumberLength``); linear in the text, duplicate
 /// key checks included.
@@ -27,15 +31,34 @@ public struct JSONParser {
 
     private let bytes: UnsafeRawBufferPointer
     private let duplicateKeys: DuplicateKeys
+    /// False for ``validate(_:)``: every check runs, nothing is built (values come back as `.null`).
+    private let builds: Bool
     private var index = 0
 
-    private init(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys) {
+    private init(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys, builds: Bool = true) {
         self.bytes = bytes
         self.duplicateKeys = duplicateKeys
+        self.builds = builds
+    }
+
+    /// Checks that `bytes` are one JSON text, with the same rules and limits as ``parse(_:duplicateKeys:)-(UnsafeRawBufferPointer,_)``,
+    /// allocating nothing.
+    public static func validate(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
+        try checkUTF8(bytes)
+        var parser = JSONParser(bytes, duplicateKeys: .lastWins, builds: false)
+        parser.skipWhitespace()
+        guard parser.index < bytes.count else { throw Failure(offset: 0, reason: "empty input, expected a value") }
+        _ = try parser.value(depth: 0)
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else { throw Failure(offset: parser.index, reason: "unexpected data after the JSON value") }
+    }
+
+    private static func checkUTF8(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
+        if let offset = UTF8Validation.firstInvalidOffset(bytes) { throw Failure(offset: offset, reason: "the text is not valid UTF-8") }
     }
 
     public static func parse(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys = .lastWins) throws(Failure) -> JSONValue {
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw Failure(offset: 0, reason: "the text is not valid UTF-8") }
+        try checkUTF8(bytes)
         var parser = JSONParser(bytes, duplicateKeys: duplicateKeys)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -82,14 +105,15 @@ public struct JSONParser {
                 let keyOffset = index
                 let key = try string()
                 // The object's lookup is indexed for larger objects: the check stays linear.
-                if duplicateKeys == .refuse, object[key] != nil {
+                if builds, duplicateKeys == .refuse, object[key] != nil {
                     throw Failure(offset: keyOffset, reason: "duplicate key \(Self.quoted(key))")
                 }
                 skipWhitespace()
                 guard current == UInt8(ascii: ":") else { throw fail("expected ':' after an object key") }
                 index += 1
                 skipWhitespace()
-                object[key] = try value(depth: depth + 1)
+                let member = try value(depth: depth + 1)
+                if builds { object[key] = member }
                 skipWhitespace()
                 switch current {
                 case UInt8(ascii: ","): index += 1
@@ -104,7 +128,8 @@ public struct JSONParser {
             if current == UInt8(ascii: "]") { index += 1; return .array(array) }
             while true {
                 skipWhitespace()
-                array.append(try value(depth: depth + 1))
+                let element = try value(depth: depth + 1)
+                if builds { array.append(element) }
                 skipWhitespace()
                 switch current {
                 case UInt8(ascii: ","): index += 1
@@ -112,11 +137,15 @@ public struct JSONParser {
                 default: throw fail("expected ',' or ']' in an array")
                 }
             }
-        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "\""):
+            let string = try string()
+            return builds ? .string(string) : .null
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let number = try number()
+            return number.map(JSONValue.number) ?? .null
         default: throw fail("unexpected character, expected a value")
         }
     }
@@ -129,7 +158,8 @@ public struct JSONParser {
         index += length
     }
 
-    private mutating func number() throws(Failure) -> JSONNumber {
+    /// The number at the cursor (`nil` when not building).
+    private mutating func number() throws(Failure) -> JSONNumber? {
         let start = index
         if current == UInt8(ascii: "-") { index += 1 }
         guard let first = current, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { throw fail("expected a digit") }
@@ -149,6 +179,7 @@ public struct JSONParser {
         guard index - start <= Self.maximumNumberLength else {
             throw Failure(offset: start, reason: "a number longer than \(Self.maximumNumberLength) characters (\(index - start))")
         }
+        guard builds else { return nil }
         return JSONNumber(text: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
     }
 
@@ -168,26 +199,26 @@ public struct JSONParser {
         guard let terminator = current else { throw fail("unterminated string") }
         if terminator == UInt8(ascii: "\"") {
             index += 1
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<(index - 1)]), as: UTF8.self)
+            return builds ? String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<(index - 1)]), as: UTF8.self) : ""
         }
-        // Escapes: collect UTF-8 bytes, then decode once.
-        var utf8 = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+        // Escapes: collect UTF-8 bytes (when building), then decode once.
+        var utf8 = builds ? Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index])) : []
         while let byte = current {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                return String(decoding: utf8, as: UTF8.self)
+                return builds ? String(decoding: utf8, as: UTF8.self) : ""
             case UInt8(ascii: "\\"):
                 index += 1
                 guard let escaped = current else { throw fail("unterminated escape sequence") }
                 index += 1
                 switch escaped {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
-                case UInt8(ascii: "b"): utf8.append(0x08)
-                case UInt8(ascii: "f"): utf8.append(0x0C)
-                case UInt8(ascii: "n"): utf8.append(0x0A)
-                case UInt8(ascii: "r"): utf8.append(0x0D)
-                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): if builds { utf8.append(escaped) }
+                case UInt8(ascii: "b"): if builds { utf8.append(0x08) }
+                case UInt8(ascii: "f"): if builds { utf8.append(0x0C) }
+                case UInt8(ascii: "n"): if builds { utf8.append(0x0A) }
+                case UInt8(ascii: "r"): if builds { utf8.append(0x0D) }
+                case UInt8(ascii: "t"): if builds { utf8.append(0x09) }
                 case UInt8(ascii: "u"):
                     var code = try hex4()
                     if code >= 0xD800, code < 0xDC00 {  // a high surrogate: a low one must follow
@@ -202,14 +233,14 @@ public struct JSONParser {
                         throw fail("unpaired surrogate in \\u escape")
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
-                    utf8.append(contentsOf: Array(String(Character(scalar)).utf8))
+                    if builds { utf8.append(contentsOf: UTF8.encode(scalar)!) }
                 default:
                     throw fail("invalid escape character")
                 }
             case 0..<0x20:
                 throw fail("unescaped control character in a string")
             default:
-                utf8.append(byte)
+                if builds { utf8.append(byte) }
                 index += 1
             }
         }
