@@ -300,17 +300,26 @@ struct RegexCompiler {
     }
 }
 
-/// A deterministic automaton over ASCII for patterns without lookarounds, word boundaries and backreferences,
-/// built when the pattern is compiled (capped at ``maxStates``). Each state is the set of automaton threads the
-/// Pike VM would hold; the first non-ASCII scalar hands that set over to the Pike VM.
+/// A deterministic automaton for patterns without lookarounds, word boundaries and backreferences, built when the
+/// pattern is compiled (capped at ``maxStates``). Each state is the set of threads the Pike VM would hold. ASCII
+/// bytes index the transition table directly; other scalars go through the intervals that the pattern's ranges cut
+/// the code space into. A pattern with `\p{…}` has no such intervals: its first non-ASCII scalar hands the state's
+/// threads over to the Pike VM.
 struct ASCIIAutomaton: Sendable {
     static let maxStates = 256
-    /// Larger programs go to the Pike VM directly (the construction costs states × byte classes × program size).
+    /// Larger programs go to the Pike VM directly (the construction costs states × classes × program size).
     static let maxProgramSize = 1_000
+    /// Most intervals of non-ASCII scalars the pattern's ranges may cut.
+    static let maxIntervals = 1_024
     static let dead: Int32 = -1
 
-    /// `transitions[state * 128 + byte]`: the next state, or ``dead``.
+    /// `transitions[state * width + column]`: the next state, or ``dead``. Columns 0..<128 are the ASCII
+    /// bytes, the others classes of non-ASCII scalars.
     let transitions: [Int32]
+    let width: Int
+    /// First scalar of each interval of non-ASCII scalars (sorted, from 0x80), and its column. Empty: hand over.
+    let intervalStarts: [UInt32]
+    let intervalColumns: [Int32]
     /// A match is complete on entering the state.
     let accepting: [Bool]
     /// A match is complete when the input ends in the state (`$`).
@@ -328,9 +337,9 @@ struct ASCIIAutomaton: Sendable {
             default: continue
             }
         }
-        /// The threads (consuming, `$` and match instructions) reachable from `pcs` without consuming input.
         var visited = [Int](repeating: 0, count: instructions.count)
         var generation = 0
+        /// The threads (consuming, `$` and match instructions) reachable from `pcs` without consuming input.
         func closure(_ pcs: [Int], atStart: Bool, atEnd: Bool) -> [Int32] {
             generation += 1
             var stack = pcs
@@ -351,42 +360,73 @@ struct ASCIIAutomaton: Sendable {
             }
             return threads.sorted()
         }
-        let matchIndex = Int32(program.matchIndex)
-        let restart = anchoredStart ? [] : closure([0], atStart: false, atEnd: false)
-        var threads: [[Int32]] = [closure([0], atStart: true, atEnd: false)]
-        var initialAtEnd = closure([0], atStart: true, atEnd: true).contains(matchIndex)
-        var stateByThreads: [[Int32]: Int32] = [:]  // the initial state is never merged: `^` held only there
-        var transitions: [Int32] = []
-        // Bytes no instruction tells apart share their transitions: compute one per class.
-        var classOfByte = [Int](repeating: 0, count: 128)
-        var representatives: [UInt32] = []
-        var classBySignature: [[Bool]: Int] = [:]
-        for byte in UInt32(0)..<128 {
+        /// Which consuming instructions take `scalar`: scalars with the same signature share their transitions.
+        func signature(_ scalar: UInt32) -> [Bool] {
             var signature: [Bool] = []
             for instruction in instructions {
                 switch instruction {
-                case .scalar(let value): signature.append(value == byte)
-                case .set(let set): signature.append(sets[set].contains(byte))
+                case .scalar(let value): signature.append(value == scalar)
+                case .set(let set): signature.append(sets[set].contains(scalar))
                 default: continue
                 }
             }
-            if let known = classBySignature[signature] {
-                classOfByte[Int(byte)] = known
-            } else {
-                classBySignature[signature] = representatives.count
-                classOfByte[Int(byte)] = representatives.count
-                representatives.append(byte)
+            return signature
+        }
+        var representatives: [UInt32] = []
+        var classBySignature: [[Bool]: Int] = [:]
+        func classOf(_ scalar: UInt32) -> Int {
+            let key = signature(scalar)
+            if let known = classBySignature[key] { return known }
+            classBySignature[key] = representatives.count
+            representatives.append(scalar)
+            return representatives.count - 1
+        }
+        let classOfByte = (UInt32(0)..<128).map(classOf)
+        // Non-ASCII scalars: the boundaries of every range cut the code space into intervals of equal signature.
+        var boundaries: Set<UInt32> = [0x80]
+        var rangesOnly = true
+        func addBoundaries(_ item: ScalarSet.Item) {
+            switch item {
+            case .ranges(let ranges):
+                for range in ranges {
+                    boundaries.insert(range.lowerBound)
+                    if range.upperBound < 0x10FFFF { boundaries.insert(range.upperBound + 1) }
+                }
+            case .property: rangesOnly = false
+            case .complement(let inner): addBoundaries(inner)
             }
         }
+        for instruction in instructions {
+            switch instruction {
+            case .scalar(let value):
+                boundaries.insert(value)
+                if value < 0x10FFFF { boundaries.insert(value + 1) }
+            case .set(let set): for item in sets[set].items { addBoundaries(item) }
+            default: continue
+            }
+        }
+        var intervalStarts: [UInt32] = []
+        var intervalClasses: [Int] = []
+        if rangesOnly {
+            intervalStarts = boundaries.filter { $0 >= 0x80 && $0 <= 0x10FFFF }.sorted()
+            guard intervalStarts.count <= Self.maxIntervals else { return nil }
+            intervalClasses = intervalStarts.map(classOf)
+        }
+        let width = 128 + representatives.count
+        let matchIndex = Int32(program.matchIndex)
+        let restart = anchoredStart ? [] : closure([0], atStart: false, atEnd: false)
+        var threads: [[Int32]] = [closure([0], atStart: true, atEnd: false)]
+        var stateByThreads: [[Int32]: Int32] = [:]  // the initial state is never merged: `^` held only there
+        var transitions: [Int32] = []
         var state = 0
         while state < threads.count {
             var classTransitions: [Int32] = []
-            for byte in representatives {
+            for scalar in representatives {
                 var moved: [Int] = []
                 for pc in threads[state] {
                     switch instructions[Int(pc)] {
-                    case .scalar(let value): if value == byte { moved.append(Int(pc) + 1) }
-                    case .set(let set): if sets[set].contains(byte) { moved.append(Int(pc) + 1) }
+                    case .scalar(let value): if value == scalar { moved.append(Int(pc) + 1) }
+                    case .set(let set): if sets[set].contains(scalar) { moved.append(Int(pc) + 1) }
                     default: break
                     }
                 }
@@ -404,6 +444,7 @@ struct ASCIIAutomaton: Sendable {
                 }
             }
             for byte in 0..<128 { transitions.append(classTransitions[classOfByte[byte]]) }
+            transitions.append(contentsOf: classTransitions)
             state += 1
         }
         var accepting: [Bool] = []
@@ -413,12 +454,26 @@ struct ASCIIAutomaton: Sendable {
             let ends = stateThreads.filter { if case .end = instructions[Int($0)] { true } else { false } }.map { Int($0) }
             acceptingAtEnd.append(accepting[index] || closure(ends, atStart: index == 0, atEnd: true).contains(matchIndex))
         }
-        initialAtEnd = initialAtEnd || acceptingAtEnd[0]
-        acceptingAtEnd[0] = initialAtEnd
+        acceptingAtEnd[0] = acceptingAtEnd[0] || closure([0], atStart: true, atEnd: true).contains(matchIndex)
         self.transitions = transitions
+        self.width = width
+        self.intervalStarts = intervalStarts
+        self.intervalColumns = intervalClasses.map { Int32(128 + $0) }
         self.accepting = accepting
         self.acceptingAtEnd = acceptingAtEnd
         self.threads = threads
+    }
+
+    /// The column of a non-ASCII scalar: its interval's (binary search for the last start ≤ `scalar`).
+    @inline(__always)
+    private func column(of scalar: UInt32) -> Int {
+        var low = 0
+        var high = intervalStarts.count
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if intervalStarts[middle] <= scalar { low = middle } else { high = middle }
+        }
+        return Int(intervalColumns[low])
     }
 
     enum Outcome {
@@ -430,18 +485,27 @@ struct ASCIIAutomaton: Sendable {
     func run(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
         var state = 0
         if accepting[0] { return .match }
+        let width = width
+        let handsOver = intervalStarts.isEmpty
         return transitions.withUnsafeBufferPointer { transitions in
             accepting.withUnsafeBufferPointer { accepting in
                 var position = 0
                 let end = input.count
                 while position < end {
                     let byte = input[position]
-                    if byte >= 0x80 { return .handOver(state: state, position: position) }
-                    let next = transitions[state &* 128 &+ Int(byte)]
+                    let next: Int32
+                    if byte < 0x80 {
+                        next = transitions[state &* width &+ Int(byte)]
+                        position &+= 1
+                    } else {
+                        if handsOver { return .handOver(state: state, position: position) }
+                        let (scalar, length) = decode(after: position, in: input)
+                        next = transitions[state &* width &+ column(of: scalar)]
+                        position &+= length
+                    }
                     if next < 0 { return .noMatch }
                     state = Int(next)
                     if accepting[state] { return .match }
-                    position &+= 1
                 }
                 return acceptingAtEnd[state] ? .match : .noMatch
             }

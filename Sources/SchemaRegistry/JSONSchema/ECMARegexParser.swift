@@ -63,7 +63,8 @@ struct RegexParser {
     private var groupNames: [String: Int] = [:]
     /// Capturing groups in the whole pattern and their names, found before parsing (backreferences may point ahead).
     private var totalCaptures = 0
-    private var declaredNames: Set<String> = []
+    /// Group numbers by name, for the whole pattern.
+    private var declaredNames: [String: Int] = [:]
     private var insideLookbehind = 0
 
     init(_ pattern: String) {
@@ -136,7 +137,7 @@ struct RegexParser {
                             if let value = Unicode.Scalar(scalars[end]) { name.unicodeScalars.append(value) }
                             end += 1
                         }
-                        declaredNames.insert(name)
+                        if declaredNames[name] == nil { declaredNames[name] = totalCaptures }
                     }
                 } else {
                     totalCaptures += 1
@@ -340,7 +341,7 @@ struct RegexParser {
             position += 1
             guard consume("<") else { throw error("\\k must be followed by <name>", at: start) }
             let name = try parseGroupName()
-            guard declaredNames.contains(name) else { throw error("backreference to an undefined group name '\(name)'", at: start) }
+            guard declaredNames[name] != nil else { throw error("backreference to an undefined group name '\(name)'", at: start) }
             guard insideLookbehind == 0 else { throw error("backreferences inside a lookbehind are not supported", at: start) }
             return .backreference(try namedGroupNumber(name, at: start))
         }
@@ -349,38 +350,10 @@ struct RegexParser {
 
     /// The number of a named group, which may be defined after the reference.
     private func namedGroupNumber(_ name: String, at start: Int) throws(RegularExpressionError) -> Int {
-        if let index = groupNames[name] { return index }
-        // Defined later: count groups up to its definition.
-        var index = 0
-        var count = 0
-        var inClass = false
-        while index < scalars.count {
-            let scalar = scalars[index]
-            if scalar == Self.ascii("\\") { index += 2; continue }
-            if inClass {
-                if scalar == Self.ascii("]") { inClass = false }
-            } else if scalar == Self.ascii("[") {
-                inClass = true
-            } else if scalar == Self.ascii("(") {
-                if index + 1 < scalars.count, scalars[index + 1] == Self.ascii("?") {
-                    if index + 3 < scalars.count, scalars[index + 2] == Self.ascii("<"),
-                       scalars[index + 3] != Self.ascii("="), scalars[index + 3] != Self.ascii("!") {
-                        count += 1
-                        var end = index + 3
-                        var found = ""
-                        while end < scalars.count, scalars[end] != Self.ascii(">") {
-                            if let value = Unicode.Scalar(scalars[end]) { found.unicodeScalars.append(value) }
-                            end += 1
-                        }
-                        if found == name { return count }
-                    }
-                } else {
-                    count += 1
-                }
-            }
-            index += 1
+        guard let index = groupNames[name] ?? declaredNames[name] else {
+            throw error("backreference to an undefined group name '\(name)'", at: start)
         }
-        throw error("backreference to an undefined group name '\(name)'", at: start)
+        return index
     }
 
     /// An escape after the backslash (already consumed, `start` is its offset): a single scalar or a class escape.
