@@ -70,6 +70,14 @@ import Testing
         try check("(?<=a(?=b)b)c", [("abc", true), ("acc", false)])
         try check("(?<=^a+)b", [("aaab", true), ("xab", false)])
         try check("^(?:(?!ab).)*$", [("aabb", false), ("baba", false), ("bbaa", true)])
+        // Anchors inside tabulated lookarounds (lookahead bodies run backwards from the end).
+        try check("a(?=b$)", [("ab", true), ("abb", false), ("aab", true)])
+        try check("(?<=^a)b", [("ab", true), ("bab", false)])
+        try check("a(?=$)", [("ba", true), ("ab", false)])
+        try check("(?=^)a", [("ab", true), ("ba", false)])
+        try check("a(?=)b", [("ab", true)])
+        try check("(?<=é)x(?=😀$)", [("éx😀", true), ("ex😀", false), ("éx😀!", false)])
+        try check("^(?=.*[é-ë]).+$", [("abê", true), ("abc", false)])
     }
 
     @Test func backreferences() throws {

@@ -41,6 +41,8 @@ struct CompiledLookaround: Sendable {
     let backward: RegexProgram
     /// Capture slots set inside the body.
     let captureSlots: Range<Int>
+    /// The tabulated program (`backward` for a lookahead, `forward` for a lookbehind) as an automaton, when it allows one.
+    let automaton: DeterministicAutomaton?
 }
 
 /// A compiled pattern: the main program (forwards), the character sets and lookarounds it refers to, and the
@@ -60,11 +62,11 @@ final class CompiledPattern: Sendable {
     /// First UTF-8 bytes a match can start with, when the pattern cannot match empty nor starts with an
     /// assertion: lets the search skip ahead.
     let firstBytes: [Bool]?
-    /// The deterministic automaton for ASCII input, when the pattern allows one.
-    let automaton: ASCIIAutomaton?
+    /// The deterministic automaton, when the pattern allows one.
+    let automaton: DeterministicAutomaton?
 
     init(main: RegexProgram, sets: [ScalarSet], lookarounds: [CompiledLookaround], captureCount: Int, registerCount: Int,
-         backtracks: Bool, anchoredStart: Bool, literal: LiteralPattern?, firstBytes: [Bool]?, automaton: ASCIIAutomaton?) {
+         backtracks: Bool, anchoredStart: Bool, literal: LiteralPattern?, firstBytes: [Bool]?, automaton: DeterministicAutomaton?) {
         self.main = main
         self.sets = sets
         self.lookarounds = lookarounds
@@ -107,11 +109,11 @@ struct RegexCompiler {
         let main = try program(tree, backward: false)
         let anchoredStart = Self.startsAnchored(tree)
         return CompiledPattern(
-            main: main, sets: sets, lookarounds: lookarounds.map { $0! }, captureCount: captureCount, registerCount: registerCount,
+            main: main, sets: sets, lookarounds: lookarounds.compactMap { $0 }, captureCount: captureCount, registerCount: registerCount,
             backtracks: forBacktracking, anchoredStart: anchoredStart,
             literal: forceBacktracking ? nil : Self.literal(tree),
             firstBytes: anchoredStart ? nil : Self.firstBytes(main, sets: sets),
-            automaton: forBacktracking ? nil : ASCIIAutomaton(main, sets: sets, anchoredStart: anchoredStart))
+            automaton: forBacktracking ? nil : DeterministicAutomaton(main, sets: sets, restarts: !anchoredStart))
     }
 
     private mutating func program(_ node: RegexNode, backward: Bool) throws(RegularExpressionError) -> RegexProgram {
@@ -190,7 +192,11 @@ struct RegexCompiler {
             let forward = try program(body, backward: false)
             let backward = try program(body, backward: true)
             let slots = body.captureRange.map { 2 * $0.lowerBound..<2 * $0.upperBound } ?? 0..<0
-            lookarounds[index] = CompiledLookaround(ahead: ahead, negated: negated, forward: forward, backward: backward, captureSlots: slots)
+            // Tabulating cannot hand over to the Pike VM mid-string: only automata that read every scalar.
+            let automaton = forBacktracking ? nil
+                : DeterministicAutomaton(ahead ? backward : forward, sets: sets, restarts: true).flatMap { $0.intervalStarts.isEmpty ? nil : $0 }
+            lookarounds[index] = CompiledLookaround(ahead: ahead, negated: negated, forward: forward, backward: backward,
+                                                    captureSlots: slots, automaton: automaton)
             try append(.lookaround(index))
         case .backreference(let group): try append(.backreference(group))
         }
@@ -305,7 +311,7 @@ struct RegexCompiler {
 /// bytes index the transition table directly; other scalars go through the intervals that the pattern's ranges cut
 /// the code space into. A pattern with `\p{…}` has no such intervals: its first non-ASCII scalar hands the state's
 /// threads over to the Pike VM.
-struct ASCIIAutomaton: Sendable {
+struct DeterministicAutomaton: Sendable {
     static let maxStates = 256
     /// Larger programs go to the Pike VM directly (the construction costs states × classes × program size).
     static let maxProgramSize = 1_000
@@ -328,7 +334,9 @@ struct ASCIIAutomaton: Sendable {
     let threads: [[Int32]]
 
     /// `nil` when the program uses something the automaton cannot represent or needs more than ``maxStates``.
-    init?(_ program: RegexProgram, sets: [ScalarSet], anchoredStart: Bool) {
+    /// `restarts`: a thread starts at every position (unanchored search, lookaround tables). A backward program
+    /// (a lookahead body, tabulated) starts at the end of the string, where `$` holds, and finishes where `^` holds.
+    init?(_ program: RegexProgram, sets: [ScalarSet], restarts: Bool) {
         let instructions = program.instructions
         guard instructions.count <= Self.maxProgramSize else { return nil }
         for instruction in instructions {
@@ -340,7 +348,10 @@ struct ASCIIAutomaton: Sendable {
         var visited = [Int](repeating: 0, count: instructions.count)
         var generation = 0
         /// The threads (consuming, `$` and match instructions) reachable from `pcs` without consuming input.
+        /// `atStart`/`atEnd`: at the first/last position of the scan (for a backward program, the string's end/start).
         func closure(_ pcs: [Int], atStart: Bool, atEnd: Bool) -> [Int32] {
+            let startHolds = program.backward ? atEnd : atStart
+            let endHolds = program.backward ? atStart : atEnd
             generation += 1
             var stack = pcs
             var threads: [Int32] = []
@@ -351,9 +362,10 @@ struct ASCIIAutomaton: Sendable {
                 case .jump(let target): stack.append(target)
                 case .split(let first, let second): stack.append(second); stack.append(first)
                 case .save, .resetCaptures, .loopStart, .loopCheck: stack.append(pc + 1)
-                case .start: if atStart { stack.append(pc + 1) }
+                case .start:
+                    if startHolds { stack.append(pc + 1) } else if program.backward { threads.append(Int32(pc)) }
                 case .end:
-                    if atEnd { stack.append(pc + 1) } else { threads.append(Int32(pc)) }
+                    if endHolds { stack.append(pc + 1) } else if !program.backward { threads.append(Int32(pc)) }
                 case .scalar, .set, .match: threads.append(Int32(pc))
                 case .wordBoundary, .notWordBoundary, .lookaround, .backreference: break
                 }
@@ -414,7 +426,7 @@ struct ASCIIAutomaton: Sendable {
         }
         let width = 128 + representatives.count
         let matchIndex = Int32(program.matchIndex)
-        let restart = anchoredStart ? [] : closure([0], atStart: false, atEnd: false)
+        let restart = restarts ? closure([0], atStart: false, atEnd: false) : []
         var threads: [[Int32]] = [closure([0], atStart: true, atEnd: false)]
         var stateByThreads: [[Int32]: Int32] = [:]  // the initial state is never merged: `^` held only there
         var transitions: [Int32] = []
@@ -451,7 +463,12 @@ struct ASCIIAutomaton: Sendable {
         var acceptingAtEnd: [Bool] = []
         for (index, stateThreads) in threads.enumerated() {
             accepting.append(stateThreads.contains(matchIndex))
-            let ends = stateThreads.filter { if case .end = instructions[Int($0)] { true } else { false } }.map { Int($0) }
+            let ends = stateThreads.filter {
+                switch instructions[Int($0)] {
+                case .start, .end: true
+                default: false
+                }
+            }.map { Int($0) }
             acceptingAtEnd.append(accepting[index] || closure(ends, atStart: index == 0, atEnd: true).contains(matchIndex))
         }
         acceptingAtEnd[0] = acceptingAtEnd[0] || closure([0], atStart: true, atEnd: true).contains(matchIndex)
@@ -480,6 +497,32 @@ struct ASCIIAutomaton: Sendable {
         case match, noMatch
         /// A non-ASCII scalar at `position`, with the automaton in `state`.
         case handOver(state: Int, position: Int)
+    }
+
+    /// For every position of `input`, whether a thread reached the match there, into `table[base + position]`
+    /// (`false` already). Only for automata with intervals (no `\p{…}`).
+    func tabulate(_ input: UnsafeBufferPointer<UInt8>, backward: Bool, into table: inout [Bool], base: Int) {
+        let end = input.count
+        var state = 0
+        var position = backward ? end : 0
+        var finished: Bool { backward ? position == 0 : position == end }
+        while true {
+            table[base + position] = finished ? acceptingAtEnd[state] : accepting[state]
+            if finished { return }
+            let scalar: UInt32
+            let length: Int
+            if backward {
+                (scalar, length) = decode(before: position, in: input)
+                position -= length
+            } else {
+                (scalar, length) = decode(after: position, in: input)
+                position += length
+            }
+            let next = transitions[state * width + (scalar < 0x80 ? Int(scalar) : column(of: scalar))]
+            // Dead: no thread now, and none starts later (the table is already false).
+            if next < 0 { return }
+            state = Int(next)
+        }
     }
 
     func run(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
@@ -689,6 +732,11 @@ private struct PikeMachine {
         let lookaround = pattern.lookarounds[index]
         let program = lookaround.ahead ? lookaround.backward : lookaround.forward
         let base = index * (input.count + 1)
+        if let automaton = lookaround.automaton {
+            automaton.tabulate(input, backward: program.backward, into: &tables, base: base)
+            tabulated[index] = true
+            return
+        }
         program.instructions.withUnsafeBufferPointer { instructions in
             let matchIndex = program.matchIndex
             var scratch = Scratch(programSize: instructions.count)

@@ -175,7 +175,6 @@ struct RegexParser {
     }
 
     private mutating func parseTerm() throws(RegularExpressionError) -> RegexNode {
-        let start = position
         let atom: RegexNode
         var quantifiable = true
         switch current {
@@ -221,7 +220,6 @@ struct RegexParser {
         guard quantifiable else {
             throw error("nothing to repeat: an assertion cannot be quantified", at: quantifierStart)
         }
-        _ = start
         return .repetition(atom, min: min, max: max, greedy: greedy)
     }
 
@@ -494,7 +492,6 @@ struct RegexParser {
             let low = try parseClassAtom()
             if isAt("-"), let next = peek(1), next != Self.ascii("]") {
                 position += 1
-                let highStart = position
                 let high = try parseClassAtom()
                 switch (low, high) {
                 case (.scalar(let from), .scalar(let to)):
@@ -503,7 +500,6 @@ struct RegexParser {
                     continue
                 default:
                     // Annex B: a class escape as a range bound makes the '-' literal.
-                    _ = highStart
                     for atom in [low, high] { Self.add(atom, to: &ranges, &items) }
                     ranges.append(Self.ascii("-")...Self.ascii("-"))
                     continue
