@@ -92,7 +92,8 @@ struct RegexCompiler {
     private let captureCount: Int
     private var sets: [ScalarSet] = []
     private var lookarounds: [CompiledLookaround?] = []
-    private var lookaroundIndices: [RegexNode: Int] = [:]
+    /// Compiled lookarounds by their number in the pattern.
+    private var lookaroundIndices: [Int: Int] = [:]
     private var registerCount = 0
     private var totalSize = 0
     /// Emit captures, resets and empty-iteration checks (only the backtracker reads them).
@@ -177,9 +178,9 @@ struct RegexCompiler {
         case .start: try append(.start)
         case .end: try append(.end)
         case .wordBoundary(let negated): try append(negated ? .notWordBoundary : .wordBoundary)
-        case .lookaround(let body, let ahead, let negated):
+        case .lookaround(let body, let ahead, let negated, let id):
             // Copies made by counted repetitions share one lookaround (and one table while matching).
-            if let known = lookaroundIndices[node] {
+            if let known = lookaroundIndices[id] {
                 try append(.lookaround(known))
                 return
             }
@@ -187,7 +188,7 @@ struct RegexCompiler {
             guard index < RegularExpression.maxLookarounds else {
                 throw RegularExpressionError(reason: "more than \(RegularExpression.maxLookarounds) different lookarounds", offset: 0)
             }
-            lookaroundIndices[node] = index
+            lookaroundIndices[id] = index
             lookarounds.append(nil)
             let forward = try program(body, backward: false)
             let backward = try program(body, backward: true)

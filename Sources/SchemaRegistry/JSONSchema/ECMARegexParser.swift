@@ -1,5 +1,5 @@
 /// The syntax tree of an ECMA-262 pattern.
-indirect enum RegexNode: Sendable, Hashable {
+indirect enum RegexNode: Sendable {
     case empty
     case scalar(UInt32)
     case set(ScalarSet)
@@ -13,7 +13,8 @@ indirect enum RegexNode: Sendable, Hashable {
     /// `$` (no multiline flag: the end of the string).
     case end
     case wordBoundary(negated: Bool)
-    case lookaround(RegexNode, ahead: Bool, negated: Bool)
+    /// `id`: the lookaround's number in the pattern (copies made by a counted repetition share it).
+    case lookaround(RegexNode, ahead: Bool, negated: Bool, id: Int)
     case backreference(Int)
 
     /// Whether the node can match the empty string (conservatively: assertions count as empty).
@@ -34,7 +35,7 @@ indirect enum RegexNode: Sendable, Hashable {
         case .backreference: return true
         case .empty, .scalar, .set, .start, .end, .wordBoundary: return false
         case .sequence(let nodes), .alternation(let nodes): return nodes.contains(where: \.hasBackreference)
-        case .capture(let node, _), .repetition(let node, _, _, _), .lookaround(let node, _, _): return node.hasBackreference
+        case .capture(let node, _), .repetition(let node, _, _, _), .lookaround(let node, _, _, _): return node.hasBackreference
         }
     }
 
@@ -48,7 +49,7 @@ indirect enum RegexNode: Sendable, Hashable {
             let ranges = nodes.compactMap(\.captureRange)
             guard let first = ranges.first else { return nil }
             return ranges.dropFirst().reduce(first) { min($0.lowerBound, $1.lowerBound)..<max($0.upperBound, $1.upperBound) }
-        case .repetition(let node, _, _, _), .lookaround(let node, _, _): return node.captureRange
+        case .repetition(let node, _, _, _), .lookaround(let node, _, _, _): return node.captureRange
         default: return nil
         }
     }
@@ -66,6 +67,7 @@ struct RegexParser {
     /// Group numbers by name, for the whole pattern.
     private var declaredNames: [String: Int] = [:]
     private var insideLookbehind = 0
+    private var lookaroundCount = 0
 
     init(_ pattern: String) {
         scalars = pattern.unicodeScalars.map(\.value)
@@ -273,7 +275,9 @@ struct RegexParser {
             }
             if consume("=") || isAt("!") {
                 let negated = consume("!")
-                return (.lookaround(try parseGroupBody(open: open), ahead: true, negated: negated), false)
+                lookaroundCount += 1
+                let id = lookaroundCount
+                return (.lookaround(try parseGroupBody(open: open), ahead: true, negated: negated, id: id), false)
             }
             if isAt("<") && (isAt("=", offset: 1) || isAt("!", offset: 1)) {
                 position += 1
@@ -281,7 +285,9 @@ struct RegexParser {
                 if !negated { position += 1 }
                 insideLookbehind += 1
                 defer { insideLookbehind -= 1 }
-                return (.lookaround(try parseGroupBody(open: open), ahead: false, negated: negated), false)
+                lookaroundCount += 1
+                let id = lookaroundCount
+                return (.lookaround(try parseGroupBody(open: open), ahead: false, negated: negated, id: id), false)
             }
             if consume("<") {
                 let name = try parseGroupName()
