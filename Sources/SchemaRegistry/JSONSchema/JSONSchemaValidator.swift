@@ -66,8 +66,8 @@ public struct JSONSchemaValidator: Sendable {
     ///   - baseURI: Its URI, against which relative `$id`s and `$ref`s resolve.
     ///   - remotes: Other schema documents by URI (for example the registry's references, by name).
     ///   - defaultDraft: The draft when the schema has no `$schema`.
-    /// - Throws: ``JSONSchemaError`` when a `pattern` is not a valid regular expression, or when subschemas apply
-    ///   to the same instance in a cycle (`{"$ref": "#"}`: `circular $ref: # -> #`), which would never end.
+    /// - Throws: ``JSONSchemaError`` when a `pattern` is not a supported ECMA-262 regular expression, or when subschemas
+    ///   apply to the same instance in a cycle (`{"$ref": "#"}`: `circular $ref: # -> #`), which would never end.
     public init(schema: JSONValue, baseURI: String = "urn:kbridge:schema", remotes: [String: JSONValue] = [:],
                 defaultDraft: Draft = .draft7) throws(JSONSchemaError) {
         var index = Indexer()
@@ -79,10 +79,11 @@ public struct JSONSchemaValidator: Sendable {
         }
         var compiled: [String: RegularExpression] = [:]
         for pattern in index.patterns where compiled[pattern] == nil {
-            guard let expression = RegularExpression(pattern) else {
-                throw JSONSchemaError(message: "pattern '\(pattern)' is not a valid regular expression")
+            do {
+                compiled[pattern] = try RegularExpression(validating: pattern)
+            } catch {
+                throw JSONSchemaError(message: "pattern '\(pattern)' is not a supported ECMA-262 regular expression: \(error)")
             }
-            compiled[pattern] = expression
         }
         if let cycle = index.inPlaceCycle(from: rootLocated) {
             throw JSONSchemaError(message: "circular $ref: \(cycle.joined(separator: " -> ")) (these subschemas apply to the same value in a loop that never ends)")
@@ -226,16 +227,4 @@ public struct JSONSchemaValidator: Sendable {
     func hasDynamicAnchor(_ name: String, in resource: String) -> Bool { dynamicAnchors[resource]?.contains(name) == true }
 
     func regex(_ pattern: String) -> RegularExpression? { patterns[pattern] }
-}
-
-/// An `NSRegularExpression` (ICU syntax, close to ECMA-262 for what schemas use), safe to share: matching is thread-safe.
-struct RegularExpression: @unchecked Sendable {
-    let expression: NSRegularExpression
-    init?(_ pattern: String) {
-        guard let expression = try? NSRegularExpression(pattern: pattern) else { return nil }
-        self.expression = expression
-    }
-    func matches(_ string: String) -> Bool {
-        expression.firstMatch(in: string, range: NSRange(string.startIndex..., in: string)) != nil
-    }
 }
