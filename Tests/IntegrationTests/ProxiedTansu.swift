@@ -39,7 +39,8 @@ final class ProxiedTansu: Sendable {
     func stop() {
         proxy.stop()
         if process.isRunning {
-            process.terminate()
+            // Tansu does not stop on SIGTERM (it waits for its connections); its data is in memory anyway.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -74,8 +75,10 @@ final class ProxiedTansu: Sendable {
     }
 }
 
-/// A loopback TCP proxy that can be paused: while paused it still accepts connections, but moves no byte in
-/// either direction (what it already read waits), like a broker that hangs. Resumed, it carries on.
+/// A loopback TCP proxy that can be paused: while paused it still accepts connections and passes requests on,
+/// but no answer comes back (what it already read waits), like a broker that hangs after taking a request:
+/// the worst case for duplicates, since the broker may have written what the client will retry.
+/// Resumed, it carries on.
 final class PausableProxy: Sendable {
     let port: Int
     private let upstreamPort: Int
@@ -133,9 +136,9 @@ final class PausableProxy: Sendable {
             }
             connections.withLock { $0 += [client, upstream] }
             let pumps = PumpCount()
-            for (from, to) in [(client, upstream), (upstream, client)] {
+            for (from, to, answers) in [(client, upstream, false), (upstream, client, true)] {
                 let thread = Thread { [self] in
-                    pump(from: from, to: to)
+                    pump(from: from, to: to, pausable: answers)
                     // The second pump to finish closes both sockets.
                     if pumps.running.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
                         connections.withLock { $0.removeAll { $0 == client || $0 == upstream } }
@@ -156,13 +159,14 @@ final class PausableProxy: Sendable {
         while paused.load(ordering: .relaxed), !stopped.load(ordering: .relaxed) { usleep(10_000) }
     }
 
-    private func pump(from: Int32, to: Int32) {
+    /// Copies `from` to `to`; a `pausable` direction (the broker's answers) waits while paused.
+    private func pump(from: Int32, to: Int32, pausable: Bool) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while !stopped.load(ordering: .relaxed) {
-            waitWhilePaused()
+            if pausable { waitWhilePaused() }
             let count = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
             guard count > 0 else { break }
-            waitWhilePaused()  // bytes read just before a pause wait too
+            if pausable { waitWhilePaused() }  // bytes read just before a pause wait too
             var written = 0
             while written < count {
                 let result = buffer.withUnsafeBytes { write(to, $0.baseAddress! + written, count - written) }
