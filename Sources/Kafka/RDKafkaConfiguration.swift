@@ -4,8 +4,6 @@ import CRdKafka
 enum RDKafkaConfiguration {
     /// librdkafka's default `message.max.bytes`.
     static let defaultMessageMaxBytes = 1_000_000
-    /// The largest `message.max.bytes` librdkafka accepts.
-    static let maximumMessageMaxBytes = 1_000_000_000
 
     /// Returns a new configuration object owned by the caller (freed by `rd_kafka_new` on success,
     /// or by the caller with `rd_kafka_conf_destroy` on failure).

@@ -157,7 +157,8 @@ public struct KafkaSettings: Sendable, Hashable {
     public static let syncLingerMilliseconds = "0.5"
 
     /// `reconnect.backoff.ms` and `reconnect.backoff.max.ms`: librdkafka doubles the wait after each failed
-    /// connection or login from the first value up to the second (kbridge states librdkafka's defaults).
+    /// connection from the first value up to the second (kbridge states librdkafka's defaults). A failed
+    /// login does not grow it (the connection itself succeeded): the producer holds connections back itself.
     public static let reconnectBackoffMilliseconds = (initial: 100, maximum: 10_000)
 
     public init(bootstrapServers: [BrokerAddress]) { self.bootstrapServers = bootstrapServers }
