@@ -50,6 +50,11 @@ public final class KafkaBridge: Service, Sendable {
         var producersBySettings: [KafkaSettings: KafkaProducer] = [:]
         var registries: [SchemaRegistryConfiguration: SchemaRegistryClient] = [:]
         var ingestors: [RouteIngestor] = []
+        // Each producer must carry the largest message of any route it serves.
+        var largestMessage: [KafkaSettings: Int] = [:]
+        for route in configuration.routes {
+            largestMessage[route.kafka] = max(largestMessage[route.kafka] ?? 0, route.largestMessage)
+        }
         do {
             for route in configuration.routes {
                 var schemaEncoder: SchemaRecordEncoder?
@@ -59,8 +64,12 @@ public final class KafkaBridge: Service, Sendable {
                     registries[settings.registry] = client
                     schemaEncoder = SchemaRecordEncoder(settings: settings, client: client)
                 }
+                var sized = route.kafka
+                sized.largestMessage = largestMessage[route.kafka] ?? 0
+                let stallTimeout = route.kafka.effectiveStallTimeout
                 let producer = try producersBySettings[route.kafka] ?? KafkaProducer(
-                    properties: route.kafka.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin, logger: logger)
+                    properties: sized.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin,
+                    options: KafkaProducerOptions(stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil), logger: logger)
                 producersBySettings[route.kafka] = producer
                 ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
                                                schemaEncoder: schemaEncoder))
@@ -164,5 +173,37 @@ public final class KafkaBridge: Service, Sendable {
             "undelivered_at_shutdown": "\(undelivered)", "connections_drained": "\(drained)",
         ])
         return ShutdownReport(connectionsDrained: drained, undeliveredMessages: undelivered)
+    }
+}
+
+extension RouteConfiguration {
+    /// The most bytes nginx (and so SwiftNIO's HTTP parser here) accepts in a request line and its headers.
+    static let largestRequestHead = 80 * 1024
+
+    /// The largest Kafka message (value and key) a request within `max_body_size` can become: the Kong
+    /// envelope in the worst case, where every body byte is a control character that JSON escapes as `\u00XX`
+    /// (6 bytes), once in `body` and once more in `body_args` (form and multipart fields); a binary body as
+    /// base64 is smaller (4/3). Forwarded method, URI and headers are bounded by the request head, escaped
+    /// the same way. A schema route's record: Avro's largest growth is 4x (a 2-byte JSON number such as `0,`
+    /// becomes an 8-byte double), doubled for defaults the body leaves out; a JSON Schema record is the body
+    /// plus the 5-byte frame.
+    /// Saturates instead of overflowing.
+    var largestMessage: Int {
+        let escaped = 6
+        func times(_ a: Int, _ b: Int) -> Int {
+            let (product, overflow) = a.multipliedReportingOverflow(by: b)
+            return overflow ? .max : product
+        }
+        func plus(_ a: Int, _ b: Int) -> Int {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .max : sum
+        }
+        let key = Self.largestRequestHead  // from the path or the query
+        if schemaRegistry != nil { return plus(plus(times(maxBodySize, 4 * 2), 5), key) }
+        var size = 1024  // the envelope's keys and punctuation
+        if fields.body { size = plus(size, times(maxBodySize, 2 * escaped)) }
+        // method, uri, uri_args and headers all come from the request head; uri and uri_args repeat the query.
+        if fields.method || fields.uri || fields.headers { size = plus(size, times(Self.largestRequestHead, 2 * escaped)) }
+        return plus(size, key)
     }
 }

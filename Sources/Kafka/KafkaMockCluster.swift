@@ -50,4 +50,19 @@ public final class KafkaMockCluster: @unchecked Sendable {
     public func setBrokerUp(_ brokerID: Int32 = 1) {
         _ = rd_kafka_mock_broker_set_up(cluster, brokerID)
     }
+
+    /// Delays every answer of a broker by `milliseconds`: with a long delay, a broker that accepts
+    /// connections and requests but answers nothing. `0` answers at once again.
+    public func setRoundTripTime(_ milliseconds: Int, broker brokerID: Int32 = 1) {
+        _ = rd_kafka_mock_broker_set_rtt(cluster, brokerID, Int32(clamping: milliseconds))
+    }
+
+    /// Makes the cluster answer the next produce requests with these error codes (librdkafka's
+    /// `rd_kafka_resp_err_t` values, e.g. ``KafkaError/Code/messageTooLarge``), one per request.
+    public func failNextProduceRequests(with codes: [KafkaError.Code]) {
+        let errors = codes.map { rd_kafka_resp_err_t(rawValue: $0.rawValue) }
+        errors.withUnsafeBufferPointer { buffer in
+            rd_kafka_mock_push_request_errors_array(cluster, 0 /* Produce */, buffer.count, buffer.baseAddress)
+        }
+    }
 }

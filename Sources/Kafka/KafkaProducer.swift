@@ -31,7 +31,7 @@ public struct KafkaProducerStatistics: Sendable, Hashable {
     public var delivered: Int
     /// Messages that failed for good (timed out, rejected by the broker, or purged at shutdown).
     public var failed: Int
-    /// Messages and requests still in librdkafka's queues.
+    /// Messages accepted and not yet delivered or failed (kbridge's own count: enqueued − delivered − failed).
     public var inQueue: Int
 
     public init(enqueued: Int = 0, delivered: Int = 0, failed: Int = 0, inQueue: Int = 0) {
@@ -42,13 +42,23 @@ public struct KafkaProducerStatistics: Sendable, Hashable {
     }
 }
 
+/// kbridge's own producer settings (the ones librdkafka has no property for).
+public struct KafkaProducerOptions: Sendable, Hashable {
+    /// With messages in flight and no delivery progress (no acknowledgement, no answer from a broker) for this
+    /// long, the producer reports itself `.down`: a broker that accepts connections but answers nothing is
+    /// otherwise only noticed when messages time out. `nil`: no such check.
+    public var stallTimeout: Duration?
+
+    public init(stallTimeout: Duration? = nil) { self.stallTimeout = stallTimeout }
+}
+
 /// A librdkafka producer: non-blocking ``send(topic:key:value:onDelivery:)`` with one delivery report per
 /// message, a dedicated poll thread that serves delivery reports, error aggregation and health tracking.
 ///
 /// - Important: call ``close(flushTimeout:)`` before dropping the producer, or queued messages are purged.
 public final class KafkaProducer: Sendable {
-    /// The librdkafka properties this producer was made with (secrets included: never log them).
-    public let properties: [String: String]
+    /// The librdkafka properties this producer was made with (secrets included: never exposed).
+    private let properties: [String: String]
     private let handle: RDKafkaHandle
     private let callbacks: ProducerCallbacks
     private let pollThread: PollThread
@@ -67,9 +77,14 @@ public final class KafkaProducer: Sendable {
     /// - Throws: ``KafkaError`` with code `.invalidConfiguration`, naming the property librdkafka refused.
     ///   - delegationToken: log every broker connection in with this Kafka delegation token (kbridge performs the
     ///     SCRAM `tokenauth` login itself; `properties` must then say `security.protocol=PLAINTEXT`).
-    public init(properties: [String: String], delegationToken: DelegationTokenLogin? = nil, logger: Logger) throws(KafkaError) {
+    ///   - options: kbridge's own settings, such as the stall check.
+    public init(
+        properties: [String: String], delegationToken: DelegationTokenLogin? = nil, options: KafkaProducerOptions = KafkaProducerOptions(),
+        logger: Logger
+    ) throws(KafkaError) {
         self.properties = properties
-        let callbacks = ProducerCallbacks(logger: logger)
+        let callbacks = ProducerCallbacks(logger: logger, messageMaxBytes: properties["message.max.bytes"].flatMap { Int($0) }
+            ?? RDKafkaConfiguration.defaultMessageMaxBytes)
         if let delegationToken {
             let relay = try DelegationTokenRelay(login: delegationToken, logger: callbacks.logger) { [weak callbacks] reason in
                 callbacks?.loginFailed(reason)
@@ -84,13 +99,17 @@ public final class KafkaProducer: Sendable {
             throw error
         }
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbacks).toOpaque())
-        if delegationToken != nil {
-            rd_kafka_conf_set_connect_cb(conf) { socket, address, length, nodename, opaque in
-                guard let address, let opaque else { return EINVAL }
-                let callbacks = Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
-                guard let relay = callbacks.relay.withLock({ $0 }) else { return EINVAL }
+        // Every connection goes through here: after a failed login, connections are held back (see LoginBackoff);
+        // with a delegation token, they go to kbridge's relay, which logs in.
+        rd_kafka_conf_set_connect_cb(conf) { socket, address, length, nodename, opaque in
+            guard let address, let opaque else { return EINVAL }
+            let callbacks = Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+            if callbacks.loginBackoff.withLock({ $0.holdsBack(now: .now) }) { return ECANCELED }
+            if let relay = callbacks.relay.withLock({ $0 }) {
                 return relay.connect(socket: socket, to: address, length: length, nodename: nodename.map { String(cString: $0) } ?? "")
             }
+            // librdkafka's own connect: the socket is non-blocking, and EINPROGRESS is success.
+            return Foundation.connect(socket, address, socklen_t(length)) == 0 || errno == EINPROGRESS ? 0 : errno
         }
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
@@ -115,13 +134,18 @@ public final class KafkaProducer: Sendable {
         }
         self.handle = RDKafkaHandle(pointer)
         self.callbacks = callbacks
-        self.pollThread = PollThread(handle: handle, callbacks: callbacks)
+        self.pollThread = PollThread(handle: handle, callbacks: callbacks, stallTimeout: options.stallTimeout)
         callbacks.logger.debug("Kafka producer started", metadata: ["librdkafka": "\(RDKafkaConfiguration.runtimeVersion)"])
     }
 
     deinit {
         // Not closed: purge so that every pending delivery handler still runs (with a purge error), then free.
         if lifecycle.withLock({ $0 }) != .closed { shutdown(flushTimeoutMilliseconds: 0) }
+    }
+
+    /// The librdkafka properties this producer was made with, secrets replaced by `[redacted]`.
+    public var redactedProperties: [String: String] {
+        Dictionary(uniqueKeysWithValues: properties.map { ($0.key, RDKafkaConfiguration.isSecret($0.key) ? "[redacted]" : $0.value) })
     }
 
     /// The version of librdkafka loaded at run time (which may differ from the headers compiled against).
@@ -134,13 +158,10 @@ public final class KafkaProducer: Sendable {
     public var isDown: Bool { callbacks.healthState.load(ordering: .relaxed) == ProducerCallbacks.HealthState.down }
 
     public var statistics: KafkaProducerStatistics {
-        // The queue length is read under the lifecycle lock: the handle is freed once closed.
-        let inQueue = lifecycle.withLock { $0 == .closed ? 0 : Int(rd_kafka_outq_len(handle.pointer)) }
+        // `rd_kafka_outq_len` would also count librdkafka's own requests (metadata, ...): kbridge counts messages.
+        let counts = callbacks.counts
         return KafkaProducerStatistics(
-            enqueued: callbacks.enqueued.load(ordering: .relaxed),
-            delivered: callbacks.delivered.load(ordering: .relaxed),
-            failed: callbacks.failed.load(ordering: .relaxed),
-            inQueue: inQueue)
+            enqueued: counts.enqueued, delivered: counts.delivered, failed: counts.failed, inQueue: counts.inFlight)
     }
 
     /// Enqueues one message without blocking; librdkafka copies key and value.
@@ -150,8 +171,12 @@ public final class KafkaProducer: Sendable {
     ///   - key: The message key, or `nil` for none (the partitioner then spreads messages).
     ///   - value: The message value.
     ///   - onDelivery: Called exactly once with the broker's verdict; `nil` to only count and log failures.
+    ///     When a login fails (authentication, TLS), handlers still waiting are called at once with that
+    ///     reason; the message's own delivery report later is then only counted (and logged if it succeeds).
     /// - Throws: ``KafkaError`` `.queueFull` when the local queue is at `queue.buffering.max.messages`,
-    ///   `.shutdown` after ``close(flushTimeout:)`` began, or another code librdkafka returns for the message.
+    ///   `.shutdown` after ``close(flushTimeout:)`` began, `.messageTooLarge` above `message.max.bytes`,
+    ///   the login failure while one is known (only when `onDelivery` is given), or another code librdkafka
+    ///   returns for the message.
     public func send(
         topic: String, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer,
         onDelivery: KafkaDeliveryHandler? = nil
@@ -161,7 +186,14 @@ public final class KafkaProducer: Sendable {
         guard lifecycle.withLock({ $0 }) == .open else {
             throw KafkaError(code: .shutdown, message: "the producer is shutting down and accepts no more messages")
         }
-        let box = onDelivery.map { Unmanaged.passRetained(DeliveryBox($0)).toOpaque() }
+        var deliveryBox: DeliveryBox?
+        if let onDelivery {
+            let newBox = DeliveryBox(onDelivery)
+            // A login is known to fail: the message could not be delivered before its timeout, say so now.
+            if let failure = callbacks.register(newBox) { throw failure }
+            deliveryBox = newBox
+        }
+        let box = deliveryBox.map { Unmanaged.passRetained($0).toOpaque() }
         let result = topic.withCString { topicName in
             withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6) { vus -> rd_kafka_resp_err_t in
                 var count = 0
@@ -197,6 +229,16 @@ public final class KafkaProducer: Sendable {
         }
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
             if let box { Unmanaged<DeliveryBox>.fromOpaque(box).release() }
+            if let deliveryBox {
+                callbacks.unregister(deliveryBox)
+                // A login failure already called the handler: that was the one answer, do not add another.
+                guard deliveryBox.claim() else { return }
+            }
+            if result == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE {
+                throw KafkaError(code: .messageTooLarge, message: "the message for topic '\(topic)' (\(value.count + (key?.count ?? 0)) bytes) "
+                    + "is larger than this producer's local limit, librdkafka's message.max.bytes = \(callbacks.messageMaxBytes) bytes: "
+                    + "raise message.max.bytes (kbridge sizes it from max_body_size unless kafka_properties sets it)")
+            }
             throw KafkaError(result, context: "cannot enqueue a message for topic '\(topic)'")
         }
         callbacks.enqueued.add(1, ordering: .relaxed)
@@ -267,17 +309,49 @@ public final class KafkaProducer: Sendable {
 }
 
 /// The per-message delivery handler, passed to librdkafka as the message opaque (retained until the report).
-private final class DeliveryBox {
-    let handler: KafkaDeliveryHandler
+/// Answered exactly once: by the delivery report, or earlier by a login failure (``claim()`` decides which).
+final class DeliveryBox: Sendable {
+    private let handler: KafkaDeliveryHandler
+    private let answered = Atomic<Bool>(false)
     init(_ handler: @escaping KafkaDeliveryHandler) { self.handler = handler }
+
+    /// Takes the right to answer; true only for the first caller.
+    func claim() -> Bool { !answered.exchange(true, ordering: .acquiringAndReleasing) }
+
+    /// Calls the handler unless it was already called; returns whether it called it.
+    @discardableResult
+    func answer(_ result: Result<KafkaDeliveryReport, KafkaError>) -> Bool {
+        guard claim() else { return false }
+        handler(result)
+        return true
+    }
 }
 
 /// State reachable from librdkafka's C callbacks (through the configuration opaque).
 final class ProducerCallbacks: Sendable {
     let logger: Logger
+    /// librdkafka's `message.max.bytes` for this producer (named in too-large errors).
+    let messageMaxBytes: Int
     let enqueued = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
+    /// Delivery reports that show a broker answered (an acknowledgement or a broker's error code): the
+    /// stall check watches it move.
+    let progress = Atomic<Int>(0)
+    /// True while the producer is down because deliveries stalled (see ``PollThread``).
+    let stalled = Atomic<Bool>(false)
+    /// The handlers of messages in flight, so that a login failure can answer them at once, and that failure
+    /// while it lasts (a new message with a handler is then refused).
+    private let pending = Mutex<(boxes: [ObjectIdentifier: DeliveryBox], loginFailure: KafkaError?)>(([:], nil))
+
+    /// The counters, and the messages in flight derived from them (never negative: a report may be counted
+    /// before its send is).
+    var counts: (enqueued: Int, delivered: Int, failed: Int, inFlight: Int) {
+        let delivered = delivered.load(ordering: .relaxed)
+        let failed = failed.load(ordering: .relaxed)
+        let enqueued = enqueued.load(ordering: .relaxed)
+        return (enqueued, delivered, failed, max(0, enqueued - delivered - failed))
+    }
     /// The health as one atomic value (read on every request and updated on every delivery report);
     /// the reason for `.down` is kept beside it.
     enum HealthState {
@@ -300,24 +374,34 @@ final class ProducerCallbacks: Sendable {
     private let throttle = Mutex(LogThrottle())
     /// The delegation-token relay, when the producer logs in with a token.
     let relay = Mutex<DelegationTokenRelay?>(nil)
+    /// Holds connections back after failed logins (librdkafka reconnects many times a second otherwise).
+    let loginBackoff = Mutex(LoginBackoff())
 
-    init(logger: Logger) {
+    init(logger: Logger, messageMaxBytes: Int) {
         var logger = logger
         logger[metadataKey: "component"] = "kafka-producer"
         self.logger = logger
+        self.messageMaxBytes = messageMaxBytes
     }
 
     func deliveryReport(_ message: UnsafePointer<rd_kafka_message_t>) {
         let m = message.pointee
+        let topic = { m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?" }
         let result: Result<KafkaDeliveryReport, KafkaError>
         if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
             delivered.add(1, ordering: .relaxed)
+            progress.add(1, ordering: .relaxed)
             markUp()
             result = .success(KafkaDeliveryReport(partition: m.partition, offset: m.offset))
         } else {
             failed.add(1, ordering: .relaxed)
-            let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
-            let error = KafkaError(m.err, context: "delivery to topic '\(topic)' failed")
+            // Positive codes come from a broker (it answered); negative ones are librdkafka's own (timeouts, ...).
+            if m.err.rawValue > 0 { progress.add(1, ordering: .relaxed) }
+            var error = KafkaError(m.err, context: "delivery to topic '\(topic())' failed")
+            if m.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE {
+                error.message = "the broker refused the message for topic '\(topic())' (\(m.len + m.key_len) bytes) as too large: "
+                    + "raise the topic's max.message.bytes (and the broker's message.max.bytes)"
+            }
             result = .failure(error)
             if m._private == nil {
                 // Nobody waits for this message: say so, once per error kind and interval.
@@ -325,15 +409,67 @@ final class ProducerCallbacks: Sendable {
             }
         }
         if let opaque = m._private {
-            Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue().handler(result)
+            let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
+            unregister(box)
+            if !box.answer(result) {
+                // Already answered with a login failure; the outcome is only counted, and a late success logged.
+                if case .success = result {
+                    logThrottled(key: "late-delivery", level: .warning,
+                                 "a message answered as failed when the login failed was delivered after all (topic '\(topic())')")
+                }
+            }
+        }
+    }
+
+    /// Remembers a handler until its report; returns the login failure instead while one is known.
+    func register(_ box: DeliveryBox) -> KafkaError? {
+        pending.withLock { pending in
+            if let failure = pending.loginFailure { return failure }
+            pending.boxes[ObjectIdentifier(box)] = box
+            return nil
+        }
+    }
+
+    func unregister(_ box: DeliveryBox) {
+        _ = pending.withLock { $0.boxes.removeValue(forKey: ObjectIdentifier(box)) }
+    }
+
+    /// A login failed: new connections wait (see ``LoginBackoff``).
+    private func holdBackConnections() {
+        let delay = loginBackoff.withLock { $0.loginFailed(now: .now) }
+        logThrottled(key: "login-backoff", level: .warning,
+                     "Kafka login failed: new connections are held back for \(delay), doubling with each failure up to \(LoginBackoff.maximum)")
+    }
+
+    /// A login failed (wrong credentials, TLS): messages cannot be delivered until that changes, so every
+    /// handler still waiting hears the reason now instead of after `message.timeout.ms`.
+    private func failPending(code: KafkaError.Code, reason: String) {
+        // Kept short: the bridge puts the health's reason (this `reason`) before it.
+        let error = KafkaError(code: code, message: code == .fatal ? "not delivered: \(reason)" : "not delivered: the login failed")
+        let boxes = pending.withLock { pending in
+            pending.loginFailure = error
+            defer { pending.boxes.removeAll() }
+            return Array(pending.boxes.values)
+        }
+        var answered = 0
+        for box in boxes where box.answer(.failure(error)) { answered += 1 }
+        if answered > 0 {
+            logger.warning("Kafka login failed: answered the requests waiting for delivery at once", metadata: [
+                "requests": "\(answered)", "reason": "\(reason)",
+            ])
         }
     }
 
     func error(code: Int32, reason: String) {
         let err = rd_kafka_resp_err_t(rawValue: code)
         switch err {
-        case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR__SSL, RD_KAFKA_RESP_ERR__FATAL:
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR__SSL:
             markDown(reason, rank: 2)
+            holdBackConnections()
+            failPending(code: KafkaError.Code(rawValue: code), reason: reason)
+        case RD_KAFKA_RESP_ERR__FATAL:
+            markDown(reason, rank: 2)
+            failPending(code: .fatal, reason: reason)
         case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
             let last = downReason.withLock { $0.lastTransportError }
             markDown(last.map { "\(reason) (last error: \($0))" } ?? reason, rank: 1)
@@ -356,6 +492,8 @@ final class ProducerCallbacks: Sendable {
     /// A delegation-token login was refused: as specific as an authentication error from librdkafka.
     func loginFailed(_ reason: String) {
         markDown(reason, rank: 2)
+        holdBackConnections()
+        failPending(code: .authentication, reason: reason)
         logThrottled(key: "token-login", level: .error, "Kafka \(reason)")
     }
 
@@ -374,8 +512,24 @@ final class ProducerCallbacks: Sendable {
         healthState.store(HealthState.down, ordering: .releasing)
     }
 
+    /// No delivery progress for the stall timeout while messages are in flight; ignored while already down
+    /// (the reason known then is more specific).
+    func markStalled(after timeout: Duration, inFlight: Int) {
+        guard healthState.load(ordering: .relaxed) != HealthState.down else { return }
+        stalled.store(true, ordering: .relaxed)
+        let milliseconds = Int(timeout / .milliseconds(1))
+        let window = milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds) ms"
+        let reason = "no delivery progress for \(window) "
+            + "with \(inFlight) messages in flight (broker not responding)"
+        markDown(reason, rank: 1)
+        logger.error("Kafka \(reason)")
+    }
+
     func markUp() {
         guard healthState.load(ordering: .relaxed) != HealthState.up else { return }
+        stalled.store(false, ordering: .relaxed)
+        pending.withLock { $0.loginFailure = nil }
+        loginBackoff.withLock { $0 = LoginBackoff() }
         downReason.withLock { $0 = ("", 0, nil) }
         if healthState.exchange(HealthState.up, ordering: .acquiringAndReleasing) == HealthState.down {
             logger.info("Kafka cluster reachable again")
@@ -388,6 +542,29 @@ final class ProducerCallbacks: Sendable {
         let suffix = suppressed > 0 ? " (\(suppressed) similar messages suppressed in the last \(LogThrottle.interval))" : ""
         logger.log(level: level, "\(message)\(suffix)")
     }
+}
+
+/// After a failed login (wrong credentials, refused certificate), new connections are refused locally for a
+/// while that doubles with each failure, from ``initial`` up to ``maximum``. librdkafka's own reconnect
+/// backoff does not grow here: the TCP connection succeeds each time (only the login fails), so it would log
+/// in again 10-20 times a second for as long as kbridge runs. Reset when the cluster is up again.
+struct LoginBackoff {
+    static let initial: Duration = .milliseconds(100)
+    static let maximum: Duration = .seconds(10)
+    private var failures = 0
+    private var until: ContinuousClock.Instant?
+
+    /// Records a failed login; returns how long connections are now held back.
+    mutating func loginFailed(now: ContinuousClock.Instant) -> Duration {
+        failures = min(failures + 1, 30)
+        var delay = Self.initial
+        for _ in 1..<failures where delay < Self.maximum { delay *= 2 }
+        delay = min(delay, Self.maximum)
+        until = now + delay
+        return delay
+    }
+
+    func holdsBack(now: ContinuousClock.Instant) -> Bool { until.map { now < $0 } ?? false }
 }
 
 /// Lets one message per key through per interval and counts the ones it held back.
@@ -415,15 +592,23 @@ final class PollThread: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     static let probeInterval: Duration = .seconds(1)
 
-    init(handle: RDKafkaHandle, callbacks: ProducerCallbacks) {
+    /// - Parameter stallTimeout: see ``KafkaProducerOptions/stallTimeout``; checked here, after every poll.
+    init(handle: RDKafkaHandle, callbacks: ProducerCallbacks, stallTimeout: Duration?) {
         let thread = Thread { [flag, finished] in
             var lastProbe = ContinuousClock.now - Self.probeInterval
+            var stallCheck = StallCheck(timeout: stallTimeout)
             while flag.running.load(ordering: .relaxed) {
                 rd_kafka_poll(handle.pointer, 50)
+                let inFlight = callbacks.counts.inFlight
+                if let stallTimeout, stallCheck.observe(progress: callbacks.progress.load(ordering: .relaxed), inFlight: inFlight, now: .now) != nil {
+                    callbacks.markStalled(after: stallTimeout, inFlight: inFlight)
+                }
                 if callbacks.healthState.load(ordering: .relaxed) != ProducerCallbacks.HealthState.up, ContinuousClock.now - lastProbe >= Self.probeInterval {
                     lastProbe = .now
                     var metadata: UnsafePointer<rd_kafka_metadata>?
-                    if rd_kafka_metadata(handle.pointer, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    // A broker that answers metadata but not produce requests is not up while messages stay stuck.
+                    if rd_kafka_metadata(handle.pointer, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                       !callbacks.stalled.load(ordering: .relaxed) || callbacks.counts.inFlight == 0 {
                         callbacks.markUp()
                     }
                     if let metadata { rd_kafka_metadata_destroy(metadata) }
@@ -442,28 +627,48 @@ final class PollThread: Sendable {
     }
 }
 
+/// Notices deliveries that stopped: messages in flight the whole time and no delivery progress for `timeout`.
+/// Idle time (nothing in flight) does not count, so a message sent after a quiet minute is not "stalled".
+struct StallCheck {
+    let timeout: Duration?
+    private var lastProgress = -1
+    /// The last time there was progress or nothing was in flight.
+    private var quietSince = ContinuousClock.now
+    /// Reported for the current stretch already.
+    private var reported = false
+
+    init(timeout: Duration?) { self.timeout = timeout }
+
+    /// Returns the stall duration once per stretch without progress, or `nil`.
+    mutating func observe(progress: Int, inFlight: Int, now: ContinuousClock.Instant) -> Duration? {
+        guard let timeout else { return nil }
+        if progress != lastProgress || inFlight == 0 {
+            lastProgress = progress
+            quietSince = now
+            reported = false
+            return nil
+        }
+        guard !reported, now - quietSince >= timeout else { return nil }
+        reported = true
+        return now - quietSince
+    }
+}
+
 extension KafkaProducer {
-    /// Checks that librdkafka accepts every property name and value.
-    ///
-    /// - Parameter loadingTLS: also create (and at once destroy) a client without brokers, which makes
-    ///   librdkafka load the CA, client certificate and key, and check that the key matches the certificate.
-    ///   Nothing connects anywhere.
-    ///   With a delegation token, its TLS settings are loaded the same way (by kbridge's relay).
-    public static func validate(
-        properties: [String: String], loadingTLS: Bool = false, delegationToken: DelegationTokenLogin? = nil
-    ) throws(KafkaError) {
+    /// Checks that librdkafka accepts every property name and value, and the properties together: it creates
+    /// (and at once destroys) a client without brokers, so librdkafka also checks combinations (`acks` with
+    /// `enable.idempotence`, ...) and, with TLS, loads the CA, client certificate and key and checks that the
+    /// key matches the certificate. Nothing connects anywhere, and librdkafka's log lines are discarded.
+    /// With a delegation token, its TLS settings are loaded the same way (by kbridge's relay).
+    public static func validate(properties: [String: String], delegationToken: DelegationTokenLogin? = nil) throws(KafkaError) {
         if let tls = delegationToken?.tls {
             do { _ = try DelegationTokenRelay.makeTLSContext(tls) } catch {
                 throw KafkaError(code: .ssl, message: "ssl: cannot load the TLS files for the delegation-token login: \(error)")
             }
         }
         var properties = properties
-        if loadingTLS { properties["bootstrap.servers"] = "" }
+        properties["bootstrap.servers"] = ""
         let conf = try RDKafkaConfiguration.make(properties)
-        guard loadingTLS else {
-            rd_kafka_conf_destroy(conf)
-            return
-        }
         let handle = try RDKafkaConfiguration.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
         rd_kafka_destroy(handle)
     }

@@ -2,12 +2,19 @@ import CRdKafka
 
 /// Builds an `rd_kafka_conf_t` from string properties, naming the property librdkafka refused.
 enum RDKafkaConfiguration {
+    /// librdkafka's default `message.max.bytes`.
+    static let defaultMessageMaxBytes = 1_000_000
+
     /// Returns a new configuration object owned by the caller (freed by `rd_kafka_new` on success,
     /// or by the caller with `rd_kafka_conf_destroy` on failure).
+    ///
+    /// librdkafka's log lines are discarded unless the caller sets its own log callback (the producer sends
+    /// them to kbridge's logger): without one, librdkafka prints them to standard error, past kbridge's log.
     static func make(_ properties: [String: String]) throws(KafkaError) -> OpaquePointer {
         guard let conf = rd_kafka_conf_new() else {
             throw KafkaError(code: .invalidConfiguration, message: "rd_kafka_conf_new failed")
         }
+        rd_kafka_conf_set_log_cb(conf) { _, _, _, _ in }
         var errorText = [CChar](repeating: 0, count: 512)
         // Sorted so that a configuration error is reported the same way on every run.
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {

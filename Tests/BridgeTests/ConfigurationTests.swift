@@ -34,7 +34,10 @@ func issues(_ yaml: String) -> [String] {
             "bootstrap.servers": "k1:9092,k2:9093",
             "client.id": "kbridge",
             "socket.timeout.ms": "10000",
-            "message.timeout.ms": "10000",
+            "message.timeout.ms": "300000",
+            "enable.idempotence": "false",
+            "reconnect.backoff.ms": "100",
+            "reconnect.backoff.max.ms": "10000",
             "connections.max.idle.ms": "60000",
             "socket.keepalive.enable": "false",
             "acks": "1",
@@ -49,6 +52,51 @@ func issues(_ yaml: String) -> [String] {
             "log_level": "6",
             "security.protocol": "PLAINTEXT",
         ])
+    }
+
+    @Test func deliveryTimeoutsIdempotenceAndStallTimeout() throws {
+        let loaded = try parse("""
+            defaults:
+              bootstrap_servers: [k:1]
+              topic: t
+            routes:
+              - path: /async
+              - path: /async-all
+                producer_request_acks: -1
+                async_delivery_timeout: 60000
+                stall_timeout: 0
+              - path: /sync-all
+                producer_async: false
+                producer_request_acks: -1
+                idempotent: false
+                timeout: 4000
+              - path: /not-idempotent
+                producer_request_acks: 1
+                idempotent: true
+                producer_async_flush_timeout: 6000
+            """)
+        let routes = loaded.configuration.routes
+        let properties = routes.map(\.kafka.librdkafkaProperties)
+        #expect(properties.map { $0["message.timeout.ms"] } == ["300000", "60000", "4000", "300000"])
+        #expect(properties.map { $0["enable.idempotence"] } == ["false", "true", "false", "false"])
+        #expect(routes.map(\.kafka.effectiveStallTimeout) == [5000, 0, 5000, 9000])
+        #expect(loaded.warnings.map(\.description).contains { $0.contains("routes[3].idempotent: ignored") && $0.contains("producer_request_acks is 1") },
+                "\(loaded.warnings)")
+    }
+
+    /// `message.max.bytes` fits the largest Kong envelope of a 1 MiB body, capped at librdkafka's maximum.
+    @Test func messageMaxBytesIsSizedFromMaxBodySize() throws {
+        var route = RouteConfiguration(path: "/in", topic: "t", kafka: KafkaSettings(bootstrapServers: [BrokerAddress(host: "k", port: 1)]))
+        #expect(route.largestMessage >= 12 * 1_048_576)
+        #expect(route.largestMessage < 14 * 1_048_576)
+        var settings = route.kafka
+        settings.largestMessage = route.largestMessage
+        #expect(Int(settings.librdkafkaProperties["message.max.bytes"] ?? "") == route.largestMessage)
+        route.maxBodySize = 1 << 30
+        settings.largestMessage = route.largestMessage
+        #expect(settings.librdkafkaProperties["message.max.bytes"] == "1000000000")
+        settings.additionalProperties = ["message.max.bytes": "2000000"]
+        #expect(settings.librdkafkaProperties["message.max.bytes"] == "2000000")
     }
 
     @Test func everyKongFieldIsReadAndSyncModeSendsAtOnce() throws {
@@ -135,7 +183,9 @@ func issues(_ yaml: String) -> [String] {
         ("path: /a\n    topic: t\n    forward_body: false", "at least one of forward_method"),
         ("path: /a\n    topic: t\n    methods: [GET, 'P O']", "is not an HTTP method"),
         ("path: /a\n    topic: t\n    compression_type: brotli", "unknown codec 'brotli'"),
-        ("path: /a\n    topic: t\n    producer_async_flush_timeout: 20000", "must be less than timeout"),
+        ("path: /a\n    topic: t\n    producer_async_flush_timeout: 400000", "must be less than async_delivery_timeout (300000 ms)"),
+        ("path: /a\n    topic: t\n    producer_async_flush_timeout: 2000\n    stall_timeout: 1500", "stall_timeout (1500 ms) must be more than"),
+        ("path: /a\n    topic: t\n    kafka_properties: {acks: 1}\n    producer_request_acks: -1", "`acks` must be set to `all`"),
         ("path: /a\n    topic: t\n    message_by_lua_functions: []", "kbridge runs no Lua"),
         ("path: /a\n    topic: t\n    headers: {}", "record headers from HTTP headers are not supported"),
         ("path: /a\n    topic: t\n    kafka_properties: {no.such.property: 1}", "No such configuration property"),

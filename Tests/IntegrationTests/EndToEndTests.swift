@@ -180,6 +180,7 @@ struct EndToEndTests {
         sync.kafka.timeout = 1500
         var async = try testRoute(path: "/async", topic: "nowhere", async: true, broker: unreachable)
         async.kafka.timeout = 1500
+        async.kafka.asyncDeliveryTimeout = 1500  // async messages wait this long for the cluster (default 5 min)
         try await withBridge([sync, async]) { (base: String, bridge: KafkaBridge) async throws in
             let clock = ContinuousClock()
             let start = clock.now

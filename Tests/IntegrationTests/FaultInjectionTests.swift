@@ -34,6 +34,29 @@ struct FaultInjectionTests {
         #expect(bodies.filter { $0 == "after" }.count == 1)
     }
 
+    /// An async message waits out an outage longer than `timeout` (Kong's socket timeout, which used to be its
+    /// delivery deadline too): it is delivered once the broker answers again, not counted as failed.
+    @Test func asyncMessagesOutliveAnOutageLongerThanTimeout() async throws {
+        let cluster = try KafkaMockCluster()
+        let broker = try #require(BrokerAddress.list(cluster.bootstrapServers).first)
+        var route = try testRoute(path: "/events", topic: "events", async: true, broker: broker)
+        route.kafka.timeout = 1000
+        #expect(route.kafka.librdkafkaProperties["message.timeout.ms"] == "300000")
+        try await withBridge([route]) { (base: String, bridge: KafkaBridge) async throws in
+            #expect(try await request("\(base)/events", body: "before", headers: [("content-type", "text/plain")]).status == .ok)
+            #expect(try await eventually { bridge.statistics.delivered == 1 })
+            cluster.setRoundTripTime(3000)  // the broker answers nothing for 3 s: three times `timeout`
+            #expect(try await request("\(base)/events", body: "during", headers: [("content-type", "text/plain")]).status == .ok)
+            try await Task.sleep(for: .seconds(3))
+            cluster.setRoundTripTime(0)
+            #expect(try await eventually(timeout: .seconds(30)) { bridge.statistics.delivered == 2 })
+            #expect(bridge.statistics.failed == 0)
+        }
+        let bodies = try await readTopic("events", bootstrapServers: cluster.bootstrapServers, minimumCount: 2)
+            .compactMap { $0.json["body"] as? String }
+        #expect(bodies.contains("during"))
+    }
+
     @Test func asyncRouteAnswers503WhenTheBufferIsFull() async throws {
         let cluster = try KafkaMockCluster()
         let broker = try #require(BrokerAddress.list(cluster.bootstrapServers).first)

@@ -115,7 +115,8 @@ struct SecurityTests {
     }
 
     @Test func asyncRouteStopsAcceptingOnceAuthenticationFails() async throws {
-        let wrong = try route(.sasl, topic: uniqueTopic("sasl-async"), authentication: Self.sasl(.scramSHA256, "alice", "wrong"), async: true)
+        var wrong = try route(.sasl, topic: uniqueTopic("sasl-async"), authentication: Self.sasl(.scramSHA256, "alice", "wrong"), async: true)
+        wrong.kafka.asyncDeliveryTimeout = 3000  // async messages wait this long for the cluster (default 5 min)
         try await withBridge([wrong]) { (base: String, bridge: KafkaBridge) async throws in
             var last = TestResponse(status: .ok, headers: [:], body: "")
             for _ in 0..<50 where last.status == .ok {

@@ -71,6 +71,7 @@ final class ConfigurationReader {
         "producer_request_limits_messages_per_request", "producer_request_limits_bytes_per_request",
         "producer_request_retries_max_attempts", "producer_request_retries_backoff_timeout",
         "producer_async", "producer_async_flush_timeout", "producer_async_buffering_limits_messages_in_memory",
+        "async_delivery_timeout", "idempotent", "stall_timeout",
         "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
     ]
     static let routeOnlyKeys = ["name", "path"]

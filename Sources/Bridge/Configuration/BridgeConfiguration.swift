@@ -101,8 +101,25 @@ public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
 public struct KafkaSettings: Sendable, Hashable {
     /// `bootstrap_servers`: `host:port` strings or `{host, port}` records. Required.
     public var bootstrapServers: [BrokerAddress]
-    /// `timeout` (ms) → `socket.timeout.ms` and `message.timeout.ms`: a sync request is answered within it.
+    /// `timeout` (ms) → `socket.timeout.ms`, and `message.timeout.ms` on sync routes: a sync request is answered within it.
     public var timeout = 10_000
+    /// `async_delivery_timeout` (ms) → `message.timeout.ms` on async routes: how long an accepted message may
+    /// wait for the cluster (riding out a broker restart) before it is counted and logged as failed. Default: 300000.
+    public var asyncDeliveryTimeout = 300_000
+    /// `idempotent` → `enable.idempotence`: no duplicates and no reordering from retries. Takes effect only
+    /// with `acks` -1 and retries > 0 (librdkafka's conditions); see ``idempotenceEnabled``. Default: true.
+    public var idempotent = true
+    /// `stall_timeout` (ms): with messages in flight and no delivery progress for this long the cluster is
+    /// reported down (routes answer 503) until deliveries resume. 0: off. Default (`nil`): see ``effectiveStallTimeout``.
+    public var stallTimeout: Int?
+    /// `stall_timeout`, or by default 5000 ms, or more when a batch may wait longer than that for its first
+    /// answer (`linger.ms` + `request.timeout.ms`); 0: off.
+    public var effectiveStallTimeout: Int {
+        stallTimeout ?? max(5000, (async ? asyncFlushTimeout : 0) + requestTimeout + 1000)
+    }
+    /// The largest message this producer must carry (from the `max_body_size` of the routes sharing it);
+    /// sizes `message.max.bytes` unless `kafka_properties` sets it. 0: librdkafka's default. Set by kbridge.
+    public var largestMessage = 0
     /// `keepalive` (ms) → `connections.max.idle.ms`: idle broker connections are closed after it.
     public var keepalive = 60_000
     /// `keepalive_enabled` → `socket.keepalive.enable`. Default: false.
@@ -139,7 +156,15 @@ public struct KafkaSettings: Sendable, Hashable {
     /// batches them and gives p99 < 3 ms at twice the throughput; 1 ms and more only add latency.
     public static let syncLingerMilliseconds = "0.5"
 
+    /// `reconnect.backoff.ms` and `reconnect.backoff.max.ms`: librdkafka doubles the wait after each failed
+    /// connection from the first value up to the second (kbridge states librdkafka's defaults). A failed
+    /// login does not grow it (the connection itself succeeded): the producer holds connections back itself.
+    public static let reconnectBackoffMilliseconds = (initial: 100, maximum: 10_000)
+
     public init(bootstrapServers: [BrokerAddress]) { self.bootstrapServers = bootstrapServers }
+
+    /// Whether the producer is idempotent: `idempotent`, and what librdkafka needs for it (`acks` -1, retries).
+    public var idempotenceEnabled: Bool { idempotent && acks == -1 && retriesMaxAttempts > 0 }
 
     /// The librdkafka producer properties these settings stand for.
     public var librdkafkaProperties: [String: String] {
@@ -147,7 +172,10 @@ public struct KafkaSettings: Sendable, Hashable {
             "bootstrap.servers": bootstrapServers.map(\.description).joined(separator: ","),
             "client.id": "kbridge",
             "socket.timeout.ms": String(timeout),
-            "message.timeout.ms": String(timeout),
+            "message.timeout.ms": String(async ? asyncDeliveryTimeout : timeout),
+            "enable.idempotence": String(idempotenceEnabled),
+            "reconnect.backoff.ms": String(Self.reconnectBackoffMilliseconds.initial),
+            "reconnect.backoff.max.ms": String(Self.reconnectBackoffMilliseconds.maximum),
             "connections.max.idle.ms": String(keepalive),
             "socket.keepalive.enable": String(keepaliveEnabled),
             "acks": String(acks),
@@ -161,6 +189,9 @@ public struct KafkaSettings: Sendable, Hashable {
             "compression.codec": compression,
             "log_level": "6",
         ]
+        if largestMessage > 0 {
+            properties["message.max.bytes"] = String(min(max(largestMessage, 1_000_000), 1_000_000_000))
+        }
         properties.merge(securityProperties) { _, security in security }
         properties.merge(additionalProperties) { _, extra in extra }
         return properties

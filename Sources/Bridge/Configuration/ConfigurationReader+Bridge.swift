@@ -138,6 +138,9 @@ extension ConfigurationReader {
             route.kafka.retriesBackoff = $0
         }
         read("producer_async", bool) { route.kafka.async = $0 }
+        read("async_delivery_timeout", { self.int($0, $1, in: 1...86_400_000) }) { route.kafka.asyncDeliveryTimeout = $0 }
+        read("idempotent", bool) { route.kafka.idempotent = $0 }
+        read("stall_timeout", { self.int($0, $1, in: 0...3_600_000) }) { route.kafka.stallTimeout = $0 }
         read("producer_async_flush_timeout", { self.int($0, $1, in: 0...900_000) }) { route.kafka.asyncFlushTimeout = $0 }
         read("producer_async_buffering_limits_messages_in_memory", { self.int($0, $1, in: 1...10_000_000) }) {
             route.kafka.asyncBufferedMessages = $0
@@ -169,9 +172,17 @@ extension ConfigurationReader {
                 warning(values[key]!.node, values[key]!.path, "ignored on a schema_registry route: the body itself is the record value")
             }
         }
-        if route.kafka.async, route.kafka.asyncFlushTimeout >= route.kafka.timeout {
+        if route.kafka.async, route.kafka.asyncFlushTimeout >= route.kafka.asyncDeliveryTimeout {
             issue(values["producer_async_flush_timeout"]?.node ?? node, values["producer_async_flush_timeout"]?.path ?? path,
-                  "producer_async_flush_timeout (\(route.kafka.asyncFlushTimeout) ms) must be less than timeout (\(route.kafka.timeout) ms)")
+                  "producer_async_flush_timeout (\(route.kafka.asyncFlushTimeout) ms) must be less than async_delivery_timeout (\(route.kafka.asyncDeliveryTimeout) ms)")
+        }
+        if route.kafka.async, let stallTimeout = route.kafka.stallTimeout, stallTimeout > 0, stallTimeout <= route.kafka.asyncFlushTimeout {
+            issue(values["stall_timeout"]?.node ?? node, values["stall_timeout"]?.path ?? path,
+                  "stall_timeout (\(stallTimeout) ms) must be more than producer_async_flush_timeout (\(route.kafka.asyncFlushTimeout) ms): messages wait that long before they are sent")
+        }
+        if let (idempotentNode, idempotentPath) = values["idempotent"], route.kafka.idempotent, !route.kafka.idempotenceEnabled {
+            let reason = route.kafka.acks != -1 ? "producer_request_acks is \(route.kafka.acks)" : "producer_request_retries_max_attempts is 0"
+            warning(idempotentNode, idempotentPath, "ignored: an idempotent producer needs producer_request_acks: -1 and retries, and \(reason)")
         }
         if route.topicsQueryArgument != nil || pattern.hasTopic, route.allowedTopics.isEmpty {
             warning(node, path, "clients choose the topic and allowed_topics is empty: any topic name is accepted")
@@ -179,8 +190,7 @@ extension ConfigurationReader {
         if issues.count == issuesBefore, !route.kafka.bootstrapServers.isEmpty {
             do {
                 // With TLS, librdkafka also loads the CA, certificate and key here (a mismatch is an error).
-                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties, loadingTLS: route.kafka.tls != nil,
-                                           delegationToken: route.kafka.delegationTokenLogin)
+                try KafkaProducer.validate(properties: route.kafka.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin)
             } catch {
                 let culprit = route.kafka.tls != nil && error.message.contains("ssl") ? "security" : "kafka_properties"
                 issue(values[culprit]?.node ?? node, values[culprit]?.path ?? path, error.message)

@@ -95,7 +95,7 @@ final class Observability: Sendable {
             ("kbridge_kafka_messages_enqueued_total", "counter", "Messages accepted into the producer's queue.", { $0.statistics.enqueued }),
             ("kbridge_kafka_messages_delivered_total", "counter", "Messages the broker acknowledged.", { $0.statistics.delivered }),
             ("kbridge_kafka_messages_failed_total", "counter", "Messages that failed for good (timed out, refused, purged at shutdown).", { $0.statistics.failed }),
-            ("kbridge_kafka_queue_messages", "gauge", "Messages and requests waiting in librdkafka's queues.", { $0.statistics.inQueue }),
+            ("kbridge_kafka_queue_messages", "gauge", "Messages accepted and not yet delivered or failed.", { $0.statistics.inQueue }),
             ("kbridge_kafka_cluster_up", "gauge", "1 while the cluster is reachable, 0 while it is down.", { $0.isDown ? 0 : 1 }),
         ]
         for (metric, type, help, value) in rows {
