@@ -239,6 +239,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        // A connection that is already closed (an unfinished request at EOF, or closed while quiescing) gets no answer.
+        guard context.channel.isActive else { return }
         switch state {
         case .closing, .waiting:
             context.close(promise: nil)
