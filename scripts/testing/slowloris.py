@@ -64,7 +64,7 @@ def main():
 
     extra = f", {args.server}" if args.server else ""
     config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    config.write(f"server: {{host: 127.0.0.1, port: 0{extra}}}\nlog_level: notice\n"
+    config.write(f"server: {{host: 127.0.0.1, port: 0{extra}}}\nlog_level: info\n"
                  f"routes:\n  - path: /in\n    topic: slowloris\n    bootstrap_servers: [{args.bootstrap}]\n")
     config.close()
     process = subprocess.Popen([args.binary, config.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -15,8 +15,10 @@ import NIOCore
 ///   connection is closed.
 /// - While the request is processed (`processing`: waiting for the broker), there is no deadline: the route's
 ///   producer timeout bounds it.
-/// - After an answer with `Connection: close` (`closing`), the answer must be written within
-///   `request_read_timeout`, else the connection is closed anyway (a client that does not read).
+/// - After an answer with `Connection: close` (`closing`), the output side is shut down once the answer is
+///   written, and what the client still sends is read and dropped for up to ``lingerTime`` before the connection is
+///   closed: closing at once with unread input makes the kernel send a reset, which can destroy the answer before the
+///   client reads it (a client still sending a refused body, a slowloris client).
 final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -34,6 +36,9 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         case processing
         case closing
     }
+
+    /// How long a connection answered with `Connection: close` may linger (see the type's documentation).
+    static let lingerTime = TimeAmount.seconds(2)
 
     private let settings: Settings
     private let metrics: ConnectionMetrics
@@ -108,7 +113,19 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
             deadline = .now() + settings.idleTimeout
         } else {
             phase = .closing
-            deadline = .now() + settings.requestReadTimeout
+            deadline = .now() + min(Self.lingerTime, settings.requestReadTimeout)
+        }
+    }
+
+    /// Shuts down the output once `written` completes; the connection is closed when the client closes its side or
+    /// when the linger time is over.
+    static func closeOutput(after written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        written.assumeIsolated().whenComplete { result in
+            if case .failure = result {
+                context.close(promise: nil)
+            } else {
+                context.close(mode: .output, promise: nil)
+            }
         }
     }
 
@@ -138,11 +155,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
             log(.requestTimeout, context: context, "the request did not arrive in time; answering 408 and closing",
                 timeout: settings.requestReadTimeout)
             phase = .closing
-            context.writeAndFlush(wrapOutboundOut(Self.requestTimeoutAnswer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-            // A client that does not read its answer is not waited for.
-            deadline = now + .seconds(1)
+            Self.closeOutput(after: context.writeAndFlush(wrapOutboundOut(Self.requestTimeoutAnswer)), context: context)
+            deadline = now + min(Self.lingerTime, settings.requestReadTimeout)
             arm(context: context, now: now)
         case .closing:
             context.close(promise: nil)
@@ -155,10 +169,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         log(.maxConnections, context: context, "refusing a connection over max_connections (answering 503)",
             metadata: ["max_connections": "\(settings.maxConnections)"])
         phase = .closing
-        context.writeAndFlush(wrapOutboundOut(Self.tooManyConnectionsAnswer)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
-        deadline = .now() + .seconds(1)
+        Self.closeOutput(after: context.writeAndFlush(wrapOutboundOut(Self.tooManyConnectionsAnswer)), context: context)
+        deadline = .now() + min(Self.lingerTime, settings.requestReadTimeout)
         arm(context: context)
     }
 

@@ -229,7 +229,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
+            ConnectionGuard.closeOutput(after: written, context: context)
         }
     }
 
