@@ -149,7 +149,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         }
         switch phase {
         case .idle:
-            log(.idleTimeout, context: context, "closing an idle connection", timeout: settings.idleTimeout)
+            // Routine for keep-alive clients: logged at info, the others at notice.
+            log(.idleTimeout, level: .info, context: context, "closing an idle connection", timeout: settings.idleTimeout)
             context.close(promise: nil)
         case .reading:
             log(.requestTimeout, context: context, "the request did not arrive in time; answering 408 and closing",
@@ -175,7 +176,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func log(
-        _ reason: ConnectionMetrics.CloseReason, context: ChannelHandlerContext, _ message: Logger.Message,
+        _ reason: ConnectionMetrics.CloseReason, level: Logger.Level = .notice, context: ChannelHandlerContext, _ message: Logger.Message,
         timeout: TimeAmount? = nil, metadata: Logger.Metadata = [:]
     ) {
         metrics.closed(reason)
@@ -185,7 +186,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         if let peer = context.channel.remoteAddress { metadata["peer"] = "\(peer)" }
         if let timeout { metadata["timeout_ms"] = "\(timeout.nanoseconds / 1_000_000)" }
         if suppressed > 0 { metadata["not_logged_since_last"] = "\(suppressed)" }
-        logger.notice(message, metadata: metadata)
+        logger.log(level: level, message, metadata: metadata)
     }
 
     /// Written as raw bytes: this handler sits before the HTTP encoder.
