@@ -98,9 +98,8 @@ public final class KafkaBridge: Service, Sendable {
         let server: HTTPIngestServer
         do {
             server = try await HTTPIngestServer.bind(
-                host: configuration.server.host, port: configuration.server.port, group: group,
-                routes: RouteTable(ingestors), observability: observability,
-                endpoints: .init(health: configuration.server.healthPath, metrics: configuration.server.metricsPath), logger: logger)
+                configuration: configuration.server, group: group, routes: RouteTable(ingestors), observability: observability,
+                logger: logger)
         } catch {
             for producer in producers { await producer.close(flushTimeout: .zero) }
             try? await group.shutdownGracefully()

@@ -7,13 +7,15 @@ import Testing
 final class RawConnection {
     private let socket: Int32
 
-    init(port: Int) throws {
+    init(port: Int, receiveTimeout: Duration = .seconds(10)) throws {
         socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw TestSetupError("socket() failed: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        let (seconds, attoseconds) = receiveTimeout.components
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -24,7 +26,32 @@ final class RawConnection {
     deinit { close(socket) }
 
     func send(_ text: String) {
-        _ = text.utf8CString.withUnsafeBufferPointer { Foundation.send(socket, $0.baseAddress, $0.count - 1, 0) }
+        send(bytes: Array(text.utf8))
+    }
+
+    /// Sends bytes; a connection the server closed is not an error here (no SIGPIPE), later reads show it.
+    @discardableResult
+    func send(bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Foundation.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { return false }
+            offset += sent
+        }
+        return true
+    }
+
+    /// Reads until the peer closes the connection or the receive timeout passes.
+    /// - Returns: what was read, and whether the peer closed the connection.
+    func receiveToClose() -> (text: String, closed: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
+            received += buffer[..<count]
+        }
     }
 
     /// Reads until `terminator` has been seen (or the peer closes or 10 s pass).

@@ -61,7 +61,11 @@ final class ConfigurationReader {
     }
 
     static let topLevelKeys = ["server", "log_level", "defaults", "routes"]
-    static let serverKeys = ["host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path"]
+    static let serverKeys = [
+        "host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path",
+        "request_read_timeout", "idle_timeout", "max_connections", "max_header_size", "max_headers", "max_uri_length",
+        "max_form_fields", "max_multipart_parts",
+    ]
     /// Keys of a route that may also be set once under `defaults`.
     static let sharedRouteKeys = [
         "methods", "max_body_size", "topic", "topics_query_arg", "allowed_topics", "key_query_arg",

@@ -32,6 +32,25 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var healthPath: String? = "/health"
     /// `metrics_path`: `GET` answers Prometheus metrics; `""` turns it off. Default: `/metrics`.
     public var metricsPath: String? = "/metrics"
+    /// `request_read_timeout` (ms): a request's head and body must arrive within this time of its first byte,
+    /// else 408 and the connection is closed (slowloris, trickled bodies). Default: 30000.
+    public var requestReadTimeout: Duration = .seconds(30)
+    /// `idle_timeout` (ms): a connection with no request in progress is closed after this time. Default: 60000.
+    public var idleTimeout: Duration = .seconds(60)
+    /// `max_connections`: open HTTP connections; a connection over it is accepted, answered 503 and closed.
+    /// Default: 10000.
+    public var maxConnections = 10_000
+    /// `max_header_size` (bytes): header names and values of a request, together; more gets 431. Default: 32768.
+    public var maxHeaderSize = 32_768
+    /// `max_headers`: header fields of a request; more gets 431. Default: 100.
+    public var maxHeaders = 100
+    /// `max_uri_length` (bytes): the request target (path and query); longer gets 414. Default: 8192.
+    public var maxURILength = 8_192
+    /// `max_form_fields`: arguments of a query string or of an `application/x-www-form-urlencoded` body; more gets 400.
+    /// Default: 1000.
+    public var maxFormFields = 1_000
+    /// `max_multipart_parts`: parts of a `multipart/form-data` body; more gets 400. Default: 1000.
+    public var maxMultipartParts = 1_000
 
     public init() {}
 }

@@ -62,6 +62,16 @@ extension ConfigurationReader {
             case "threads": if let threads = int(value, path, in: 1...256) { server.threads = threads }
             case "shutdown_timeout":
                 if let ms = int(value, path, in: 0...3_600_000) { server.shutdownTimeout = .milliseconds(ms) }
+            case "request_read_timeout":
+                if let ms = int(value, path, in: 1...3_600_000) { server.requestReadTimeout = .milliseconds(ms) }
+            case "idle_timeout":
+                if let ms = int(value, path, in: 1...86_400_000) { server.idleTimeout = .milliseconds(ms) }
+            case "max_connections": if let count = int(value, path, in: 1...1_000_000) { server.maxConnections = count }
+            case "max_header_size": if let bytes = int(value, path, in: 1024...(1 << 20)) { server.maxHeaderSize = bytes }
+            case "max_headers": if let count = int(value, path, in: 1...10_000) { server.maxHeaders = count }
+            case "max_uri_length": if let bytes = int(value, path, in: 64...(1 << 20)) { server.maxURILength = bytes }
+            case "max_form_fields": if let count = int(value, path, in: 1...1_000_000) { server.maxFormFields = count }
+            case "max_multipart_parts": if let count = int(value, path, in: 1...1_000_000) { server.maxMultipartParts = count }
             case "health_path", "metrics_path":
                 guard let text = string(value, path) else { break }
                 guard text.isEmpty || text.hasPrefix("/") else {

@@ -18,21 +18,29 @@ struct FormArguments: Equatable {
         lhs.entries.elementsEqual(rhs.entries) { $0.name == $1.name && $0.values == $1.values }
     }
 
-    /// A name or value that is not valid UTF-8 once percent-decoded.
+    /// A name or value that is not valid UTF-8 once percent-decoded, or too many arguments.
     struct Failure: Error, Equatable, CustomStringConvertible {
         var reason: String
         var description: String { reason }
     }
 
-    /// Parses `a=1&b=two+words&a=2&flag`.
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> FormArguments {
+    /// How many arguments a query or form body may have when the caller sets no limit (`server.max_form_fields`'s default).
+    static let defaultMaximumCount = 1000
+
+    /// Parses `a=1&b=two+words&a=2&flag`; more than `maximumCount` arguments (repeated names count each time) is an error.
+    static func parse(_ bytes: UnsafeRawBufferPointer, maximumCount: Int = defaultMaximumCount) throws(Failure) -> FormArguments {
         var arguments = FormArguments()
         var positions: [String: Int] = [:]
+        var count = 0
         var start = 0
         while start <= bytes.count {
             var end = start
             while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
             if end > start {
+                count += 1
+                guard count <= maximumCount else {
+                    throw Failure(reason: "more than \(maximumCount) arguments (server.max_form_fields)")
+                }
                 let pair = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
                 let equals = pair.firstIndex(of: UInt8(ascii: "="))
                 let name = try decode(UnsafeRawBufferPointer(rebasing: pair[..<(equals ?? pair.count)]), what: "argument name")
@@ -53,10 +61,26 @@ struct FormArguments: Equatable {
         return arguments
     }
 
-    static func parse(_ string: Substring) throws(Failure) -> FormArguments {
-        var string = String(string)
+    /// The number of arguments in a query string or form body, as ``parse(_:maximumCount:)`` counts them
+    /// (non-empty `&`-separated pieces), without decoding anything.
+    static func count<Bytes: Collection<UInt8>>(in bytes: Bytes) -> Int {
+        var count = 0
+        var pieceIsEmpty = true
+        for byte in bytes {
+            if byte == UInt8(ascii: "&") {
+                if !pieceIsEmpty { count += 1 }
+                pieceIsEmpty = true
+            } else {
+                pieceIsEmpty = false
+            }
+        }
+        return pieceIsEmpty ? count : count + 1
+    }
+
+    static func parse(_ string: Substring, maximumCount: Int = defaultMaximumCount) throws(Failure) -> FormArguments {
+        var string = string
         let result = string.withUTF8 { buffer in
-            Result { () throws(Failure) in try parse(UnsafeRawBufferPointer(buffer)) }
+            Result { () throws(Failure) in try parse(UnsafeRawBufferPointer(buffer), maximumCount: maximumCount) }
         }
         return try result.get()
     }
@@ -97,35 +121,10 @@ struct FormArguments: Equatable {
         }
     }
 
-    private static func decode(_ bytes: UnsafeRawBufferPointer, what: String) throws(Failure) -> String {
-        var decoded: [UInt8] = []
-        decoded.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "+") {
-                decoded.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), index + 2 < bytes.count,
-                      let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
-                decoded.append(high << 4 | low)
-                index += 2
-            } else {
-                decoded.append(byte)  // a lone or malformed '%' stays as it is, as in nginx
-            }
-            index += 1
-        }
-        guard decoded.withUnsafeBytes({ UTF8Validation.isValid($0) }) else {
-            throw Failure(reason: "\(what) is not valid UTF-8 after percent-decoding")
-        }
-        return String(decoding: decoded, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
+    private static func decode(_ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws(Failure) -> String {
+        switch PercentDecoding.decode(bytes, plusIsSpace: true, malformedEscapes: .keep) {
+        case .success(let text): return text
+        case .failure(let failure): throw Failure(reason: "\(what()) is \(failure)")
         }
     }
 }

@@ -10,8 +10,14 @@ struct IngestRequest {
     var body: ByteBuffer
     /// The `Content-Type` header's value (the first one).
     var contentType: String?
+    /// Bounds on what the message encoder parses out of the request.
+    var limits: MessageLimits
 
-    init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil) {
+    init(
+        method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil,
+        limits: MessageLimits = MessageLimits()
+    ) {
+        self.limits = limits
         self.method = method
         self.uri = uri
         self.headers = headers
@@ -25,14 +31,35 @@ struct IngestRequest {
     var query: Substring? { uri.firstIndex(of: "?").map { uri[uri.index(after: $0)...] } }
 }
 
+/// Bounds on the arguments and parts a request's message may have (`server.max_form_fields`, `server.max_multipart_parts`).
+struct MessageLimits: Sendable, Hashable {
+    /// Arguments of a query string or an `application/x-www-form-urlencoded` body.
+    var maximumFormFields = FormArguments.defaultMaximumCount
+    /// Parts of a `multipart/form-data` body.
+    var maximumMultipartParts = MultipartForm.defaultMaximumParts
+}
+
 /// The request headers the ingest path acts on, found in one pass over the headers.
 struct RequestHeaderFacts {
     var contentLength: Int?
     var contentType: String?
     var expectsContinue = false
+    /// A `Transfer-Encoding` header is present (the body is chunked).
+    var hasTransferEncoding = false
+    /// The number of bytes of header names and values.
+    var byteCount = 0
+    /// The first header whose value holds U+FFFD: NIO's decoder put it there for bytes that are not UTF-8.
+    var headerWithReplacementCharacter: String?
+
+    /// The request has (or may have) a body.
+    var hasBody: Bool { hasTransferEncoding || (contentLength ?? 0) > 0 }
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
+            byteCount += name.utf8.count + value.utf8.count
+            if headerWithReplacementCharacter == nil, value.utf8.containsReplacementCharacter {
+                headerWithReplacementCharacter = name
+            }
             switch name.utf8.count {
             case 6 where expectsContinue == false && name.equalsIgnoringASCIICase("expect"):
                 expectsContinue = value.equalsIgnoringASCIICase("100-continue")
@@ -40,6 +67,8 @@ struct RequestHeaderFacts {
                 contentType = value
             case 14 where contentLength == nil && name.equalsIgnoringASCIICase("content-length"):
                 contentLength = Int(value)
+            case 17 where name.equalsIgnoringASCIICase("transfer-encoding"):
+                hasTransferEncoding = true
             default:
                 continue
             }

@@ -21,11 +21,23 @@ struct MultipartForm {
 
     var parts: [Part]
 
+    /// How many parts a body may have when the caller sets no limit (`server.max_multipart_parts`'s default).
+    static let defaultMaximumParts = 1000
+    /// RFC 2046 §5.1.1: a boundary is 1 to 70 characters. Longer ones are refused (they would make every search longer).
+    static let maximumBoundaryLength = 70
+
     /// Splits `body` at `boundary`. Throws when the body does not start with the boundary, a part has no
-    /// `Content-Disposition: form-data` with a name, or the closing boundary is missing.
-    static func parse(_ body: UnsafeRawBufferPointer, boundary: String) throws(Failure) -> MultipartForm {
+    /// `Content-Disposition: form-data` with a name, the closing boundary is missing, or there are more than
+    /// `maximumParts` parts. Linear in the body's size: each search starts where the previous one ended.
+    static func parse(
+        _ body: UnsafeRawBufferPointer, boundary: String, maximumParts: Int = defaultMaximumParts
+    ) throws(Failure) -> MultipartForm {
+        guard boundary.utf8.count <= maximumBoundaryLength else {
+            throw Failure(reason: "the boundary is longer than \(maximumBoundaryLength) characters (RFC 2046)")
+        }
         let delimiter = Array("--\(boundary)".utf8)
-        let separator = Array("\r\n--\(boundary)".utf8)
+        let separator = ByteSearch(Array("\r\n--\(boundary)".utf8))
+        let headersEnd = ByteSearch([0x0D, 0x0A, 0x0D, 0x0A])
         guard let first = find(delimiter, in: body, from: 0) else {
             throw Failure(reason: "multipart body does not contain the boundary '\(boundary)'")
         }
@@ -43,16 +55,23 @@ struct MultipartForm {
                 throw Failure(reason: "multipart body ends before the closing boundary '--\(boundary)--'")
             }
             position += 2
-            guard let headerEnd = find([0x0D, 0x0A, 0x0D, 0x0A], in: body, from: position - 2) else {
+            guard parts.count < maximumParts else {
+                throw Failure(reason: "more than \(maximumParts) parts (server.max_multipart_parts)")
+            }
+            guard let headerEnd = headersEnd.firstIndex(in: body, from: position - 2) else {
                 throw Failure(reason: "multipart part \(parts.count + 1) has no end of headers")
             }
-            let headers = String(decoding: UnsafeRawBufferPointer(rebasing: body[position..<max(position, headerEnd)]), as: UTF8.self)
+            let headerBytes = UnsafeRawBufferPointer(rebasing: body[position..<max(position, headerEnd)])
+            guard UTF8Validation.isValid(headerBytes) else {
+                throw Failure(reason: "multipart part \(parts.count + 1) has headers that are not valid UTF-8")
+            }
+            let headers = String(decoding: headerBytes, as: UTF8.self)
             let contentStart = headerEnd + 4
-            guard let contentEnd = find(separator, in: body, from: contentStart) else {
+            guard let contentEnd = separator.firstIndex(in: body, from: contentStart) else {
                 throw Failure(reason: "multipart body ends before the closing boundary '--\(boundary)--'")
             }
             parts.append(try part(headers: headers, content: contentStart..<max(contentStart, contentEnd), number: parts.count + 1))
-            position = contentEnd + separator.count
+            position = contentEnd + separator.needle.count
         }
     }
 
@@ -86,15 +105,52 @@ struct MultipartForm {
 
     /// The first index of `needle` in `haystack` at or after `start`.
     static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        guard let first = needle.first, needle.count <= haystack.count else { return nil }
-        var index = max(0, start)
-        let last = haystack.count - needle.count
-        while index <= last {
-            if haystack[index] == first {
-                var matched = 1
-                while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
-                if matched == needle.count { return index }
+        ByteSearch(needle).firstIndex(in: haystack, from: start)
+    }
+}
+
+/// Knuth-Morris-Pratt search for a short byte string: linear in the haystack whatever the needle, so a body of
+/// near-matches of the boundary costs no more than any other body (a naive search compares the whole needle
+/// at each offset).
+struct ByteSearch {
+    let needle: [UInt8]
+    /// For each prefix length `n`, the length of the longest proper prefix of `needle[..<n]` that is also its suffix.
+    private let fallback: [Int]
+
+    init(_ needle: [UInt8]) {
+        self.needle = needle
+        var fallback = Array(repeating: 0, count: needle.count)
+        var length = 0
+        var index = 1
+        while index < needle.count {
+            if needle[index] == needle[length] {
+                length += 1
+                fallback[index] = length
+                index += 1
+            } else if length > 0 {
+                length = fallback[length - 1]
+            } else {
+                fallback[index] = 0
+                index += 1
             }
+        }
+        self.fallback = fallback
+    }
+
+    func firstIndex(in haystack: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let first = needle.first else { return nil }
+        var matched = 0
+        var index = max(0, start)
+        let count = haystack.count
+        while index < count {
+            let byte = haystack[index]
+            if matched == 0 {
+                if byte != first { index += 1; continue }
+            } else {
+                while matched > 0, needle[matched] != byte { matched = fallback[matched - 1] }
+            }
+            if needle[matched] == byte { matched += 1 }
+            if matched == needle.count { return index + 1 - matched }
             index += 1
         }
         return nil

@@ -14,6 +14,8 @@ struct RouteTable: Sendable {
         case found(Match)
         case methodNotAllowed(allowed: [String])
         case notFound
+        /// The route's `{topic}` or `{key}` segment is not valid percent-encoded UTF-8 (400 `invalid_path`).
+        case invalidPath(reason: String)
     }
 
     private let exact: [String: [RouteIngestor]]
@@ -45,8 +47,13 @@ struct RouteTable: Sendable {
         }
         let segments = parameterised.isEmpty ? [] : RoutePattern.split(path)
         for ingestor in parameterised {
-            guard let match = Self.match(ingestor, segments) else { continue }
-            if ingestor.route.methods.contains(method.rawValue) { return .found(match) }
+            guard Self.matchesStructurally(ingestor, segments) else { continue }
+            if ingestor.route.methods.contains(method.rawValue) {
+                switch Self.match(ingestor, segments) {
+                case .success(let match): return .found(match)
+                case .failure(let reason): return .invalidPath(reason: reason.description)
+                }
+            }
             allowed.append(contentsOf: ingestor.route.methods)
         }
         if allowed.isEmpty { return .notFound }
@@ -55,36 +62,45 @@ struct RouteTable: Sendable {
         return .methodNotAllowed(allowed: unique)
     }
 
-    private static func match(_ ingestor: RouteIngestor, _ segments: [Substring]) -> Match? {
+    private static func matchesStructurally(_ ingestor: RouteIngestor, _ segments: [Substring]) -> Bool {
         let pattern = ingestor.pattern.segments
-        guard pattern.count == segments.count else { return nil }
-        var match = Match(ingestor: ingestor)
+        guard pattern.count == segments.count else { return false }
         for (expected, actual) in zip(pattern, segments) {
-            switch expected {
-            case .literal(let text): guard actual == text else { return nil }
-            case .topic: match.topic = percentDecoded(actual)
-            case .key: match.key = percentDecoded(actual)
-            }
+            if case .literal(let text) = expected, actual != text { return false }
         }
-        return match
+        return true
     }
 
-    /// `%XX` decoding of a path segment (no `+` rule in paths); invalid UTF-8 is kept as replacement characters.
-    static func percentDecoded(_ segment: Substring) -> String {
-        guard segment.contains("%") else { return String(segment) }
-        var bytes: [UInt8] = []
-        let utf8 = Array(segment.utf8)
-        var index = 0
-        while index < utf8.count {
-            if utf8[index] == UInt8(ascii: "%"), index + 2 < utf8.count,
-               let value = UInt8(String(decoding: utf8[(index + 1)...(index + 2)], as: UTF8.self), radix: 16) {
-                bytes.append(value)
-                index += 3
-            } else {
-                bytes.append(utf8[index])
-                index += 1
+    /// A failed `{topic}`/`{key}` decoding, with the segment it is about.
+    struct InvalidSegment: Error, CustomStringConvertible {
+        var parameter: String
+        var failure: PercentDecoding.Failure
+        var description: String { "the {\(parameter)} path segment is \(failure)" }
+    }
+
+    private static func match(_ ingestor: RouteIngestor, _ segments: [Substring]) -> Result<Match, InvalidSegment> {
+        var match = Match(ingestor: ingestor)
+        for (expected, actual) in zip(ingestor.pattern.segments, segments) {
+            switch expected {
+            case .literal: continue
+            case .topic:
+                switch percentDecoded(actual) {
+                case .success(let topic): match.topic = topic
+                case .failure(let failure): return .failure(InvalidSegment(parameter: "topic", failure: failure))
+                }
+            case .key:
+                switch percentDecoded(actual) {
+                case .success(let key): match.key = key
+                case .failure(let failure): return .failure(InvalidSegment(parameter: "key", failure: failure))
+                }
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return .success(match)
+    }
+
+    /// Strict `%XX` decoding of a path segment (no `+` rule in paths): a malformed escape or bytes that are not
+    /// UTF-8 are refused, never kept as they are or replaced.
+    static func percentDecoded(_ segment: Substring) -> Result<String, PercentDecoding.Failure> {
+        PercentDecoding.decode(segment, plusIsSpace: false, malformedEscapes: .refuse)
     }
 }

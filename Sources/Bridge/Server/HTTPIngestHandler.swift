@@ -8,6 +8,11 @@ import NIOHTTP1
 ///
 /// Written instead of using swift-nio-extras' aggregator because the limit is the route's (known only once the
 /// head is routed), unknown routes must be answered without buffering their bodies, and every error is JSON.
+///
+/// A request refused at its head (over a limit of `server:`, no route, wrong method, bad path or header) is
+/// answered at once with `Connection: close`; its body is never read. Malformed HTTP (the decoder's errors)
+/// is answered 400 `malformed_request` (431 when the head overflows the decoder's limits) and closed.
+/// ``ConnectionGuard``, at the front of the pipeline, is told where each request starts and ends, for its timeouts.
 final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -17,11 +22,11 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case idle
         /// Collecting the body of a routed request.
         case receiving(head: HTTPRequestHead, match: RouteTable.Match, contentType: String?, body: ByteBuffer?)
-        /// The answer is known (404, 405); the rest of the request is read and dropped.
+        /// The answer of a built-in endpoint, given at the request's end (it has no body).
         case discarding(head: HTTPRequestHead, response: IngestResponse)
         /// Waiting for the broker; the pipelining handler holds back any further request meanwhile.
         case waiting
-        /// Answered early with `Connection: close` (413); nothing more is read.
+        /// Answered early with `Connection: close` (400, 404, 405, 413, 414, 431); nothing more is read.
         case closing
     }
 
@@ -29,6 +34,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let routes: RouteTable
     private let observability: Observability
     private let endpoints: BuiltInEndpoints
+    private let limits: RequestLimits
+    private let connectionGuard: ConnectionGuard
     private let logger: Logger
     /// The counters of the request being answered: its route's, or `observability.unrouted`.
     private var counters: ResponseCounters
@@ -39,10 +46,23 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var metrics: String?
     }
 
-    init(routes: RouteTable, observability: Observability, endpoints: BuiltInEndpoints, logger: Logger) {
+    /// Bounds on a request's head (`server.max_header_size`, `max_headers`, `max_uri_length`) and message.
+    struct RequestLimits: Sendable {
+        var maxHeaderSize: Int
+        var maxHeaders: Int
+        var maxURILength: Int
+        var message: MessageLimits
+    }
+
+    init(
+        routes: RouteTable, observability: Observability, endpoints: BuiltInEndpoints, limits: RequestLimits,
+        connectionGuard: ConnectionGuard, logger: Logger
+    ) {
         self.routes = routes
         self.observability = observability
         self.endpoints = endpoints
+        self.limits = limits
+        self.connectionGuard = connectionGuard
         self.logger = logger
         counters = observability.unrouted
     }
@@ -68,8 +88,10 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             switch state {
             case .receiving(let head, let match, let contentType, let body):
+                connectionGuard.requestReceived()
                 let request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
-                                            body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType))
+                                            body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType),
+                                            limits: limits.message)
                 switch match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop) {
                 case .immediate(let response):
                     respond(response, head: head, context: context)
@@ -84,6 +106,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             case .discarding(let head, let response):
+                connectionGuard.requestReceived()
                 respond(response, head: head, context: context)
             case .idle, .waiting, .closing:
                 break
@@ -93,27 +116,33 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
+        connectionGuard.requestStarted()
         let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
         counters = observability.unrouted
-        if head.method == .GET {
-            if let health = endpoints.health, path == health {
-                state = .discarding(head: head, response: observability.healthResponse())
-                return
+        let facts = RequestHeaderFacts(head.headers)
+        if let refusal = refusal(of: head, facts: facts) {
+            respondAndClose(refusal, head: head, context: context)
+            return
+        }
+        if head.method == .GET, let endpoint = builtInEndpoint(at: path) {
+            if facts.hasBody {
+                respondAndClose(.error(.badRequest, code: "unexpected_body", "GET \(endpoint) takes no body"), head: head, context: context)
+            } else {
+                let answer = endpoint == endpoints.health ? observability.healthResponse() : observability.metricsResponse()
+                state = .discarding(head: head, response: answer)
             }
-            if let metrics = endpoints.metrics, path == metrics {
-                state = .discarding(head: head, response: observability.metricsResponse())
-                return
-            }
+            return
         }
         switch routes.lookup(method: head.method, path: path) {
         case .notFound:
-            state = .discarding(head: head, response: .notFound(path: path))
+            respondAndClose(.notFound(path: path), head: head, context: context)
         case .methodNotAllowed(let allowed):
-            state = .discarding(head: head, response: .methodNotAllowed(head.method, allowed: allowed))
+            respondAndClose(.methodNotAllowed(head.method, allowed: allowed), head: head, context: context)
+        case .invalidPath(let reason):
+            respondAndClose(.error(.badRequest, code: "invalid_path", reason), head: head, context: context)
         case .found(let match):
             counters = match.ingestor.responses
             let limit = match.ingestor.route.maxBodySize
-            let facts = RequestHeaderFacts(head.headers)
             if let length = facts.contentLength, length > limit {
                 respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
                 return
@@ -125,8 +154,46 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    private func builtInEndpoint(at path: Substring) -> String? {
+        if let health = endpoints.health, path == health { return health }
+        if let metrics = endpoints.metrics, path == metrics { return metrics }
+        return nil
+    }
+
+    /// The answer to a head over a limit, or with text that is not UTF-8 (the decoder has replaced such bytes with
+    /// U+FFFD; a value with U+FFFD is refused, as the message must carry what the client sent).
+    private func refusal(of head: HTTPRequestHead, facts: RequestHeaderFacts) -> IngestResponse? {
+        let uriLength = head.uri.utf8.count
+        if uriLength > limits.maxURILength {
+            return .error(.uriTooLong, code: "uri_too_long",
+                          "the request target is \(uriLength) bytes; the limit is \(limits.maxURILength) (server.max_uri_length)")
+        }
+        if head.headers.count > limits.maxHeaders {
+            return .requestHeaderFieldsTooLarge("the request has \(head.headers.count) header fields; the limit is \(limits.maxHeaders) (server.max_headers)")
+        }
+        if facts.byteCount > limits.maxHeaderSize {
+            return .requestHeaderFieldsTooLarge(
+                "the request's headers are \(facts.byteCount) bytes; the limit is \(limits.maxHeaderSize) (server.max_header_size)")
+        }
+        if let name = facts.headerWithReplacementCharacter {
+            return .error(.badRequest, code: "invalid_header", "the value of header '\(name)' is not valid UTF-8")
+        }
+        if head.uri.utf8.containsReplacementCharacter {
+            return .error(.badRequest, code: "invalid_path", "the request target is not valid UTF-8")
+        }
+        if let questionMark = head.uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            let count = FormArguments.count(in: head.uri.utf8[head.uri.utf8.index(after: questionMark)...])
+            if count > limits.message.maximumFormFields {
+                return .error(.badRequest, code: "invalid_query",
+                              "the query string has \(count) arguments; the limit is \(limits.message.maximumFormFields) (server.max_form_fields)")
+            }
+        }
+        return nil
+    }
+
     private func respondAndClose(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        respond(response, head: head, context: context, close: true)
+        observability.connections.closed(.refusedRequest)
+        respond(response, version: head.version, keepAlive: false, context: context)
         state = .closing
     }
 
@@ -135,8 +202,11 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         "content-type": "application/json", "content-length": String(IngestResponse.messageSent.body.readableBytes),
     ]
 
-    private func respond(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
-        let keepAlive = head.isKeepAlive && !close
+    private func respond(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        respond(response, version: head.version, keepAlive: head.isKeepAlive, context: context)
+    }
+
+    private func respond(_ response: IngestResponse, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
         counters.record(response.status)
         var headers: HTTPHeaders
         if response.status == .ok, response.headers.isEmpty, response.body == IngestResponse.messageSent.body {
@@ -150,20 +220,66 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if !keepAlive {
             headers.add(name: "connection", value: "close")
-        } else if head.version.major == 1, head.version.minor == 0 {
+        } else if version.major == 1, version.minor == 0 {
             headers.add(name: "connection", value: "keep-alive")
         }
         state = .idle
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        connectionGuard.requestAnswered(keepAlive: keepAlive)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
+            ConnectionGuard.closeOutput(after: written, context: context)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection error", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
+        guard let parserError = error as? HTTPParserError else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        // A connection that is already closed (an unfinished request at EOF, or closed while quiescing) gets no answer.
+        guard context.channel.isActive else { return }
+        switch state {
+        case .closing, .waiting:
+            context.close(promise: nil)
+        case .idle, .receiving, .discarding:
+            // No answer has started: the client is told what was wrong, then the connection is closed.
+            counters = observability.unrouted
+            let connections = observability.connections
+            connections.closed(.malformedRequest)
+            if let suppressed = connections.shouldLog(.malformedRequest) {
+                var metadata: Logger.Metadata = ["error": "\(parserError)"]
+                if let peer = context.channel.remoteAddress { metadata["peer"] = "\(peer)" }
+                if suppressed > 0 { metadata["not_logged_since_last"] = "\(suppressed)" }
+                logger.notice("closing a connection after malformed HTTP", metadata: metadata)
+            }
+            let response: IngestResponse = if parserError == .headerOverflow {
+                .requestHeaderFieldsTooLarge(
+                    "the request head is larger than the HTTP parser accepts (at most \(limits.maxHeaders) header fields, "
+                        + "server.max_header_size + server.max_uri_length bytes)")
+            } else {
+                .error(.badRequest, code: "malformed_request", "malformed HTTP request: \(parserError)")
+            }
+            respond(response, version: .http1_1, keepAlive: false, context: context)
+            state = .closing
+        }
+    }
+}
+
+extension String.UTF8View {
+    /// Whether the text holds U+FFFD (`EF BF BD`), which is what NIO's decoder turns bytes that are not UTF-8 into.
+    var containsReplacementCharacter: Bool {
+        let found = withContiguousStorageIfAvailable { bytes -> Bool in
+            var index = 0
+            while index + 2 < bytes.count {
+                if bytes[index] == 0xEF, bytes[index + 1] == 0xBF, bytes[index + 2] == 0xBD { return true }
+                index += 1
+            }
+            return false
+        }
+        return found ?? String(self).unicodeScalars.contains("\u{FFFD}")
     }
 }

@@ -4,9 +4,20 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 
-/// The listening socket and its connections: NIO's HTTP/1.1 codec with pipelining and protocol-error
-/// handling, then ``HTTPIngestHandler``. Shuts down by quiescing: stop accepting, let every connection finish
-/// the request it is serving, then close.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The listening socket and its connections. Each connection's pipeline: ``ConnectionGuard`` (connection cap,
+/// idle and request timeouts, on raw bytes), NIO's HTTP/1.1 codec (with the header limits of `server:`) and
+/// pipelining handler, then ``HTTPIngestHandler`` (which also answers protocol errors, as JSON).
+/// The listening socket pauses `accept` when it fails (at the file-descriptor limit, say) instead of retrying at
+/// once in a loop (``AcceptPause``). Shuts down by quiescing: stop accepting, let every connection finish the request
+/// it is serving, then close.
 final class HTTPIngestServer: Sendable {
     private let channel: any Channel
     private let quiescing: ServerQuiescingHelper
@@ -18,29 +29,63 @@ final class HTTPIngestServer: Sendable {
         self.quiescing = quiescing
     }
 
+    /// How long the listening socket pauses `accept` after it failed (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+    static let acceptBackoff = TimeAmount.milliseconds(200)
+
     static func bind(
-        host: String, port: Int, group: any EventLoopGroup, routes: RouteTable, observability: Observability,
-        endpoints: HTTPIngestHandler.BuiltInEndpoints, logger: Logger
+        configuration: ServerConfiguration, group: any EventLoopGroup, routes: RouteTable, observability: Observability,
+        logger: Logger
     ) async throws -> HTTPIngestServer {
         let quiescing = ServerQuiescingHelper(group: group)
+        let endpoints = HTTPIngestHandler.BuiltInEndpoints(health: configuration.healthPath, metrics: configuration.metricsPath)
+        let limits = HTTPIngestHandler.RequestLimits(
+            maxHeaderSize: configuration.maxHeaderSize, maxHeaders: configuration.maxHeaders, maxURILength: configuration.maxURILength,
+            message: MessageLimits(maximumFormFields: configuration.maxFormFields, maximumMultipartParts: configuration.maxMultipartParts))
+        let guardSettings = ConnectionGuard.Settings(
+            requestReadTimeout: TimeAmount(configuration.requestReadTimeout), idleTimeout: TimeAmount(configuration.idleTimeout),
+            maxConnections: configuration.maxConnections)
+        // The decoder's own limits are a backstop above the precise checks of HTTPIngestHandler (which answer
+        // 414 and 431 with the limit that was exceeded): NIO counts the request target in its header bytes.
+        let decoderLimits = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldCount = configuration.maxHeaders
+            limits.maxHeaderListSize = configuration.maxHeaderSize + configuration.maxURILength
+            limits.maxHeaderFieldSize = configuration.maxHeaderSize + configuration.maxURILength
+            return limits
+        }()
+        let connections = observability.connections
+        let backoff = acceptBackoff
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPause(pause: backoff) { error in
+                        if let suppressed = connections.shouldLogAcceptFailure() {
+                            logger.warning("accept failed; pausing accept", metadata: [
+                                "error": "\(error)", "pause_ms": "\(backoff.nanoseconds / 1_000_000)",
+                                "not_logged_since_last": "\(suppressed)",
+                            ])
+                        }
+                    })
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        HTTPIngestHandler(routes: routes, observability: observability, endpoints: endpoints, logger: logger))
+                    let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: connections, logger: logger)
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(connectionGuard)
+                    try pipeline.configureHTTPServerPipeline(
+                        withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                    try pipeline.addHandler(HTTPIngestHandler(
+                        routes: routes, observability: observability, endpoints: endpoints, limits: limits,
+                        connectionGuard: connectionGuard, logger: logger))
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .bind(host: host, port: port)
+            .bind(host: configuration.host, port: configuration.port)
             .get()
         return HTTPIngestServer(channel: channel, quiescing: quiescing)
     }
@@ -61,5 +106,56 @@ final class HTTPIngestServer: Sendable {
         } catch {
             return false
         }
+    }
+}
+
+/// Pauses a listening socket's reads (its `accept` calls) for a while after `accept` failed for lack of resources
+/// (EMFILE, ENFILE, ENOBUFS, ENOMEM), then resumes.
+///
+/// NIO's `AcceptBackoffHandler` is not enough on Linux: it delays the next `read()` request, but the read that
+/// failed stays pending, so the socket stays registered for readability; the connection waiting in the backlog
+/// keeps it readable (epoll is level-triggered) and `accept` fails again at once, in a loop at 100% CPU.
+/// Turning `autoRead` off unregisters the socket from epoll until the pause ends.
+final class AcceptPause: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    private let pause: TimeAmount
+    private let onPause: (IOError) -> Void
+    private var resume: Scheduled<Void>?
+
+    init(pause: TimeAmount, onPause: @escaping (IOError) -> Void) {
+        self.pause = pause
+        self.onPause = onPause
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let ioError = error as? IOError, Self.isResourceShortage(ioError) else {
+            context.fireErrorCaught(error)
+            return
+        }
+        onPause(ioError)
+        guard resume == nil, let options = context.channel.syncOptions else { return }
+        try? options.setOption(.autoRead, value: false)
+        resume = context.eventLoop.assumeIsolated().scheduleTask(in: pause) { [self] in
+            self.resume = nil
+            guard context.channel.isActive else { return }
+            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        resume?.cancel()
+        resume = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        resume?.cancel()
+        resume = nil
+    }
+
+    private static func isResourceShortage(_ error: IOError) -> Bool {
+        [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode)
     }
 }

@@ -25,6 +25,10 @@ struct IngestResponse: Sendable {
                headers: [("allow", allowed.joined(separator: ", "))])
     }
 
+    static func requestHeaderFieldsTooLarge(_ message: String) -> IngestResponse {
+        .error(.requestHeaderFieldsTooLarge, code: "request_header_fields_too_large", message)
+    }
+
     static func payloadTooLarge(limit: Int) -> IngestResponse {
         .error(.payloadTooLarge, code: "payload_too_large", "the request body is larger than this route's limit of \(limit) bytes")
     }

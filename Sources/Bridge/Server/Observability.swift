@@ -34,6 +34,103 @@ final class ResponseCounters: Sendable {
     }
 }
 
+/// The HTTP connections: how many are open, and how many kbridge closed or refused, by reason. Each close or
+/// refusal may be logged, at most once per ``logInterval`` per reason (a flood of slowloris clients must not
+/// become a flood of log lines); the line says how many were not logged since the last one.
+final class ConnectionMetrics: Sendable {
+    enum CloseReason: String, CaseIterable, Sendable {
+        /// Nothing arrived within `idle_timeout` on a connection between requests.
+        case idleTimeout = "idle_timeout"
+        /// A request (head and body) did not arrive within `request_read_timeout` of its first byte.
+        case requestTimeout = "request_timeout"
+        /// Accepted over `max_connections`, then closed at once.
+        case maxConnections = "max_connections"
+        /// Not HTTP/1.1 the parser accepts (answered 400 `malformed_request`).
+        case malformedRequest = "malformed_request"
+        /// A request over a limit of the `server:` section (413, 414, 431) or refused at its head (400, 404, 405):
+        /// its body is not read, so the connection cannot be used further.
+        case refusedRequest = "refused_request"
+    }
+
+    static let logInterval: Duration = .seconds(10)
+
+    private let openCount = Atomic<Int>(0)
+    private let accepted = Atomic<Int>(0)
+    private let idleTimeouts = Atomic<Int>(0)
+    private let requestTimeouts = Atomic<Int>(0)
+    private let overLimit = Atomic<Int>(0)
+    private let malformed = Atomic<Int>(0)
+    private let refused = Atomic<Int>(0)
+    /// Per reason: when it was last logged, and how many were not logged since.
+    private let logState = Mutex<[CloseReason: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
+
+    var openConnections: Int { openCount.load(ordering: .relaxed) }
+
+    /// Counts a new connection; `false` (and nothing counted as open) when `maximum` are already open.
+    func open(maximum: Int) -> Bool {
+        accepted.add(1, ordering: .relaxed)
+        if openCount.add(1, ordering: .relaxed).newValue > maximum {
+            openCount.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func connectionClosed() {
+        openCount.subtract(1, ordering: .relaxed)
+    }
+
+    func closed(_ reason: CloseReason) {
+        switch reason {
+        case .idleTimeout: idleTimeouts.add(1, ordering: .relaxed)
+        case .requestTimeout: requestTimeouts.add(1, ordering: .relaxed)
+        case .maxConnections: overLimit.add(1, ordering: .relaxed)
+        case .malformedRequest: malformed.add(1, ordering: .relaxed)
+        case .refusedRequest: refused.add(1, ordering: .relaxed)
+        }
+    }
+
+    func closedCount(_ reason: CloseReason) -> Int {
+        switch reason {
+        case .idleTimeout: idleTimeouts.load(ordering: .relaxed)
+        case .requestTimeout: requestTimeouts.load(ordering: .relaxed)
+        case .maxConnections: overLimit.load(ordering: .relaxed)
+        case .malformedRequest: malformed.load(ordering: .relaxed)
+        case .refusedRequest: refused.load(ordering: .relaxed)
+        }
+    }
+
+    var acceptedCount: Int { accepted.load(ordering: .relaxed) }
+
+    private let acceptLogState = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
+
+    /// Whether a failed `accept` should be logged now; if so, how many were not logged since the last line.
+    func shouldLogAcceptFailure(now: ContinuousClock.Instant = .now) -> Int? {
+        acceptLogState.withLock { state in
+            if let last = state.last, now - last < Self.logInterval {
+                state.suppressed += 1
+                return nil
+            }
+            let suppressed = state.suppressed
+            state = (now, 0)
+            return suppressed
+        }
+    }
+
+    /// Whether a close for `reason` should be logged now; if so, how many were not logged since the last line.
+    func shouldLog(_ reason: CloseReason, now: ContinuousClock.Instant = .now) -> Int? {
+        logState.withLock { state in
+            if let entry = state[reason], now - entry.last < Self.logInterval {
+                state[reason] = (entry.last, entry.suppressed + 1)
+                return nil
+            }
+            let suppressed = state[reason]?.suppressed ?? 0
+            state[reason] = (now, 0)
+            return suppressed
+        }
+    }
+}
+
 /// `GET /health` and `GET /metrics`: every producer's cluster health and counters, read when asked
 /// (nothing is added to the request path but one atomic increment per answer).
 final class Observability: Sendable {
@@ -48,6 +145,7 @@ final class Observability: Sendable {
     let registries: [(url: String, client: SchemaRegistryClient)]
     /// Requests no route took (404, 405) and built-in endpoints.
     let unrouted = ResponseCounters()
+    let connections = ConnectionMetrics()
 
     init(producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = []) {
         self.producers = producers
@@ -90,6 +188,15 @@ final class Observability: Sendable {
             for (statusClass, count) in counters.snapshot {
                 text += "kbridge_http_responses_total{route=\"\(Self.escape(name))\",status=\"\(statusClass)\"} \(count)\n"
             }
+        }
+        text += "# HELP kbridge_connections_open Open HTTP connections.\n# TYPE kbridge_connections_open gauge\n"
+        text += "kbridge_connections_open \(connections.openConnections)\n"
+        text += "# HELP kbridge_connections_accepted_total HTTP connections accepted (including those refused over max_connections).\n"
+        text += "# TYPE kbridge_connections_accepted_total counter\nkbridge_connections_accepted_total \(connections.acceptedCount)\n"
+        text += "# HELP kbridge_connections_closed_total HTTP connections kbridge closed or refused, by reason.\n"
+        text += "# TYPE kbridge_connections_closed_total counter\n"
+        for reason in ConnectionMetrics.CloseReason.allCases {
+            text += "kbridge_connections_closed_total{reason=\"\(reason.rawValue)\"} \(connections.closedCount(reason))\n"
         }
         let rows: [(String, String, String, (KafkaProducer) -> Int)] = [
             ("kbridge_kafka_messages_enqueued_total", "counter", "Messages accepted into the producer's queue.", { $0.statistics.enqueued }),
