@@ -1,3 +1,4 @@
+import JSON
 /// A `multipart/form-data` body (RFC 7578) split into its parts.
 ///
 /// Hand-written rather than taken from vapor/multipart-kit: its streaming parser keeps its state private, so it

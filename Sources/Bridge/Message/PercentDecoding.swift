@@ -1,3 +1,4 @@
+import JSON
 /// `%XX` decoding, shared by request paths (``RouteTable``) and form arguments (``FormArguments``).
 ///
 /// Two rules differ between the two uses:
