@@ -19,13 +19,13 @@ struct AcceptBackoffTests {
     }
 
     @Test func acceptAtTheDescriptorLimitBacksOffAndRecovers() async throws {
-        let bridge = try await LimitedBridgeProcess(fileDescriptorLimit: 64, configuration: """
+        let bridge = try await BridgeProcess(configuration: """
             server: {host: 127.0.0.1, port: 0, threads: 2}
             routes:
               - path: /in
                 topic: \(uniqueTopic("fd-limit"))
                 bootstrap_servers: [\(try TestBroker.bootstrapServers)]
-            """)
+            """, fileDescriptorLimit: 64)
         var clients: [RawConnection] = []
         for _ in 0..<100 { clients.append(try RawConnection(port: bridge.port, receiveTimeout: .seconds(5))) }
         try await Task.sleep(for: .milliseconds(500))
@@ -45,52 +45,4 @@ struct AcceptBackoffTests {
         #expect(ContinuousClock.now - start < .seconds(5))
         bridge.stop()
     }
-}
-
-/// A `kbridge` process started through `bash -c "ulimit -n N; exec kbridge FILE"`.
-final class LimitedBridgeProcess: Sendable {
-    let process: Process
-    let port: Int
-    let output = BridgeProcess.Output()
-    var stderr: String { output.value }
-    var pid: Int32 { process.processIdentifier }
-
-    init(fileDescriptorLimit: Int, configuration: String) async throws {
-        let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
-            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
-        }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
-        try configuration.write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "ulimit -n \(fileDescriptorLimit) && exec \"$0\" \"$1\"", binary, file.path]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        let output = self.output
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
-        try process.run()
-        self.process = process
-        var port: Int?
-        let deadline = ContinuousClock.now + .seconds(20)
-        while port == nil, ContinuousClock.now < deadline, process.isRunning {
-            let text = output.value
-            port = text.range(of: #"address=127\.0\.0\.1:(\d+)"#, options: .regularExpression)
-                .flatMap { Int(text[$0].split(separator: ":").last!) }
-            if port == nil { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        guard let port else {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            throw TestSetupError("kbridge did not start: \(output.value)")
-        }
-        self.port = port
-    }
-
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-
-    deinit { stop() }
 }

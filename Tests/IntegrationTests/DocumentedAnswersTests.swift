@@ -83,39 +83,3 @@ struct DocumentedAnswersTests {
         #expect(short.status == 1 && short.stderr.contains("read 3 of 4 messages"), "\(short.stderr)")
     }
 }
-
-func temporaryFile(_ text: String) throws -> String {
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
-    try text.write(to: file, atomically: true, encoding: .utf8)
-    return file.path
-}
-
-/// Runs the `kbridge` binary to completion with `arguments`.
-func runKBridge(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: Int32, stdout: String, stderr: String) {
-    let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
-    guard FileManager.default.isExecutableFile(atPath: binary) else {
-        throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
-    }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = arguments
-    let stdoutFile = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-out-\(UUID().uuidString)")
-    let stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-err-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
-    defer {
-        try? FileManager.default.removeItem(at: stdoutFile)
-        try? FileManager.default.removeItem(at: stderrFile)
-    }
-    process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
-    process.standardError = try FileHandle(forWritingTo: stderrFile)
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        throw TestSetupError("kbridge \(arguments.joined(separator: " ")) did not finish within \(timeout)")
-    }
-    return (process.terminationStatus, try String(contentsOf: stdoutFile, encoding: .utf8), try String(contentsOf: stderrFile, encoding: .utf8))
-}

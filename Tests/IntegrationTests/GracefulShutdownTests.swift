@@ -101,17 +101,21 @@ final class BridgeProcess: Sendable {
     let output = Output()
     var stderr: String { output.value }
 
-    init(configuration: String) async throws {
-        let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
-            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
-        }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
-        try configuration.write(to: file, atomically: true, encoding: .utf8)
+    var pid: Int32 { process.processIdentifier }
+
+    /// - Parameter fileDescriptorLimit: run it under `ulimit -n` this low (through bash), to test what happens when
+    ///   it runs out of file descriptors.
+    init(configuration: String, fileDescriptorLimit: Int? = nil) async throws {
+        let binary = try kbridgeBinary()
+        let file = try temporaryFile(configuration)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [file.path]
+        if let fileDescriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "ulimit -n \(fileDescriptorLimit) && exec \"$0\" \"$1\"", binary, file]
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = [file]
+        }
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
@@ -135,10 +139,13 @@ final class BridgeProcess: Sendable {
         self.port = port
     }
 
-    deinit {
-        // A test that failed before stopping its bridge must not leave it running.
+    /// Kills the process (SIGKILL), if it still runs.
+    func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
+
+    // A test that failed before stopping its bridge must not leave it running.
+    deinit { stop() }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
     func terminate(timeout: Duration = .seconds(60)) async throws -> Int32 {

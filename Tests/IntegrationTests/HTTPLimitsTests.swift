@@ -272,8 +272,10 @@ struct HTTPLimitsTests {
                 #expect(answer.hasPrefix("HTTP/1.1 "), "\(answer.prefix(200))")
                 try await Task.sleep(for: .milliseconds(500))
             }
-            // 100 ms in the issue; generous here because CI machines are shared.
-            #expect(worst < .milliseconds(500), "a fresh client waited \(worst)")
+            // The issue's 100 ms is measured on a release build by scripts/testing/slowloris.py. A debug build running the
+            // other suites in parallel on 2 shared cores has taken 0.57 s here; starvation (a loop held by the slow
+            // connections, or a client queued behind them until their timeout) takes tens of seconds.
+            #expect(worst < .seconds(3), "a fresh client waited \(worst)")
             _ = idle
         }
     }

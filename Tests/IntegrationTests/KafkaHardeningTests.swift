@@ -142,7 +142,7 @@ struct KafkaHardeningTests {
                 topic: t
                 bootstrap_servers: [127.0.0.1:9]
             """
-        let (status, stderr) = try await runKbridge(["check"], configuration: configuration)
+        let (status, _, stderr) = try runKBridge(["check", try temporaryFile(configuration)])
         #expect(status == 0, "\(stderr)")
         #expect(!stderr.contains("%5|") && !stderr.contains("%4|") && !stderr.contains("%3|") && !stderr.contains("CONFWARN"), "\(stderr)")
     }
@@ -188,24 +188,3 @@ func postBytes(_ url: String, _ bytes: [UInt8], contentType: String) async throw
     return TestResponse(status: response.status, headers: response.headers, body: String(buffer: body))
 }
 
-/// Runs the kbridge binary with `arguments` and a configuration file; returns its exit status and standard error.
-func runKbridge(_ arguments: [String], configuration: String) async throws -> (Int32, String) {
-    let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
-    guard FileManager.default.isExecutableFile(atPath: binary) else {
-        throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
-    }
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
-    try configuration.write(to: file, atomically: true, encoding: .utf8)
-    defer { try? FileManager.default.removeItem(at: file) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = arguments + [file.path]
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    let output = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-}

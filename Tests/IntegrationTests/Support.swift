@@ -96,3 +96,44 @@ extension KafkaConsumedMessage {
     var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any] ?? [:] }
     var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
 }
+
+/// The `kbridge` binary the tests run: `KBRIDGE_BINARY` (set by scripts/test), else the debug build.
+func kbridgeBinary() throws -> String {
+    let binary = ProcessInfo.processInfo.environment["KBRIDGE_BINARY"]
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/kbridge").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw TestSetupError("no kbridge binary at \(binary): run `swift build` first (scripts/test does)")
+    }
+    return binary
+}
+
+/// Writes `text` to a new file in the temporary directory; returns its path.
+func temporaryFile(_ text: String) throws -> String {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-\(UUID().uuidString).yaml")
+    try text.write(to: file, atomically: true, encoding: .utf8)
+    return file.path
+}
+
+/// Runs the `kbridge` binary to completion with `arguments`.
+func runKBridge(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try kbridgeBinary())
+    process.arguments = arguments
+    // Files rather than pipes: a full pipe would block the process before it exits.
+    let stdoutFile = try temporaryFile("")
+    let stderrFile = try temporaryFile("")
+    defer {
+        try? FileManager.default.removeItem(atPath: stdoutFile)
+        try? FileManager.default.removeItem(atPath: stderrFile)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutFile))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrFile))
+    try process.run()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        throw TestSetupError("kbridge \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+    }
+    return (process.terminationStatus, try String(contentsOfFile: stdoutFile, encoding: .utf8), try String(contentsOfFile: stderrFile, encoding: .utf8))
+}
