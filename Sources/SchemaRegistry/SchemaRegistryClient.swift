@@ -151,6 +151,9 @@ public final class SchemaRegistryClient: Sendable {
             let response = try await httpClient.execute(request, timeout: .init(configuration.requestTimeout))
             status = response.status
             body = try await response.body.collect(upTo: Self.maximumAnswerSize)
+        } catch is NIOTooManyBytesError {
+            breaker.recordSuccess()  // it answered: too much, but it is up
+            throw SchemaRegistryError(code: .invalidResponse, message: "\(what): the registry's answer is larger than \(Self.maximumAnswerSize >> 20) MiB")
         } catch {
             breaker.recordFailure("\(error)")
             throw SchemaRegistryError(code: .unavailable, message: "the schema registry at \(configuration.url) is unreachable for \(what): \(error)")

@@ -41,6 +41,17 @@ struct RegistryCircuitBreakerTests {
         #expect(registry.requests(to: "/subjects/s/versions/latest") == 1)
     }
 
+    @Test func anAnswerLargerThanTheLimitIsRefusedWithoutOpeningTheCircuit() async throws {
+        let registry = try await FakeSchemaRegistry()
+        registry.register(subject: "huge", schema: #"{"type":"string","doc":""# + String(repeating: "x", count: 17 << 20) + #""}"#)
+        registry.register(subject: "s", schema: orderSchema)
+        let client = try makeClient(registry)
+        let error = await #expect(throws: SchemaRegistryError.self) { try await client.schema(subject: "huge", version: .latest) }
+        #expect(error?.code == .invalidResponse && error?.message.contains("larger than 16 MiB") == true, "\(String(describing: error))")
+        #expect(try await client.schema(subject: "s", version: .latest).schema == orderSchema)
+        try await registry.shutdown()
+    }
+
     @Test func credentialsInTheURLBecomeBasicAuthenticationAndLeaveTheURL() {
         let configuration = SchemaRegistryConfiguration(url: "https://svc:p%40ss@registry.example:8081/apis/ccompat/v7")
         #expect(configuration.url == "https://registry.example:8081/apis/ccompat/v7")
