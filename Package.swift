@@ -94,6 +94,27 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // libFuzzer targets (scripts/fuzz builds them with -sanitize=fuzzer,address -DFUZZING); an ordinary build
+        // makes executables that replay corpus files through the same code (scripts/fuzz --replay, in CI).
+        .target(name: "FuzzSupport", path: "Sources/Fuzz/FuzzSupport"),
+        .executableTarget(
+            name: "FuzzKongEnvelope", dependencies: ["Bridge", "FuzzSupport", .product(name: "NIOCore", package: "swift-nio"),
+                                                     .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Sources/Fuzz/FuzzKongEnvelope"),
+        .executableTarget(name: "FuzzJSONParser", dependencies: ["Bridge", "SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzJSONParser"),
+        .executableTarget(name: "FuzzJSONSchema", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzJSONSchema"),
+        .executableTarget(name: "FuzzAvro", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzAvro"),
+        .executableTarget(name: "FuzzConfiguration", dependencies: ["Bridge", "FuzzSupport"], path: "Sources/Fuzz/FuzzConfiguration"),
+        .executableTarget(
+            name: "FuzzHTTPPipeline",
+            dependencies: [
+                "Bridge", "Kafka", "FuzzSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Fuzz/FuzzHTTPPipeline"),
         // Helpers shared by the test targets (reading topics back, polling for a condition).
         .target(
             name: "TestSupport",
