@@ -101,7 +101,7 @@ let package = Package(
             name: "FuzzKongEnvelope", dependencies: ["Bridge", "FuzzSupport", .product(name: "NIOCore", package: "swift-nio"),
                                                      .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Sources/Fuzz/FuzzKongEnvelope"),
-        .executableTarget(name: "FuzzJSONParser", dependencies: ["Bridge", "SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzJSONParser"),
+        .executableTarget(name: "FuzzJSONParser", dependencies: ["JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzJSONParser"),
         .executableTarget(name: "FuzzJSONSchema", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzJSONSchema"),
         .executableTarget(name: "FuzzAvro", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzAvro"),
         .executableTarget(name: "FuzzConfiguration", dependencies: ["Bridge", "FuzzSupport"], path: "Sources/Fuzz/FuzzConfiguration"),

@@ -37,22 +37,7 @@ final class HTTPIngestServer: Sendable {
         logger: Logger
     ) async throws -> HTTPIngestServer {
         let quiescing = ServerQuiescingHelper(group: group)
-        let endpoints = HTTPIngestHandler.BuiltInEndpoints(health: configuration.healthPath, metrics: configuration.metricsPath)
-        let limits = HTTPIngestHandler.RequestLimits(
-            maxHeaderSize: configuration.maxHeaderSize, maxHeaders: configuration.maxHeaders, maxURILength: configuration.maxURILength,
-            message: MessageLimits(maximumFormFields: configuration.maxFormFields, maximumMultipartParts: configuration.maxMultipartParts))
-        let guardSettings = ConnectionGuard.Settings(
-            requestReadTimeout: TimeAmount(configuration.requestReadTimeout), idleTimeout: TimeAmount(configuration.idleTimeout),
-            maxConnections: configuration.maxConnections)
-        // The decoder's own limits are a backstop above the precise checks of HTTPIngestHandler (which answer
-        // 414 and 431 with the limit that was exceeded): NIO counts the request target in its header bytes.
-        let decoderLimits = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldCount = configuration.maxHeaders
-            limits.maxHeaderListSize = configuration.maxHeaderSize + configuration.maxURILength
-            limits.maxHeaderFieldSize = configuration.maxHeaderSize + configuration.maxURILength
-            return limits
-        }()
+        let connectionPipeline = ConnectionPipeline(configuration: configuration, routes: routes, observability: observability, logger: logger)
         let connections = observability.connections
         let backoff = acceptBackoff
         let channel = try await ServerBootstrap(group: group)
@@ -72,16 +57,7 @@ final class HTTPIngestServer: Sendable {
                 }
             }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: connections, logger: logger)
-                    let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(connectionGuard)
-                    try pipeline.configureHTTPServerPipeline(
-                        withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                    try pipeline.addHandler(HTTPIngestHandler(
-                        routes: routes, observability: observability, endpoints: endpoints, limits: limits,
-                        connectionGuard: connectionGuard, logger: logger))
-                }
+                channel.eventLoop.makeCompletedFuture { try connectionPipeline.install(on: channel) }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
@@ -157,5 +133,50 @@ final class AcceptPause: ChannelInboundHandler, RemovableChannelHandler {
 
     private static func isResourceShortage(_ error: IOError) -> Bool {
         [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode)
+    }
+}
+
+/// The handlers of one accepted connection, in order: ``ConnectionGuard`` (connection cap and timeouts, on raw bytes),
+/// NIO's HTTP/1.1 codec with pipelining and the decoder's limits, then ``HTTPIngestHandler``. Built once from the
+/// configuration; the server installs it on every connection, and the HTTP fuzz target on an `EmbeddedChannel`.
+struct ConnectionPipeline: Sendable {
+    let routes: RouteTable
+    let observability: Observability
+    let endpoints: HTTPIngestHandler.BuiltInEndpoints
+    let limits: HTTPIngestHandler.RequestLimits
+    let guardSettings: ConnectionGuard.Settings
+    let decoderLimits: NIOHTTPDecoderLimitConfiguration
+    let logger: Logger
+
+    init(configuration: ServerConfiguration, routes: RouteTable, observability: Observability, logger: Logger) {
+        self.routes = routes
+        self.observability = observability
+        self.logger = logger
+        endpoints = HTTPIngestHandler.BuiltInEndpoints(health: configuration.healthPath, metrics: configuration.metricsPath)
+        limits = HTTPIngestHandler.RequestLimits(
+            maxHeaderSize: configuration.maxHeaderSize, maxHeaders: configuration.maxHeaders, maxURILength: configuration.maxURILength,
+            message: MessageLimits(maximumFormFields: configuration.maxFormFields, maximumMultipartParts: configuration.maxMultipartParts))
+        guardSettings = ConnectionGuard.Settings(
+            requestReadTimeout: TimeAmount(configuration.requestReadTimeout), idleTimeout: TimeAmount(configuration.idleTimeout),
+            maxConnections: configuration.maxConnections)
+        // The decoder's own limits are a backstop above the precise checks of HTTPIngestHandler (which answer
+        // 414 and 431 with the limit that was exceeded): NIO counts the request target in its header bytes.
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldCount = configuration.maxHeaders
+        decoderLimits.maxHeaderListSize = configuration.maxHeaderSize + configuration.maxURILength
+        decoderLimits.maxHeaderFieldSize = configuration.maxHeaderSize + configuration.maxURILength
+        self.decoderLimits = decoderLimits
+    }
+
+    /// Adds the handlers to a new connection's pipeline; call on its event loop.
+    func install(on channel: any Channel) throws {
+        let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: observability.connections, logger: logger)
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(connectionGuard)
+        try pipeline.configureHTTPServerPipeline(
+            withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+        try pipeline.addHandler(HTTPIngestHandler(
+            routes: routes, observability: observability, endpoints: endpoints, limits: limits,
+            connectionGuard: connectionGuard, logger: logger))
     }
 }

@@ -26,10 +26,7 @@ public func fuzzHTTPPipeline(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     let fixture = pipelineFixture
     let channel = EmbeddedChannel()
     do {
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-        try channel.pipeline.syncOperations.addHandler(HTTPIngestHandler(
-            routes: fixture.routes, observability: fixture.observability,
-            endpoints: .init(health: "/health", metrics: "/metrics"), logger: fixture.logger))
+        try fixture.pipeline.install(on: channel)
         // Active, as an accepted connection is.
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
     } catch {
@@ -92,13 +89,12 @@ private func checkResponses(_ output: ByteBuffer, input: UnsafeRawBufferPointer)
     }
 }
 
-/// The routes, producer and mock cluster shared by every input.
+/// The connection pipeline (the server's, with the default `server:` limits), producer and mock cluster shared by
+/// every input.
 struct PipelineFixture: Sendable {
     let cluster: KafkaMockCluster
     let producer: KafkaProducer
-    let routes: RouteTable
-    let observability: Observability
-    let logger: Logger
+    let pipeline: ConnectionPipeline
 }
 
 let pipelineFixture: PipelineFixture = {
@@ -134,8 +130,9 @@ let pipelineFixture: PipelineFixture = {
         let observability = Observability(
             producers: [.init(name: cluster.bootstrapServers, producer: producer)],
             routes: ingestors.map { ($0.route.name, $0.responses) })
-        return PipelineFixture(cluster: cluster, producer: producer, routes: RouteTable(ingestors),
-                               observability: observability, logger: logger)
+        let pipeline = ConnectionPipeline(configuration: ServerConfiguration(), routes: RouteTable(ingestors),
+                                          observability: observability, logger: logger)
+        return PipelineFixture(cluster: cluster, producer: producer, pipeline: pipeline)
     } catch {
         preconditionFailure("cannot set up the fuzz fixture: \(error)")
     }

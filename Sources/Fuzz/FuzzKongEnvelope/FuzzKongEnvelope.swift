@@ -26,16 +26,9 @@ public func fuzzKongEnvelope(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     let methods: [HTTPMethod] = [.POST, .PUT, .PATCH, .GET, .DELETE, .OPTIONS, .RAW(value: "PURGE\"\\\u{1}"), .POST]
     let method = methods[Int(selector >> 5)]
     let contentType = input.line()
-    // KNOWN-BUG(issue 8): remove after the fix. Splitting multipart is quadratic in the boundary's length
-    // (Fuzz/known-crashes/FuzzKongEnvelope/multipart-long-boundary, FuzzFindingsTests).
-    if contentType.utf8.count > 200 { return 0 }
     let uri = input.line()
     var headers = HTTPHeaders()
-    // KNOWN-BUG(issue 8): remove after merge. Grouping headers is quadratic in their number: thousands of distinct
-    // names take seconds (Fuzz/known-crashes/FuzzKongEnvelope).
-    var headerBudget = 500
-    while !input.isEmpty, headerBudget > 0 {
-        headerBudget -= 1
+    while !input.isEmpty {
         let line = input.line()
         if line.isEmpty { break }
         let colon = line.firstIndex(of: ":") ?? line.endIndex
