@@ -1,28 +1,58 @@
 import AsyncHTTPClient
 import Logging
-import SchemaRegistry
 import Secrets
 import TestSupport
 import Testing
+
+@testable import SchemaRegistry
 
 /// While the registry is down, requests fail fast (or get the cached schema at once) instead of each waiting for
 /// the registry's timeout; after a backoff, one request tries again.
 @Suite(.timeLimit(.minutes(1)))
 struct RegistryCircuitBreakerTests {
-    @Test func afterAFailureTheRegistryIsNotAskedAgainUntilTheBackoffPasses() async throws {
+    @Test func afterAFailureTheRegistryIsNotAskedAgainWhileTheCircuitIsOpen() async throws {
         let registry = try await FakeSchemaRegistry()
         registry.register(subject: "s", schema: orderSchema)
         registry.setAvailable(false)
-        let client = try makeClient(registry) { $0.retryBackoff = .milliseconds(300) }
+        let client = try makeClient(registry) { $0.retryBackoff = .seconds(60) }
         for _ in 0..<5 {
             let error = await #expect(throws: SchemaRegistryError.self) { try await client.schema(subject: "s", version: .latest) }
             #expect(error?.code == .unavailable)
         }
         #expect(registry.requests(to: "/subjects/s/versions/latest") == 1)
+        try await registry.shutdown()
+    }
+
+    /// The breaker's timing, on explicit instants (the client passes the clock's).
+    @Test func theCircuitOpensForABackoffThatDoublesThenLetsOneProbeThrough() {
+        let breaker = RegistryCircuitBreaker(initialBackoff: .milliseconds(500), maximumBackoff: .seconds(2))
+        let start = ContinuousClock.now
+        #expect(breaker.admit(now: start) == .allowed)
+        breaker.recordFailure("refused", now: start)
+        #expect(breaker.admit(now: start + .milliseconds(499)) == .refused(lastFailure: "refused", retryIn: .milliseconds(1)))
+        // The backoff has passed: one probe, the others still refused while it runs.
+        #expect(breaker.admit(now: start + .milliseconds(500)) == .allowed)
+        #expect(breaker.admit(now: start + .milliseconds(501)) != .allowed)
+        breaker.recordFailure("refused again", now: start + .seconds(1))
+        #expect(breaker.admit(now: start + .milliseconds(1999)) != .allowed)  // doubled: 1 s
+        #expect(breaker.admit(now: start + .seconds(2)) == .allowed)
+        for step in 2...6 { breaker.recordFailure("down", now: start + .seconds(step * 10)) }
+        #expect(breaker.admit(now: start + .seconds(60) + .milliseconds(1999)) != .allowed)  // capped at 2 s
+        #expect(breaker.admit(now: start + .seconds(62)) == .allowed)
+        breaker.recordSuccess()
+        #expect(breaker.admit(now: start + .seconds(62)) == .allowed)
+        #expect(breaker.admit(now: start + .seconds(62)) == .allowed)  // closed: everyone goes through
+    }
+
+    @Test func aRecoveredRegistryIsUsedAgainAfterTheBackoff() async throws {
+        let registry = try await FakeSchemaRegistry()
+        registry.register(subject: "s", schema: orderSchema)
+        registry.setAvailable(false)
+        let client = try makeClient(registry) { $0.retryBackoff = .milliseconds(100) }
+        _ = try? await client.schema(subject: "s", version: .latest)
         registry.setAvailable(true)
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(200))
         #expect(try await client.schema(subject: "s", version: .latest).schema == orderSchema)
-        #expect(registry.requests(to: "/subjects/s/versions/latest") == 2)
         try await registry.shutdown()
     }
 
