@@ -101,8 +101,8 @@ struct SchemaRegistryClientTests {
     }
 
     @Test func oauth2TokensAreFetchedOnceAndRefreshedBeforeExpiry() async throws {
-        // Tokens live 31 s: refreshed 30 s early, so each is reused for about a second.
-        let registry = try await FakeSchemaRegistry(bearerTokenLifetime: 31)
+        // Tokens live 33 s: refreshed 30 s early, so each is reused for about 3 s (1 s flaked on a loaded machine).
+        let registry = try await FakeSchemaRegistry(bearerTokenLifetime: 33)
         registry.register(subject: "s", schema: orderSchema)
         let client = try makeClient(registry) {
             $0.cacheTTL = .zero
@@ -110,7 +110,7 @@ struct SchemaRegistryClientTests {
         }
         for _ in 0..<3 { _ = try await client.schema(subject: "s", version: .latest) }
         #expect(registry.tokensIssued == 1)
-        try await Task.sleep(for: .milliseconds(1200))
+        try await Task.sleep(for: .milliseconds(3300))
         _ = try await client.schema(subject: "s", version: .latest)
         #expect(registry.tokensIssued == 2)
         try await registry.shutdown()
