@@ -53,6 +53,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Outbound HTTP calls for workflows (Datakit `call`, request-callout): pooled client, TLS, proxies, size cap,
+        // destination policy. Knows nothing about workflows, JSON, Kafka or the Bridge.
+        .target(
+            name: "Callout",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The bridge: configuration, routes, Kong message encoding, the NIO ingest server.
         .target(
             name: "Bridge",
@@ -135,6 +148,16 @@ let package = Package(
             ],
             // The official suite is read from the source tree by the conformance test, not bundled.
             exclude: ["JSON-Schema-Test-Suite"]
+        ),
+        .testTarget(
+            name: "CalloutTests",
+            dependencies: [
+                "Callout",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
