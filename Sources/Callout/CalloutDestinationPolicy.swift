@@ -9,7 +9,9 @@
 ///   NAT64 `64:ff9b::/96`, 6to4 `2002::/16`).
 /// - The host must then match `allowedHosts`: exact host names, `*.example.com` (any name strictly below
 ///   `example.com`, not `example.com` itself), or IP literals (matched by address, so `127.1` matches an entry
-///   `127.0.0.1`), all case-insensitive. An empty list allows no dynamic destination. A bare `*` is refused.
+///   `127.0.0.1`, and an IPv4-mapped `::ffff:a.b.c.d` matches the IPv4 entry), all case-insensitive. An empty
+///   list allows no dynamic destination. A bare `*` is refused (list the domains instead).
+/// - Loopback and private addresses are not refused by themselves: the allow-list decides (list them only on purpose).
 ///
 /// Not covered: DNS resolution. A host name is judged by its text; a name that resolves to a link-local or internal
 /// address (including DNS rebinding between check and connect) passes if it is allow-listed. The HTTP client exposes
@@ -62,7 +64,7 @@ public struct CalloutDestinationPolicy: Sendable {
             }
             switch host {
             case .name(let name): exactNames.insert(name)
-            case .ipv4, .ipv6: exactAddresses.insert(host)
+            case .ipv4, .ipv6: exactAddresses.insert(Self.comparableAddress(host))
             }
         }
         self.allowedHosts = allowedHosts
@@ -98,8 +100,16 @@ public struct CalloutDestinationPolicy: Sendable {
         case .name(let name):
             return exactNames.contains(name) || nameSuffixes.contains { name.hasSuffix($0) }
         case .ipv4, .ipv6:
-            return exactAddresses.contains(host)
+            return exactAddresses.contains(Self.comparableAddress(host))
         }
+    }
+
+    /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) reaches the IPv4 address, so it matches as that address.
+    private static func comparableAddress(_ host: CalloutURL.Host) -> CalloutURL.Host {
+        guard case .ipv6(let bytes) = host, bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }),
+              bytes[10] == 0xFF, bytes[11] == 0xFF
+        else { return host }
+        return .ipv4(UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15]))
     }
 
     static let metadataNames: Set<String> = ["metadata", "metadata.google.internal", "metadata.goog"]

@@ -46,8 +46,9 @@ public struct CalloutRequest: Sendable {
 }
 
 /// Forward proxy settings (Kong `call` inputs `http_proxy`, `https_proxy`, `proxy_auth_username`, `proxy_auth_password`).
-/// `http://` URLs go through `httpProxy` (absolute-form requests), `https://` URLs through `httpsProxy` (CONNECT tunnel);
-/// a `nil` entry means direct for that scheme. Proxy URLs are `http://host[:port]` (default port 80): TLS to the proxy
+/// `http://` URLs go through `httpProxy`, `https://` URLs through `httpsProxy`, both as a CONNECT tunnel (the way
+/// AsyncHTTPClient proxies; plain HTTP proxies that refuse CONNECT cannot be used); a `nil` entry means direct for that
+/// scheme. Basic proxy credentials are sent on the CONNECT request only. Proxy URLs are `http://host[:port]` (default port 80): TLS to the proxy
 /// itself is not supported, and credentials belong in `username`/`password`, never in the URL.
 public struct CalloutProxy: Sendable, Hashable {
     public var httpProxy: String?

@@ -47,7 +47,8 @@ func values(_ headers: [(String, String)], _ name: String) -> [String] {
 
 func elapsed(since start: ContinuousClock.Instant) -> Duration { ContinuousClock.now - start }
 
-@Suite("CalloutTests: client against real local servers")
+// Serialized: several tests measure elapsed time, which parallel neighbours on a 2-core machine would distort.
+@Suite("CalloutTests: client against real local servers", .serialized)
 struct CalloutClientTests {
     @Test("GET keeps header order and repeats; query reaches the server")
     func getRoundTrip() async throws {
@@ -236,36 +237,65 @@ struct CalloutClientTests {
         }
     }
 
-    @Test("http URLs go through the http proxy with basic proxy authentication")
+    @Test("http URLs go through the http proxy (CONNECT tunnel) with basic proxy authentication")
     func httpProxy() async throws {
-        try await withServerAndClient { proxy, client in
-            // The destination name does not resolve: only the proxy can serve it.
-            let response = try await client.execute(CalloutRequest(
-                url: "http://callout-destination.invalid:8081/echo?via=proxy",
-                proxy: CalloutProxy(httpProxy: "http://127.0.0.1:\(proxy.port)", username: "user", password: "pass")))
-            #expect(response.status == 200)
-            #expect(values(response.headers, "x-target") == ["http://callout-destination.invalid:8081/echo?via=proxy"])
-            #expect(values(response.headers, "x-echo-proxy-authorization") == ["Basic dXNlcjpwYXNz"])
-            let badProxy = await callError(client, CalloutRequest(
-                url: "http://callout-destination.invalid/echo", proxy: CalloutProxy(httpProxy: "https://127.0.0.1:\(proxy.port)")))
-            #expect(badProxy?.kind == .invalidURL)
-            let credentialsInURL = await callError(client, CalloutRequest(
-                url: "http://callout-destination.invalid/echo", proxy: CalloutProxy(httpProxy: "http://u:secret@127.0.0.1:\(proxy.port)")))
-            #expect(credentialsInURL?.kind == .invalidURL)
-            #expect(credentialsInURL?.description.contains("secret") == false)
+        try await withServerAndClient { server, client in
+            let proxy = try await TestConnectProxy.start(backendPort: server.port)
+            do {
+                // The destination name does not resolve: only the proxy can reach it.
+                let response = try await client.execute(CalloutRequest(
+                    url: "http://callout-destination.invalid:8081/echo?via=proxy",
+                    proxy: CalloutProxy(httpProxy: "http://127.0.0.1:\(proxy.port)", username: "user", password: "pass")))
+                #expect(response.status == 200)
+                #expect(values(response.headers, "x-target") == ["/echo?via=proxy"])
+                #expect(values(response.headers, "x-echo-host") == ["callout-destination.invalid:8081"])
+                // Proxy credentials go to the proxy only.
+                #expect(values(response.headers, "x-echo-proxy-authorization").isEmpty)
+                #expect(proxy.connects.map(\.target) == ["callout-destination.invalid:8081"])
+                #expect(proxy.connects.map(\.authorization) == ["Basic dXNlcjpwYXNz"])
+
+                // An https_proxy setting does not apply to http URLs: this one goes direct.
+                let direct = try await client.execute(CalloutRequest(
+                    url: "http://127.0.0.1:\(server.port)/echo",
+                    proxy: CalloutProxy(httpsProxy: "http://127.0.0.1:\(proxy.port)")))
+                #expect(direct.status == 200)
+                #expect(proxy.connects.count == 1)
+
+                let tlsProxy = await callError(client, CalloutRequest(
+                    url: "http://callout-destination.invalid/echo", proxy: CalloutProxy(httpProxy: "https://127.0.0.1:\(proxy.port)")))
+                #expect(tlsProxy?.kind == .invalidURL)
+                let credentialsInURL = await callError(client, CalloutRequest(
+                    url: "http://callout-destination.invalid/echo", proxy: CalloutProxy(httpProxy: "http://u:secret@127.0.0.1:\(proxy.port)")))
+                #expect(credentialsInURL?.kind == .invalidURL)
+                #expect(credentialsInURL?.description.contains("secret") == false)
+            } catch {
+                try? await proxy.stop()
+                throw error
+            }
+            try await proxy.stop()
         }
     }
 
     @Test("client variants (proxies, server names) are bounded")
     func variantsAreBounded() async throws {
-        try await withServerAndClient(configuration: .init(maximumClientVariants: 1)) { proxy, client in
-            let first = try await client.execute(CalloutRequest(
-                url: "http://a.invalid/echo", proxy: CalloutProxy(httpProxy: "http://127.0.0.1:\(proxy.port)")))
-            #expect(first.status == 200)
-            let second = await callError(client, CalloutRequest(
-                url: "http://a.invalid/echo", proxy: CalloutProxy(httpProxy: "http://localhost:\(proxy.port)")))
-            #expect(second?.kind == .other)
-            #expect(second?.description.contains("distinct proxy") == true)
+        try await withServerAndClient(configuration: .init(maximumClientVariants: 1)) { server, client in
+            let proxy = try await TestConnectProxy.start(backendPort: server.port)
+            do {
+                let first = try await client.execute(CalloutRequest(
+                    url: "http://a.invalid/echo", proxy: CalloutProxy(httpProxy: "http://127.0.0.1:\(proxy.port)")))
+                #expect(first.status == 200)
+                let again = try await client.execute(CalloutRequest(
+                    url: "http://b.invalid/echo", proxy: CalloutProxy(httpProxy: "http://127.0.0.1:\(proxy.port)")))
+                #expect(again.status == 200)
+                let second = await callError(client, CalloutRequest(
+                    url: "http://a.invalid/echo", proxy: CalloutProxy(httpProxy: "http://localhost:\(proxy.port)")))
+                #expect(second?.kind == .other)
+                #expect(second?.description.contains("distinct proxy") == true)
+            } catch {
+                try? await proxy.stop()
+                throw error
+            }
+            try await proxy.stop()
         }
     }
 }

@@ -49,6 +49,9 @@ struct CalloutDestinationPolicyTests {
         ("http://[::1]:8080/", .allowed),
         ("http://[0:0:0:0:0:0:0:1]/", .allowed),
         ("http://[2001:DB8:0::7]/", .allowed),
+        ("http://[::ffff:10.0.0.5]/", .allowed),  // IPv4-mapped matches the IPv4 entry
+        ("http://[::ffff:a00:5]/", .allowed),
+        ("http://[::10.0.0.5]/", .refused),  // IPv4-compatible is a different (deprecated) address
         // Not on the allow-list.
         ("http://internal.example/", .refused),  // wildcard is strictly below the domain
         ("http://evilinternal.example/", .refused),

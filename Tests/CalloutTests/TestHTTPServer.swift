@@ -12,7 +12,7 @@ import Synchronization
 /// - `/delay/<ms>`: 200 `done` after that many milliseconds (nothing if the connection closed meanwhile).
 /// - `/bytes/<n>`: n bytes, chunked (no Content-Length); `/bytes-cl/<n>`: n bytes with Content-Length.
 /// - `/redirect`: 302 to `/echo`.
-/// - `/endless`: 64 KiB chunks until the client goes away (at most 1 GiB).
+/// - `/endless`: 64 KiB chunks every millisecond until the client goes away (at most 1 GiB).
 final class TestHTTPServer: Sendable {
     let port: Int
     private let channel: any Channel
@@ -134,9 +134,14 @@ private final class TestHTTPHandler: ChannelInboundHandler, RemovableChannelHand
 
     private func writeEndless(context: ChannelHandlerContext, remaining: Int) {
         guard isActive, remaining > 0 else { return }
+        // Paced at one 64 KiB chunk per millisecond so that it does not starve the timing tests running beside it.
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: 0x63, count: 65536)))))
             .assumeIsolated()
-            .whenSuccess { self.writeEndless(context: context, remaining: remaining - 1) }
+            .whenSuccess {
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(1)) {
+                    self.writeEndless(context: context, remaining: remaining - 1)
+                }
+            }
     }
 
     private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) {
@@ -184,6 +189,11 @@ struct TestCertificates: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    struct OpenSSLFailed: Error {
+        let command: String
+        let status: Int32
+    }
+
     private static func openssl(_ arguments: [String], in directory: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -194,7 +204,7 @@ struct TestCertificates: Sendable {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "openssl \(arguments.first ?? "") failed"])
+            throw OpenSSLFailed(command: arguments.prefix(2).joined(separator: " "), status: process.terminationStatus)
         }
     }
 }
