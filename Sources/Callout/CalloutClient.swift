@@ -412,7 +412,11 @@ public final class CalloutClient: Sendable {
             }
         }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-            return make(.tls, "failed: TLS: \(error)")
+            let detail = "\(error)"
+            if detail.contains("CERTIFICATE_VERIFY_FAILED") {
+                return make(.tls, "failed: TLS certificate verification failed (certificate not trusted or not issued for this name)")
+            }
+            return make(.tls, "failed: TLS: \(detail)")
         }
         if error is NIOConnectionError || error is IOError {
             return make(.connectFailed, "failed: cannot connect: \(error)")

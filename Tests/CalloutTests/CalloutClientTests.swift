@@ -276,6 +276,23 @@ struct CalloutClientTests {
         }
     }
 
+    @Test("calls after shutdown fail cleanly; shutdown twice is harmless")
+    func callsAfterShutdown() async throws {
+        let server = try await TestHTTPServer.start()
+        let client = try CalloutClient()
+        let before = try await client.execute(CalloutRequest(url: "http://127.0.0.1:\(server.port)/echo"))
+        #expect(before.status == 200)
+        try await client.shutdown()
+        try await client.shutdown()
+        let after = await callError(client, CalloutRequest(url: "http://127.0.0.1:\(server.port)/echo"))
+        #expect(after?.kind == .other)
+        #expect(after?.description.contains("shut down") == true)
+        let viaProxy = await callError(client, CalloutRequest(
+            url: "http://127.0.0.1:\(server.port)/echo", proxy: CalloutProxy(httpProxy: "http://127.0.0.1:\(server.port)")))
+        #expect(viaProxy?.description.contains("shut down") == true)
+        try await server.stop()
+    }
+
     @Test("client variants (proxies, server names) are bounded")
     func variantsAreBounded() async throws {
         try await withServerAndClient(configuration: .init(maximumClientVariants: 1)) { server, client in
@@ -348,6 +365,31 @@ struct CalloutTLSTests {
             #expect(wrongName?.kind == .tls)
             let ipName = await callError(client, CalloutRequest(url: url, serverName: "10.0.0.1"))
             #expect(ipName?.kind == .invalidURL)
+        }
+    }
+
+    @Test("https URLs go through the https proxy as a CONNECT tunnel, verified end to end")
+    func httpsProxy() async throws {
+        defer { certificates.remove() }
+        let tls = try certificates.serverTLSConfiguration()
+        try await withServerAndClient(tls: tls, configuration: .init(caCertificateFiles: [certificates.caFile])) { server, client in
+            let proxy = try await TestConnectProxy.start(backendPort: server.port)
+            do {
+                // callout.test does not resolve; the tunnel leads to the TLS server whose certificate names it.
+                let settings = CalloutProxy(httpProxy: "http://127.0.0.1:1", httpsProxy: "http://127.0.0.1:\(proxy.port)")
+                let response = try await client.execute(CalloutRequest(url: "https://callout.test:8443/echo", proxy: settings))
+                #expect(response.status == 200)
+                #expect(values(response.headers, "x-echo-host") == ["callout.test:8443"])
+                #expect(proxy.connects.map(\.target) == ["callout.test:8443"])
+                // Through the same proxy, a name the certificate does not carry fails verification.
+                let wrongName = await callError(client, CalloutRequest(
+                    url: "https://callout.test:8443/echo", serverName: "other.test", proxy: settings))
+                #expect(wrongName?.kind == .tls)
+            } catch {
+                try? await proxy.stop()
+                throw error
+            }
+            try await proxy.stop()
         }
     }
 
