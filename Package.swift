@@ -36,6 +36,17 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
             ]
         ),
+        // libjq 1.6's C API (Debian libjq-dev has no pkg-config file: the module map links "jq"). Only `JQ` imports it.
+        .systemLibrary(name: "CJQ", providers: [.apt(["libjq-dev"])]),
+        // A safe Swift wrapper over libjq: compiled-once programs, a pool of jq states, bytes in and out.
+        .target(
+            name: "JQ",
+            dependencies: [
+                "CJQ",
+                "JSON",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // JSON values, the one JSON scanner (tree or validation only) and the one UTF-8 check; no dependencies.
         .target(name: "JSON"),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
@@ -98,6 +109,11 @@ let package = Package(
         ),
         // Validation + serialization throughput of the schema pipelines (scripts/bench runs it).
         .executableTarget(name: "SchemaBenchmark", dependencies: ["SchemaRegistry"]),
+        // Compile time and per-run cost of the JQ module (swift run -c release JQBenchmark).
+        .executableTarget(
+            name: "JQBenchmark",
+            dependencies: ["JQ", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         // The benchmark's baseline: the smallest useful NIO HTTP/1.1 server (fixed 200 response).
         .executableTarget(
             name: "NIOHelloWorld",
@@ -159,6 +175,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "BridgeTests",

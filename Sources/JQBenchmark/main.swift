@@ -1,0 +1,56 @@
+// Measures the JQ module (run in release: `swift run -c release JQBenchmark`): program compile time, and the cost of
+// one run (parse + execute + dump) of a small filter on a small document, synchronous and on a NIOThreadPool.
+import JQ
+import NIOPosix
+
+let filter = #"{id: .id, names: [.items[] | select(.n > 1) | .name], total: ([.items[].n] | add)}"#
+let document = Array(#"{"id":42,"items":[{"name":"a","n":1},{"name":"b","n":2},{"name":"c","n":3}]}"#.utf8)
+let clock = ContinuousClock()
+
+func microseconds(_ duration: Duration, per count: Int) -> String {
+    let total = Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
+    let hundredths = Int((total / Double(count) * 100).rounded())
+    let fraction = String(hundredths % 100)
+    return "\(hundredths / 100)." + (fraction.count == 1 ? "0" + fraction : fraction)
+}
+
+// Compile: every JQProgram init runs jq_compile once.
+let compiles = 20
+var program = try JQProgram(filter)
+let compileTime = clock.measure {
+    for _ in 0..<compiles { program = try! JQProgram(filter) }
+}
+print("compile: \(microseconds(compileTime, per: compiles)) µs per program (\(compiles) programs)")
+print("output: \(String(decoding: try program.run(document), as: UTF8.self))")
+
+// Synchronous runs, one thread.
+let runs = 200_000
+for _ in 0..<10_000 { _ = try program.run(document) }
+let syncTime = try clock.measure {
+    for _ in 0..<runs { _ = try program.run(document) }
+}
+print("sync run: \(microseconds(syncTime, per: runs)) µs per run (\(runs) runs, \(document.count)-byte document)")
+
+// Asynchronous runs on a thread pool: one at a time (latency including the thread hops), then 64 in flight.
+let pool = NIOThreadPool(numberOfThreads: 2)
+pool.start()
+let asyncRuns = 50_000
+for _ in 0..<5_000 { _ = try await program.run(document, on: pool) }
+let asyncTime = try await clock.measure {
+    for _ in 0..<asyncRuns { _ = try await program.run(document, on: pool) }
+}
+print("async run, one at a time: \(microseconds(asyncTime, per: asyncRuns)) µs per run (\(asyncRuns) runs, 2 pool threads)")
+let sharedProgram = program
+let concurrentTime = await clock.measure {
+    await withTaskGroup(of: Void.self) { group in
+        for worker in 0..<64 {
+            group.addTask {
+                for _ in 0..<(asyncRuns / 64) { _ = try? await sharedProgram.run(document, on: pool) }
+                _ = worker
+            }
+        }
+    }
+}
+print("async run, 64 in flight: \(microseconds(concurrentTime, per: asyncRuns / 64 * 64)) µs per run (wall time / runs, 2 pool threads)")
+print("statistics: \(program.statistics)")
+try await pool.shutdownGracefully()

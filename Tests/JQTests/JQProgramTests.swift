@@ -1,0 +1,468 @@
+import Foundation
+import JQ
+import JSON
+import NIOPosix
+import Synchronization
+import Testing
+
+/// A counter that `Thread` closures can share (a `Mutex` itself cannot be captured).
+private final class Counter: Sendable {
+    let value: Mutex<Int>
+    init(_ value: Int) { self.value = Mutex(value) }
+}
+
+/// Runs `program` on `input` (text) and returns the result as text.
+private func run(_ program: JQProgram, _ input: String) throws(JQRunError) -> String {
+    String(decoding: try program.run(Array(input.utf8)), as: UTF8.self)
+}
+
+private func runError(_ program: JQProgram, _ input: String) -> JQRunError? {
+    do {
+        _ = try program.run(Array(input.utf8))
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// The async run's result, for `Task`s (whose errors are untyped).
+private func runCatching(_ program: JQProgram, _ input: String, on pool: NIOThreadPool) async -> Result<[UInt8], JQRunError> {
+    do {
+        return .success(try await program.run(Array(input.utf8), on: pool))
+    } catch {
+        return .failure(error)
+    }
+}
+
+private func compileError(_ text: String) -> JQCompileError? {
+    do {
+        _ = try JQProgram(text, maximumStates: 1)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct JQProgramResultTests {
+    @Test func oneOutputIsThatValue() throws {
+        let program = try JQProgram(#"{count: (.items | length), names: [.items[].name]}"#)
+        #expect(try run(program, #"{"items":[{"name":"a"},{"name":"b"}]}"#) == #"{"count":2,"names":["a","b"]}"#)
+        // One output that is an array stays that array (it is not wrapped again).
+        #expect(try run(try JQProgram(".[]"), "[[1,2]]") == "[1,2]")
+    }
+
+    @Test func zeroOutputsAreNull() throws {
+        #expect(try run(try JQProgram("empty"), "{}") == "null")
+        #expect(try run(try JQProgram(".[] | select(. > 5)"), "[1,2,3]") == "null")
+    }
+
+    @Test func severalOutputsAreAnArrayInOrder() throws {
+        #expect(try run(try JQProgram(".[]"), #"[1,"two",{"three":3},null]"#) == #"[1,"two",{"three":3},null]"#)
+        #expect(try run(try JQProgram(".a, .b"), #"{"a":1,"b":[2]}"#) == "[1,[2]]")
+        #expect(try run(try JQProgram("range(5)"), "null") == "[0,1,2,3,4]")
+    }
+
+    @Test func keysKeepJqsOrderAndOutputIsCompact() throws {
+        #expect(try run(try JQProgram("."), #" { "b" : 1 , "a" : [ 1 , 2 ] } "#) == #"{"b":1,"a":[1,2]}"#)
+    }
+
+    /// Documents libjq 1.6: numbers are doubles, so large integers lose precision even when only passed through.
+    @Test func numbersAreDoubles() throws {
+        #expect(try run(try JQProgram("."), #"{"id":9007199254740993,"price":1.10}"#) == #"{"id":9007199254740992,"price":1.1}"#)
+    }
+
+    @Test func valueConvenienceParsesTheResult() throws {
+        let value = try JQProgram(".a").value(for: Array(#"{"a":{"b":[1,"x"]}}"#.utf8))
+        #expect(value == (try JSONParser.parse(#"{"b":[1,"x"]}"#)))
+    }
+
+    @Test func rawBufferInput() throws {
+        let program = try JQProgram(".a")
+        let bytes = Array(#"{"a":true}"#.utf8)
+        let output = try bytes.withUnsafeBytes { (raw) throws(JQRunError) -> [UInt8] in try program.run(raw) }
+        #expect(output == Array("true".utf8))
+    }
+
+    @Test func debugIsANoOp() throws {
+        #expect(try run(try JQProgram("debug | .a"), #"{"a":1}"#) == "1")
+    }
+}
+
+@Suite struct JQProgramErrorTests {
+    @Test func syntaxErrorCarriesJqsMessages() throws {
+        let error = try #require(compileError(".a | foo("))
+        #expect(error.reason == .invalidProgram)
+        #expect(error.messages.first?.hasPrefix("jq: error: syntax error, unexpected $end") == true)
+        #expect(error.messages.contains { $0.contains("at <top-level>, line 1:") })
+        #expect(error.messages.last == "jq: 1 compile error")
+        #expect(error.description.contains("jq: 1 compile error"))
+    }
+
+    @Test func unknownFunctionCarriesJqsMessages() throws {
+        let error = try #require(compileError(".a | nosuchfunction"))
+        #expect(error.reason == .invalidProgram)
+        #expect(error.description.contains("jq: error: nosuchfunction/0 is not defined at <top-level>, line 1:"))
+        #expect(error.messages.last == "jq: 1 compile error")
+    }
+
+    @Test func runtimeErrorCarriesJqsMessage() throws {
+        let program = try JQProgram(".a + 1")
+        let error = try #require(runError(program, #"{"a":"x"}"#))
+        #expect(error.reason == .runtimeError)
+        #expect(error.message == #"jq: error: string ("x") and number (1) cannot be added"#)
+        // The state that failed is reused and works.
+        #expect(try run(program, #"{"a":2}"#) == "3")
+    }
+
+    @Test func errorBuiltinCarriesItsMessage() throws {
+        #expect(runError(try JQProgram(#"error("bad order: \(.id)")"#), #"{"id":7}"#)?.message == "jq: error: bad order: 7")
+        #expect(runError(try JQProgram(#"error({code: 1})"#), "null")?.message == #"jq: error: (not a string) {"code":1}"#)
+        // Outputs before the error are dropped: the run fails as a whole.
+        #expect(runError(try JQProgram(#"1, error("late")"#), "null")?.message == "jq: error: late")
+    }
+
+    @Test func longErrorMessagesAreCut() throws {
+        let error = try #require(runError(try JQProgram(#"error("x" * 100000)"#), "null"))
+        #expect(error.message.utf8.count < 2100)
+        #expect(error.message.hasSuffix("…"))
+    }
+
+    @Test func invalidInputFailsWithoutEchoingTheInput() throws {
+        let program = try JQProgram(".")
+        let unfinished = try #require(runError(program, #"{"secret": [1,"#))
+        #expect(unfinished.reason == .invalidInput)
+        #expect(unfinished.message.hasPrefix("invalid JSON input: Unfinished JSON term at EOF at line 1, column 14"))
+        #expect(!unfinished.message.contains("secret"))
+        #expect(runError(program, "")?.reason == .invalidInput)
+        #expect(runError(program, "   ")?.reason == .invalidInput)
+        #expect(runError(program, "1 2")?.reason == .invalidInput)
+        #expect(runError(program, "{\"a\":tru}")?.reason == .invalidInput)
+        // jq's parser bounds nesting at 256 levels.
+        let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        #expect(runError(program, deep)?.message.contains("Exceeds depth limit for parsing") == true)
+        #expect(try run(program, " [1] ") == "[1]")
+    }
+
+    @Test func haltEndsTheRunAndHaltErrorFailsIt() throws {
+        let halting = try JQProgram("1, halt, 2", maximumStates: 1)
+        #expect(try run(halting, "null") == "1")
+        let program = try JQProgram(#"if .stop then "stopped here" | halt_error else .n end"#, maximumStates: 1)
+        let error = try #require(runError(program, #"{"stop":true}"#))
+        #expect(error.reason == .runtimeError)
+        #expect(error.message.contains("stopped here"))
+        // The same (only) state runs normally afterwards: the halt does not stick.
+        #expect(try run(program, #"{"stop":false,"n":4}"#) == "4")
+        #expect(try run(halting, "null") == "1")
+    }
+}
+
+@Suite struct JQProgramSecurityTests {
+    @Test(arguments: [
+        "env", "env.PATH", "$ENV", "$ENV.HOME", "$ ENV", "$ # comment\n ENV", ". | env | keys",
+        #""\(env)""#, #""a\("b\(env)c")d""#, #"@base64 "x\($ENV)""#, "{a: env}", "{(env): 1}", "{a: 1 | env}",
+        ".[env:]", ".[1, env:2]", "..env", "def env: 1; env", "input", "inputs", "[inputs]", "input_filename",
+        "input_line_number", "$__loc__", "{$__loc__}", "{$ENV}", "get_search_list", "get_jq_origin", "get_prog_origin",
+        #""x" | modulemeta"#, #"import "a" as a; ."#, #"include "a"; ."#, "stderr", "1 + 2 |\n\nenv",
+    ])
+    func refusedBuiltins(program: String) throws {
+        let error = try #require(compileError(program))
+        #expect(error.reason == .refusedBuiltin, "\(program)")
+        #expect(error.messages.last == "jq: 1 compile error")
+        #expect(error.messages.first?.hasPrefix("jq: error: ") == true)
+        #expect(error.messages.first?.contains("not available in kbridge") == true)
+    }
+
+    @Test func envMessageNamesTheLine() throws {
+        let error = try #require(compileError("1 + 2 |\n\nenv"))
+        #expect(
+            error.messages.first
+                == "jq: error: env and $ENV are not available in kbridge (the process environment holds secrets) at <top-level>, line 3:")
+        #expect(compileError("$ENV.PASSWORD")?.messages.first?.contains("env and $ENV are not available in kbridge") == true)
+    }
+
+    @Test func namesInStringsFieldsKeysAndCommentsStayAllowed() throws {
+        let input = #"{"env":"prod","input":1,"a":{"env":2}}"#
+        #expect(try run(try JQProgram(".env"), input) == #""prod""#)
+        #expect(try run(try JQProgram(#"."env""#), input) == #""prod""#)
+        #expect(try run(try JQProgram(#".["env"]"#), input) == #""prod""#)
+        #expect(try run(try JQProgram(".a.env"), input) == "2")
+        #expect(try run(try JQProgram(#""env""#), input) == #""env""#)
+        #expect(try run(try JQProgram(#""$ENV \(.env) env""#), input) == #""$ENV prod env""#)
+        #expect(try run(try JQProgram(#""\("env")""#), input) == #""env""#)
+        #expect(try run(try JQProgram("{env: 1}"), input) == #"{"env":1}"#)
+        #expect(try run(try JQProgram("{env}"), input) == #"{"env":"prod"}"#)
+        #expect(try run(try JQProgram("{a: .input, env, input: 3}"), input) == #"{"a":1,"env":"prod","input":3}"#)
+        #expect(try run(try JQProgram("# env and $ENV\n.input"), input) == "1")
+        #expect(try run(try JQProgram(". as $env | $env.env"), input) == #""prod""#)
+        #expect(try run(try JQProgram("def environment: .env; environment"), input) == #""prod""#)
+        #expect(try run(try JQProgram("[.[] | numbers] | .[1e0:]"), #"[1,2,3]"#) == "[2,3]")
+    }
+}
+
+@Suite struct JQProgramBoundsTests {
+    @Test func programLengthIsBounded() throws {
+        let longest = "." + String(repeating: " ", count: JQProgram.maximumProgramLength - 1)
+        #expect(try run(try JQProgram(longest), "[1]") == "[1]")
+        let error = try #require(compileError(longest + " "))
+        #expect(error.reason == .programTooLong)
+        #expect(error.description == "jq: error: the program is 10241 characters long; kbridge takes at most 10240")
+    }
+
+    @Test func nulInTheProgramIsRefused() throws {
+        #expect(compileError(".a\u{0}| env")?.reason == .nulCharacter)
+    }
+
+    @Test func outputCountIsBounded() throws {
+        let program = try JQProgram("range(.)")
+        let atBound = try program.run(Array("10000".utf8))
+        #expect(try JSONParser.parse(atBound).arrayValue?.count == 10_000)
+        let error = try #require(runError(program, "10001"))
+        #expect(error.reason == .tooManyOutputs)
+        #expect(error.message == "the jq program produced more than 10000 values")
+        #expect(runError(try JQProgram("range(1e9)"), "null")?.reason == .tooManyOutputs)
+        let small = try JQProgram(".[]", limits: JQLimits(maximumOutputs: 3))
+        #expect(try run(small, "[1,2,3]") == "[1,2,3]")
+        #expect(runError(small, "[1,2,3,4]")?.reason == .tooManyOutputs)
+    }
+
+    @Test func outputBytesAreBounded() throws {
+        // One value: its own length. `"12345"` with quotes is 7 bytes.
+        let one = try JQProgram(".", limits: JQLimits(maximumOutputBytes: 7))
+        #expect(try run(one, #""12345""#) == #""12345""#)
+        #expect(runError(one, #""123456""#)?.reason == .outputTooLarge)
+        // Several values: the array with brackets and commas. `[1,2,3]` is 7 bytes.
+        let several = try JQProgram(".[]", limits: JQLimits(maximumOutputBytes: 7))
+        #expect(try run(several, "[1,2,3]") == "[1,2,3]")
+        #expect(runError(several, "[1,2,3,4]")?.reason == .outputTooLarge)
+        #expect(runError(several, "[1,22]")?.reason == nil)
+        #expect(runError(several, "[1,222]")?.reason == nil)
+        #expect(runError(several, "[1,2222]")?.reason == .outputTooLarge)
+        // Zero values: `null` always fits.
+        #expect(try run(try JQProgram("empty", limits: JQLimits(maximumOutputBytes: 4)), "1") == "null")
+        // The default bound: 16 MiB.
+        let error = try #require(runError(try JQProgram(#""x" * (17 * 1024 * 1024)"#), "null"))
+        #expect(error.reason == .outputTooLarge)
+        #expect(error.message == "the jq program's result is longer than 16777216 bytes")
+    }
+}
+
+@Suite struct JQProgramConcurrencyTests {
+    private static let program = #"{id: .id, doubled: [.values[] * 2], name: (.name | ascii_upcase), total: (.values | add)}"#
+
+    private static func input(_ thread: Int, _ run: Int) -> [UInt8] {
+        Array(#"{"id":\#(thread * 100_000 + run),"values":[\#(run),\#(thread),1.5],"name":"t\#(thread)é"}"#.utf8)
+    }
+
+    private static func expected(_ thread: Int, _ run: Int) -> [UInt8] {
+        let total = Double(run + thread) + 1.5
+        let totalText = total.rounded() == total ? String(Int(total)) : String(total)
+        return Array(#"{"id":\#(thread * 100_000 + run),"doubled":[\#(run * 2),\#(thread * 2),3],"name":"T\#(thread)é","total":\#(totalText)}"#.utf8)
+    }
+
+    /// `threads` OS threads run `runs` programs each on one JQProgram; returns the number of wrong results.
+    private static func stress(_ program: JQProgram, threads: Int, runs: Int) async -> Int {
+        let wrong = Counter(0)
+        let remaining = Counter(threads)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            for thread in 0..<threads {
+                let worker = Thread {
+                    var mistakes = 0
+                    for index in 0..<runs {
+                        let output = try? program.run(Self.input(thread, index))
+                        if output != Self.expected(thread, index) { mistakes += 1 }
+                    }
+                    wrong.value.withLock { $0 += mistakes }
+                    if remaining.value.withLock({ $0 -= 1; return $0 }) == 0 { done.resume() }
+                }
+                worker.start()
+            }
+        }
+        return wrong.value.withLock { $0 }
+    }
+
+    @Test func sixteenThreadsShareOneProgram() async throws {
+        let program = try JQProgram(Self.program, maximumStates: 16)
+        let started = ContinuousClock.now
+        let wrong = await Self.stress(program, threads: 16, runs: 2_000)
+        print("JQ stress: 16 threads × 2000 runs in \(ContinuousClock.now - started), wrong results: \(wrong), \(program.statistics)")
+        #expect(wrong == 0)
+        let statistics = program.statistics
+        #expect(statistics.liveStates <= 16)
+        #expect(statistics.idleStates == statistics.liveStates)
+        #expect(statistics.temporaryStates == 0)
+    }
+
+    @Test func runsBeyondThePoolCompileTemporaryStates() async throws {
+        let program = try JQProgram(Self.program, maximumStates: 2)
+        let wrong = await Self.stress(program, threads: 8, runs: 50)
+        #expect(wrong == 0)
+        let statistics = program.statistics
+        #expect(statistics.liveStates <= 2)
+        #expect(statistics.idleStates == statistics.liveStates)
+        #expect(statistics.compilations == statistics.liveStates + statistics.temporaryStates)
+    }
+
+    @Test func asyncRunsOnTheThreadPool() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        defer { pool.shutdownGracefully { _ in } }
+        let program = try JQProgram(".a + 1", maximumStates: 2)
+        #expect(try await program.run(Array(#"{"a":1}"#.utf8), on: pool) == Array("2".utf8))
+        do {
+            _ = try await program.run(Array(#"{"a":"x"}"#.utf8), on: pool)
+            Issue.record("no runtime error")
+        } catch {
+            #expect(error.message == #"jq: error: string ("x") and number (1) cannot be added"#)
+        }
+        do {
+            _ = try await program.run(Array("{".utf8), on: pool)
+            Issue.record("no input error")
+        } catch {
+            #expect(error.reason == .invalidInput)
+        }
+        // Many concurrent async runs, all correct; states go back to the pool.
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<200 {
+                group.addTask { (try? await program.run(Array(#"{"a":\#(index)}"#.utf8), on: pool)) == Array("\(index + 1)".utf8) }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count == 200 && results.allSatisfy { $0 })
+        #expect(program.statistics.idleStates == program.statistics.liveStates)
+        #expect(program.statistics.temporaryStates == 0)
+    }
+
+    @Test func asyncRunOnAStoppedPoolFails() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        try await pool.shutdownGracefully()
+        let program = try JQProgram(".")
+        do {
+            _ = try await program.run(Array("1".utf8), on: pool)
+            Issue.record("ran on a stopped pool")
+        } catch {
+            #expect(error.reason == .threadPoolInactive)
+        }
+    }
+
+    /// A program that runs for seconds (jq 1.6 cannot interrupt it). Bounded rather than `def f: f; f`, so the
+    /// thread it keeps is freed when the loop ends instead of spinning for the rest of the test process on a shared
+    /// machine; the tests tell "still running" from "ended" through the program's statistics.
+    private static let longRunning = "reduce range(2e7) as $i (0; . + 1)"
+
+    /// Polls `condition` until it holds or `limit` passes.
+    private static func eventually(within limit: Duration = .seconds(120), _ condition: () -> Bool) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    @Test func cancellationStopsWaitingForALongRunningProgram() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        defer { pool.shutdownGracefully { _ in } }  // does not wait for the runaway thread
+        let program = try JQProgram(Self.longRunning, maximumStates: 4)
+        let runaway = Task { await runCatching(program, "null", on: pool) }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelled = ContinuousClock.now
+        runaway.cancel()
+        let result = await runaway.value
+        let waited = ContinuousClock.now - cancelled
+        let afterCancellation = program.statistics
+        guard case .failure(let error) = result else {
+            Issue.record("the long-running program finished: \(result)")
+            return
+        }
+        #expect(error.reason == .cancelled)
+        #expect(error.message.contains("stopped waiting for the jq program"))
+        #expect(waited < .seconds(2), "cancellation took \(waited)")
+        // The program was still running on its thread: its state was neither back in the pool nor dropped.
+        #expect(afterCancellation.idleStates == 0 && afterCancellation.abandonedStates == 0, "\(afterCancellation)")
+
+        // The pool's other thread still serves runs, of this program (a second state) and of others.
+        let other = try JQProgram(".n + 1")
+        #expect(try await other.run(Array(#"{"n":1}"#.utf8), on: pool) == Array("2".utf8))
+        let branching = try JQProgram("if . then 1 else " + Self.longRunning + " end", maximumStates: 4)
+        #expect(try await branching.run(Array("true".utf8), on: pool) == Array("1".utf8))
+
+        // When the program ends on its own, its state is dropped, not returned to the pool.
+        #expect(try await Self.eventually { program.statistics.abandonedStates == 1 }, "\(program.statistics)")
+        #expect(program.statistics.idleStates == 0)
+        #expect(program.statistics.liveStates == 0)
+    }
+
+    @Test func timeoutStopsWaitingForALongRunningProgram() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        defer { pool.shutdownGracefully { _ in } }
+        let program = try JQProgram(Self.longRunning)
+        let started = ContinuousClock.now
+        do {
+            _ = try await program.run(Array("null".utf8), on: pool, timeout: .milliseconds(200))
+            Issue.record("the long-running program finished")
+        } catch {
+            #expect(error.reason == .timedOut)
+            #expect(error.message.contains("timeout passed"))
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(program.statistics.idleStates == 0 && program.statistics.abandonedStates == 0)
+        // A timeout that does not pass leaves the result alone.
+        let quick = try JQProgram(".a")
+        #expect(try await quick.run(Array(#"{"a":5}"#.utf8), on: pool, timeout: .seconds(30)) == Array("5".utf8))
+    }
+
+    @Test func aRunCancelledBeforeItStartsNeverStarts() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { pool.shutdownGracefully { _ in } }
+        let blocker = try JQProgram("reduce range(3e6) as $i (0; . + 1)", maximumStates: 1)
+        let blocking = Task { await runCatching(blocker, "null", on: pool) }
+        try await Task.sleep(for: .milliseconds(100))  // the pool's only thread is now busy
+        let counted = try JQProgram(".", maximumStates: 1)
+        let queued = Task { await runCatching(counted, "1", on: pool) }
+        try await Task.sleep(for: .milliseconds(100))
+        queued.cancel()
+        guard case .failure(let error) = await queued.value else {
+            Issue.record("the queued run ran before it was cancelled (the blocker ended too soon)")
+            return
+        }
+        #expect(error.reason == .cancelled)
+        // Let the blocker end, then one more run through the same single thread: the queued item has had its turn.
+        #expect(try await blocking.value.get() == Array("3000000".utf8))
+        #expect(try await counted.run(Array("2".utf8), on: pool) == Array("2".utf8))
+        let statistics = counted.statistics
+        #expect(statistics.abandonedStates == 0, "the cancelled run started: \(statistics)")
+        #expect(statistics.compilations == 1 && statistics.idleStates == 1)
+    }
+}
+@Suite struct JQProgramMemoryTests {
+    private static func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(getpagesize()) : 0
+    }
+
+    /// 100,000 runs (successes, runtime errors, invalid inputs, several outputs): resident memory stays flat.
+    @Test func manyRunsDoNotGrowMemory() throws {
+        let program = try JQProgram(#"if .fail then error("no \(.n)") else (.items[] | {n: .n, s: (.s + "!")}) end"#, maximumStates: 1)
+        let inputs: [[UInt8]] = [
+            Array(#"{"items":[{"n":1,"s":"a"}]}"#.utf8),
+            Array(#"{"items":[{"n":1,"s":"a"},{"n":2,"s":"b"}]}"#.utf8),
+            Array(#"{"fail":true,"n":3}"#.utf8),
+            Array(#"{"items":[{"n":1,"s":"#.utf8),
+        ]
+        func round(_ count: Int) {
+            for index in 0..<count { _ = try? program.run(inputs[index % inputs.count]) }
+        }
+        round(20_000)  // warm up: allocator pools, jq's per-thread data
+        let before = Self.residentBytes()
+        round(100_000)
+        let after = Self.residentBytes()
+        let growth = after - before
+        print("JQ memory: resident \(before / 1024) KiB before, \(after / 1024) KiB after 100000 runs (growth \(growth / 1024) KiB)")
+        #expect(growth < 8 << 20, "resident memory grew by \(growth / 1024) KiB over 100000 runs")
+    }
+}
