@@ -222,12 +222,13 @@ public final class CalloutClient: Sendable {
         let tooLarge = CalloutError(
             .tooLarge, destination: destination,
             "callout to \(destination): response body larger than \(maximumBytes) bytes")
-        if expectsBody, status >= 200, status != 204, status != 304,
-           let declared = response.headers.first(name: "content-length"), let length = Int(declared), length > maximumBytes
-        {
-            throw tooLarge
-        }
         var body: [UInt8] = []
+        if expectsBody, status >= 200, status != 204, status != 304,
+           let declared = response.headers.first(name: "content-length"), let length = Int(declared), length >= 0
+        {
+            guard length <= maximumBytes else { throw tooLarge }
+            body.reserveCapacity(length)
+        }
         for try await chunk in response.body {
             guard chunk.readableBytes <= maximumBytes - body.count else { throw tooLarge }
             body.append(contentsOf: chunk.readableBytesView)

@@ -10,8 +10,9 @@ public struct CalloutRequest: Sendable {
     public var headers: [(String, String)]
     /// The request body; `nil` sends none.
     public var body: [UInt8]?
-    /// The whole call's time budget (connect, send, response head and body). `.zero` means "no per-call timeout",
-    /// which is still bounded by ``CalloutClient/Configuration/maximumTimeout``; larger values are clamped to it.
+    /// The whole call's time budget (connect, send, response head and body). `.zero` (or negative) means "no per-call
+    /// timeout", which is still bounded by ``CalloutClient/Configuration/maximumTimeout``; larger values are clamped
+    /// to it.
     public var timeout: Duration
     /// `false` skips certificate verification for this call only (`certificateVerification = .none`).
     public var tlsVerify: Bool
