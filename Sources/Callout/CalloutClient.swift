@@ -13,6 +13,7 @@
 // - Response bodies are streamed into memory up to `Configuration.maximumResponseBytes` (default 8 MiB); one byte
 //   more fails the call with `tooLarge` and closes the connection, so memory stays bounded. A `Content-Length` above
 //   the cap fails before any body byte is read. No decompression (a compressed body is returned as received).
+//   Response header blocks are bounded by SwiftNIO's decoders (80 KiB for HTTP/1.1 by default).
 // - Redirects are never followed (the 3xx response is returned), so a redirect cannot lead around
 //   `CalloutDestinationPolicy`.
 // - TLS: the system trust roots plus `Configuration.caCertificateFiles` (PEM, loaded and validated at init);
