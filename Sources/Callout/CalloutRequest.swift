@@ -114,3 +114,25 @@ public struct CalloutError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 }
+
+// Printing a request or proxy setting never shows header values, the body, the path and query, or credentials.
+extension CalloutRequest: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        let destination = (try? CalloutURL(parsing: url))?.hostAndPort ?? "<invalid URL>"
+        return "CalloutRequest(\(method) \(destination), \(headers.count) headers, \(body?.count ?? 0) body bytes)"
+    }
+
+    public var debugDescription: String { description }
+}
+
+extension CalloutProxy: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        func host(_ text: String?) -> String {
+            guard let text else { return "none" }
+            return (try? CalloutURL(parsing: text))?.hostAndPort ?? "<invalid URL>"
+        }
+        return "CalloutProxy(http: \(host(httpProxy)), https: \(host(httpsProxy)), authenticated: \(username != nil))"
+    }
+
+    public var debugDescription: String { description }
+}
