@@ -13,6 +13,7 @@
 // - Response bodies are streamed into memory up to `Configuration.maximumResponseBytes` (default 8 MiB); one byte
 //   more fails the call with `tooLarge` and closes the connection, so memory stays bounded. A `Content-Length` above
 //   the cap fails before any body byte is read. No decompression (a compressed body is returned as received).
+//   Response header blocks are bounded by SwiftNIO's decoders (80 KiB for HTTP/1.1 by default).
 // - Redirects are never followed (the 3xx response is returned), so a redirect cannot lead around
 //   `CalloutDestinationPolicy`.
 // - TLS: the system trust roots plus `Configuration.caCertificateFiles` (PEM, loaded and validated at init);
@@ -222,12 +223,13 @@ public final class CalloutClient: Sendable {
         let tooLarge = CalloutError(
             .tooLarge, destination: destination,
             "callout to \(destination): response body larger than \(maximumBytes) bytes")
-        if expectsBody, status >= 200, status != 204, status != 304,
-           let declared = response.headers.first(name: "content-length"), let length = Int(declared), length > maximumBytes
-        {
-            throw tooLarge
-        }
         var body: [UInt8] = []
+        if expectsBody, status >= 200, status != 204, status != 304,
+           let declared = response.headers.first(name: "content-length"), let length = Int(declared), length >= 0
+        {
+            guard length <= maximumBytes else { throw tooLarge }
+            body.reserveCapacity(length)
+        }
         for try await chunk in response.body {
             guard chunk.readableBytes <= maximumBytes - body.count else { throw tooLarge }
             body.append(contentsOf: chunk.readableBytesView)

@@ -10,8 +10,9 @@ public struct CalloutRequest: Sendable {
     public var headers: [(String, String)]
     /// The request body; `nil` sends none.
     public var body: [UInt8]?
-    /// The whole call's time budget (connect, send, response head and body). `.zero` means "no per-call timeout",
-    /// which is still bounded by ``CalloutClient/Configuration/maximumTimeout``; larger values are clamped to it.
+    /// The whole call's time budget (connect, send, response head and body). `.zero` (or negative) means "no per-call
+    /// timeout", which is still bounded by ``CalloutClient/Configuration/maximumTimeout``; larger values are clamped
+    /// to it.
     public var timeout: Duration
     /// `false` skips certificate verification for this call only (`certificateVerification = .none`).
     public var tlsVerify: Bool
@@ -112,4 +113,26 @@ public struct CalloutError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+}
+
+// Printing a request or proxy setting never shows header values, the body, the path and query, or credentials.
+extension CalloutRequest: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        let destination = (try? CalloutURL(parsing: url))?.hostAndPort ?? "<invalid URL>"
+        return "CalloutRequest(\(method) \(destination), \(headers.count) headers, \(body?.count ?? 0) body bytes)"
+    }
+
+    public var debugDescription: String { description }
+}
+
+extension CalloutProxy: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        func host(_ text: String?) -> String {
+            guard let text else { return "none" }
+            return (try? CalloutURL(parsing: text))?.hostAndPort ?? "<invalid URL>"
+        }
+        return "CalloutProxy(http: \(host(httpProxy)), https: \(host(httpsProxy)), authenticated: \(username != nil))"
+    }
+
+    public var debugDescription: String { description }
 }

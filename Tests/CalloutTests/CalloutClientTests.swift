@@ -66,6 +66,18 @@ struct CalloutClientTests {
         }
     }
 
+    @Test("the client connects to the canonical URL the policy judged (lenient IPv4 spellings, case, fragment)")
+    func canonicalURLIsWhatIsSent() async throws {
+        try await withServerAndClient { server, client in
+            for spelling in ["0x7f000001", "2130706433", "0177.0.0.1", "127.1"] {
+                let response = try await client.execute(CalloutRequest(url: "HTTP://\(spelling):\(server.port)/echo?q=1#fragment"))
+                #expect(response.status == 200)
+                #expect(values(response.headers, "x-echo-host") == ["127.0.0.1:\(server.port)"], "\(spelling)")
+                #expect(values(response.headers, "x-target") == ["/echo?q=1"])
+            }
+        }
+    }
+
     @Test("POST sends the body byte for byte; framing headers from the caller are replaced")
     func postRoundTrip() async throws {
         try await withServerAndClient { server, client in

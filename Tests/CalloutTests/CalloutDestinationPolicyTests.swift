@@ -211,6 +211,18 @@ struct CalloutDestinationPolicyTests {
         #expect(try CalloutURL(parsing: input).string == expected)
     }
 
+    @Test("printing a request or proxy setting shows no secrets")
+    func redactedDescriptions() {
+        let request = CalloutRequest(
+            method: "POST", url: "https://api.example.com/token?key=secret-query",
+            headers: [("Authorization", "Bearer secret-header")], body: Array("secret-body".utf8),
+            proxy: CalloutProxy(httpsProxy: "http://proxy.example:3128", username: "proxy-user", password: "secret-password"))
+        for text in [String(describing: request), String(reflecting: request), "\(request.proxy!)", String(reflecting: request.proxy!)] {
+            #expect(!text.contains("secret"), "\(text)")
+        }
+        #expect(String(describing: request).contains("api.example.com:443"))
+    }
+
     @Test("loopback and unspecified IPv6 are not mistaken for embedded IPv4")
     func loopbackIsNotEmbedded() throws {
         #expect(!CalloutDestinationPolicy.isLinkLocalOrMetadata(try CalloutURL(parsing: "http://[::1]/").host))
