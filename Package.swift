@@ -77,6 +77,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The workflow pre-stage (Kong Datakit): configuration, graph compilation and the per-request run.
+        .target(
+            name: "Workflow",
+            dependencies: [
+                "JSON", "Secrets", "JQ", "Callout",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The bridge: configuration, routes, Kong message encoding, the NIO ingest server.
         .target(
             name: "Bridge",
@@ -85,6 +93,7 @@ let package = Package(
                 "SchemaRegistry",
                 "Secrets",
                 "JSON",
+                "Workflow",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -176,6 +185,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(
+            name: "WorkflowTests",
+            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport"]
+        ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "BridgeTests",

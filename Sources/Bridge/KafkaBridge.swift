@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import Workflow
 
 /// kbridge assembled: one producer per distinct Kafka configuration, the route table, and the HTTP server.
 ///
@@ -23,6 +24,8 @@ public final class KafkaBridge: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let stopped = Mutex<Task<ShutdownReport, Never>?>(nil)
+    /// The HTTP clients and jq threads of the routes' workflows, when a route has one.
+    private let workflowServices: WorkflowServices?
 
     /// What shutting down achieved.
     public struct ShutdownReport: Sendable, Hashable {
@@ -33,8 +36,9 @@ public final class KafkaBridge: Service, Sendable {
     }
 
     private init(configuration: BridgeConfiguration, port: Int, producers: [KafkaProducer], server: HTTPIngestServer,
-                 group: MultiThreadedEventLoopGroup, logger: Logger) {
+                 group: MultiThreadedEventLoopGroup, workflowServices: WorkflowServices?, logger: Logger) {
         self.configuration = configuration
+        self.workflowServices = workflowServices
         self.port = port
         self.producers = producers
         self.server = Mutex(server)
@@ -50,6 +54,7 @@ public final class KafkaBridge: Service, Sendable {
         var producersBySettings: [KafkaSettings: KafkaProducer] = [:]
         var registries: [SchemaRegistryConfiguration: SchemaRegistryClient] = [:]
         var ingestors: [RouteIngestor] = []
+        let workflowServices = configuration.routes.contains { $0.workflow != nil } ? WorkflowServices(jqThreads: configuration.server.threads) : nil
         // Each producer must carry the largest message of any route it serves.
         var largestMessage: [KafkaSettings: Int] = [:]
         for route in configuration.routes {
@@ -71,11 +76,22 @@ public final class KafkaBridge: Service, Sendable {
                     properties: sized.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin,
                     options: KafkaProducerOptions(stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil), logger: logger)
                 producersBySettings[route.kafka] = producer
+                var workflow: Workflow?
+                if let definition = route.workflow?.definition, let workflowServices {
+                    do {
+                        workflow = try Workflow(definition, services: workflowServices, defaultTimeout: .milliseconds(route.kafka.timeout))
+                    } catch {
+                        throw ConfigurationError(issues: error.issues.map {
+                            ConfigurationIssue(file: "", key: "\(route.name).workflow.\($0.path)", reason: $0.reason)
+                        })
+                    }
+                }
                 ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
-                                               schemaEncoder: schemaEncoder))
+                                               schemaEncoder: schemaEncoder, workflow: workflow, logger: logger))
             }
         } catch {
             for producer in producersBySettings.values { await producer.close(flushTimeout: .zero) }
+            await workflowServices?.shutdown()
             throw error
         }
         let producers = Array(producersBySettings.values)
@@ -93,7 +109,8 @@ public final class KafkaBridge: Service, Sendable {
         let observability = Observability(
             producers: named,
             routes: ingestors.map { ($0.route.name, $0.responses) },
-            registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 })
+            registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 },
+            workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         do {
@@ -102,6 +119,7 @@ public final class KafkaBridge: Service, Sendable {
                 logger: logger)
         } catch {
             for producer in producers { await producer.close(flushTimeout: .zero) }
+            await workflowServices?.shutdown()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -118,7 +136,8 @@ public final class KafkaBridge: Service, Sendable {
                 "security": "\(route.kafka.securityDescription)",
             ])
         }
-        return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, group: group, logger: logger)
+        return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, group: group,
+                           workflowServices: workflowServices, logger: logger)
     }
 
     /// Counters summed over every producer.
@@ -165,6 +184,7 @@ public final class KafkaBridge: Service, Sendable {
             for producer in producers { tasks.addTask { await producer.close(flushTimeout: remaining) } }
             for await lost in tasks { undelivered += lost }
         }
+        await workflowServices?.shutdown()
         try? await group.shutdownGracefully()
         let statistics = producers.map(\.statistics)
         logger.info("kbridge stopped", metadata: [

@@ -10,6 +10,17 @@ public struct KafkaDeliveryReport: Sendable, Hashable {
     public var offset: Int64
 }
 
+/// A Kafka record header: a name and a value (`nil` for a header without a value).
+public struct KafkaRecordHeader: Sendable, Hashable {
+    public var name: String
+    public var value: [UInt8]?
+
+    public init(name: String, value: [UInt8]?) {
+        self.name = name
+        self.value = value
+    }
+}
+
 /// Called once per message with the broker's verdict, on the producer's poll thread. Must not block.
 public typealias KafkaDeliveryHandler = @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
 
@@ -178,7 +189,7 @@ public final class KafkaProducer: Sendable {
     ///   the login failure while one is known (only when `onDelivery` is given), or another code librdkafka
     ///   returns for the message.
     public func send(
-        topic: String, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer,
+        topic: String, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers: [KafkaRecordHeader] = [],
         onDelivery: KafkaDeliveryHandler? = nil
     ) throws(KafkaError) {
         activeSends.add(1, ordering: .sequentiallyConsistent)
@@ -194,8 +205,18 @@ public final class KafkaProducer: Sendable {
             deliveryBox = newBox
         }
         let box = deliveryBox.map { Unmanaged.passRetained($0).toOpaque() }
+        // Header names as consecutive C strings and values as one byte run, so that one pointer of each stays valid
+        // for the call (librdkafka copies both).
+        var headerNames: [CChar] = []
+        var headerValues: [UInt8] = []
+        for header in headers {
+            headerNames.append(contentsOf: header.name.utf8CString)
+            headerValues.append(contentsOf: header.value ?? [])
+        }
         let result = topic.withCString { topicName in
-            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6) { vus -> rd_kafka_resp_err_t in
+            headerNames.withUnsafeBufferPointer { names in
+            headerValues.withUnsafeBufferPointer { values in
+            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus -> rd_kafka_resp_err_t in
                 var count = 0
                 func append(_ fill: (inout rd_kafka_vu_t) -> Void) {
                     var vu = rd_kafka_vu_t()
@@ -219,12 +240,28 @@ public final class KafkaProducer: Sendable {
                     }
                 }
                 if let box { append { $0.vtype = RD_KAFKA_VTYPE_OPAQUE; $0.u.ptr = box } }
+                var nameOffset = 0
+                var valueOffset = 0
+                for header in headers {
+                    let name = names.baseAddress.map { $0 + nameOffset }
+                    let valueStart = values.baseAddress.map { UnsafeMutableRawPointer(mutating: $0 + valueOffset) }
+                    append {
+                        $0.vtype = RD_KAFKA_VTYPE_HEADER
+                        $0.u.header.name = name
+                        $0.u.header.val = header.value == nil ? nil : UnsafeRawPointer(valueStart)
+                        $0.u.header.size = header.value?.count ?? 0
+                    }
+                    nameOffset += header.name.utf8.count + 1
+                    valueOffset += header.value?.count ?? 0
+                }
                 guard let error = rd_kafka_produceva(handle.pointer, vus.baseAddress, count) else {
                     return RD_KAFKA_RESP_ERR_NO_ERROR
                 }
                 let code = rd_kafka_error_code(error)
                 rd_kafka_error_destroy(error)
                 return code
+            }
+            }
             }
         }
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {

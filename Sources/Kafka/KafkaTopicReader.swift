@@ -8,6 +8,8 @@ public struct KafkaConsumedMessage: Sendable, Hashable {
     public var offset: Int64
     public var key: [UInt8]?
     public var value: [UInt8]
+    /// The record's headers, in order.
+    public var headers: [KafkaRecordHeader] = []
 }
 
 /// Reads a topic from the beginning of every partition, without a consumer group (partitions are assigned,
@@ -67,9 +69,26 @@ public final class KafkaTopicReader: @unchecked Sendable {
             messages.append(KafkaConsumedMessage(
                 topic: topic, partition: m.partition, offset: m.offset,
                 key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
-                value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []))
+                value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? [],
+                headers: Self.headers(of: message)))
         }
         return messages.sorted { ($0.partition, $0.offset) < ($1.partition, $1.offset) }
+    }
+
+    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaRecordHeader] {
+        var list: OpaquePointer?
+        guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        var headers: [KafkaRecordHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            headers.append(KafkaRecordHeader(name: name.map { String(cString: $0) } ?? "",
+                                             value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+            index += 1
+        }
+        return headers
     }
 
     private func partitionCount(topic: String, deadline: ContinuousClock.Instant) throws(KafkaError) -> Int32 {

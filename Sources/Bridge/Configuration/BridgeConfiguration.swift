@@ -80,6 +80,8 @@ public struct RouteConfiguration: Sendable, Hashable {
     public var kafka: KafkaSettings
     /// `schema_registry.confluent`: validate and serialize the body (and key) with registered schemas.
     public var schemaRegistry: SchemaRegistrySettings?
+    /// `workflow`: a Kong Datakit configuration run before the message is built.
+    public var workflow: RouteWorkflow?
 
     public init(path: String, topic: String?, kafka: KafkaSettings, name: String? = nil) {
         self.path = path

@@ -167,6 +167,7 @@ extension ConfigurationReader {
         read("authentication", readAuthentication) { route.kafka.authentication = $0 }
         read("security", readSecurity) { route.kafka.tls = $0 }
         read("schema_registry", readSchemaRegistry) { route.schemaRegistry = $0 }
+        read("workflow", readWorkflow) { route.workflow = $0 }
         read("name", nonEmptyString) { route.name = $0 }
         if values["name"] == nil { route.name = "\(route.methods.joined(separator: ",")) \(routePath)" }
 

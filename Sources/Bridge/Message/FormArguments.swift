@@ -128,3 +128,19 @@ struct FormArguments: Equatable {
         }
     }
 }
+
+extension FormArguments {
+    /// The arguments as a JSON object (one value as itself, several as a list, a flag as `true`), as a workflow's
+    /// `request.query` shows them.
+    var jsonObject: JSONObject {
+        JSONObject(entries.map { entry in
+            let values = entry.values.map { value -> JSONValue in
+                switch value {
+                case .flag: .bool(true)
+                case .text(let text): .string(text)
+                }
+            }
+            return (entry.name, values.count == 1 ? values[0] : .array(values))
+        })
+    }
+}

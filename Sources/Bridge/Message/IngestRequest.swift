@@ -12,6 +12,9 @@ struct IngestRequest {
     var contentType: String?
     /// Bounds on what the message encoder parses out of the request.
     var limits: MessageLimits
+    /// Where the request came from and arrived, and its HTTP version (what a workflow's `request` node and
+    /// `client.ip` property show).
+    var connection = ConnectionFacts()
 
     init(
         method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil,
@@ -29,6 +32,14 @@ struct IngestRequest {
     var path: Substring { uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri) }
     /// The query part of ``uri`` without the `?`, or `nil` when there is none.
     var query: Substring? { uri.firstIndex(of: "?").map { uri[uri.index(after: $0)...] } }
+}
+
+/// The connection a request arrived on.
+struct ConnectionFacts: Sendable {
+    var clientIP: String?
+    var clientPort: Int?
+    var localPort: Int?
+    var version = HTTPVersion.http1_1
 }
 
 /// Bounds on the arguments and parts a request's message may have (`server.max_form_fields`, `server.max_multipart_parts`).

@@ -89,9 +89,14 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch state {
             case .receiving(let head, let match, let contentType, let body):
                 connectionGuard.requestReceived()
-                let request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
+                var request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
                                             body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType),
                                             limits: limits.message)
+                if match.ingestor.workflow != nil {
+                    let remote = context.channel.remoteAddress
+                    request.connection = ConnectionFacts(clientIP: remote?.ipAddress, clientPort: remote?.port,
+                                                         localPort: context.channel.localAddress?.port, version: head.version)
+                }
                 switch match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop) {
                 case .immediate(let response):
                     respond(response, head: head, context: context)

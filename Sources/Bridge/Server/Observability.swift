@@ -147,10 +147,17 @@ final class Observability: Sendable {
     let unrouted = ResponseCounters()
     let connections = ConnectionMetrics()
 
-    init(producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = []) {
+    /// Routes with a workflow, by route name.
+    let workflows: [(String, WorkflowMetrics)]
+
+    init(
+        producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = [],
+        workflows: [(String, WorkflowMetrics)] = []
+    ) {
         self.producers = producers
         self.routes = routes
         self.registries = registries
+        self.workflows = workflows
     }
 
     /// 200 when every cluster is up (or still connecting), 503 when one is down; the body says which.
@@ -211,6 +218,7 @@ final class Observability: Sendable {
                 text += "\(metric){bootstrap_servers=\"\(Self.escape(entry.name))\"} \(value(entry.producer))\n"
             }
         }
+        if !workflows.isEmpty { text += workflowMetricsText() }
         if !registries.isEmpty {
             text += "# HELP kbridge_schema_registry_stale_served_total Cached schemas served because the registry was unavailable.\n"
             text += "# TYPE kbridge_schema_registry_stale_served_total counter\n"
@@ -219,6 +227,36 @@ final class Observability: Sendable {
             }
         }
         return IngestResponse(status: .ok, body: ByteBuffer(string: text), headers: [], contentType: "text/plain; version=0.0.4")
+    }
+
+    private func workflowMetricsText() -> String {
+        var text = "# HELP kbridge_workflow_runs_total Workflow runs by route and outcome.\n# TYPE kbridge_workflow_runs_total counter\n"
+        let snapshots = workflows.map { ($0.0, $0.1, $0.1.snapshot) }
+        for (route, _, snapshot) in snapshots {
+            for outcome in WorkflowMetrics.Outcome.allCases {
+                text += "kbridge_workflow_runs_total{route=\"\(Self.escape(route))\",outcome=\"\(outcome.rawValue)\"} \(snapshot.outcomes[outcome] ?? 0)\n"
+            }
+        }
+        text += "# HELP kbridge_workflow_node_runs_total Workflow node runs by route, node and how they ended.\n"
+        text += "# TYPE kbridge_workflow_node_runs_total counter\n"
+        for (route, metrics, snapshot) in snapshots {
+            for node in metrics.nodeNames {
+                let counters = snapshot.nodes[node.name] ?? WorkflowMetrics.NodeCounters()
+                for (outcome, count) in counters.outcomes.sorted(by: { $0.key < $1.key }) {
+                    text += "kbridge_workflow_node_runs_total{route=\"\(Self.escape(route))\",node=\"\(Self.escape(node.name))\",type=\"\(node.type)\",outcome=\"\(outcome)\"} \(count)\n"
+                }
+            }
+        }
+        text += "# HELP kbridge_workflow_node_seconds Time spent in workflow nodes that ran.\n# TYPE kbridge_workflow_node_seconds summary\n"
+        for (route, metrics, snapshot) in snapshots {
+            for node in metrics.nodeNames {
+                let counters = snapshot.nodes[node.name] ?? WorkflowMetrics.NodeCounters()
+                let labels = "route=\"\(Self.escape(route))\",node=\"\(Self.escape(node.name))\",type=\"\(node.type)\""
+                text += "kbridge_workflow_node_seconds_sum{\(labels)} \(counters.seconds)\n"
+                text += "kbridge_workflow_node_seconds_count{\(labels)} \(counters.timed)\n"
+            }
+        }
+        return text
     }
 
     private static func escape(_ label: String) -> String {

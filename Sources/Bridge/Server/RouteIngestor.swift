@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import Workflow
 
 /// What happens to a request once it is complete: an answer now, or one that waits for the broker.
 enum IngestOutcome {
@@ -15,27 +16,42 @@ enum IngestOutcome {
 final class RouteIngestor: Sendable {
     let route: RouteConfiguration
     let pattern: RoutePattern
-    private let producer: KafkaProducer
+    let producer: KafkaProducer
     /// `allowed_topics` plus the default topic; `nil` when any topic is allowed.
     private let allowedTopics: Set<String>?
     private let readsQuery: Bool
     /// Validates and serializes records with registered schemas, for `schema_registry` routes.
-    private let schemaEncoder: SchemaRecordEncoder?
+    let schemaEncoder: SchemaRecordEncoder?
     /// The route's answers by status class, for `/metrics`.
     let responses = ResponseCounters()
+
+    /// The route's compiled workflow (Datakit pre-stage), if it has one.
+    let workflow: Workflow?
+    /// The workflow's outcomes and per-node counts, for `/metrics`.
+    let workflowMetrics: WorkflowMetrics?
 
     /// One message for one topic.
     struct OutgoingRecord: Sendable {
         var topic: String
         var value: ByteBuffer
         var key: [UInt8]?
+        var headers: [KafkaRecordHeader] = []
     }
 
-    init(route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil) {
+    /// Logs what a workflow run says went wrong.
+    let logger: Logger
+
+    init(
+        route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil,
+        workflow: Workflow? = nil, logger: Logger = Logger(label: "kbridge")
+    ) {
         self.route = route
+        self.logger = logger
         self.pattern = pattern
         self.producer = producer
         self.schemaEncoder = schemaEncoder
+        self.workflow = workflow
+        workflowMetrics = workflow.map { WorkflowMetrics(nodes: $0.nodeNames) }
         allowedTopics = route.allowedTopics.isEmpty ? nil : Set(route.allowedTopics + (route.topic.map { [$0] } ?? []))
         readsQuery = route.topicsQueryArgument != nil || route.keyQueryArgument != nil
     }
@@ -45,6 +61,7 @@ final class RouteIngestor: Sendable {
             return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable",
                                      "the Kafka cluster is unreachable: \(reason)", headers: [("retry-after", "1")]))
         }
+        if let workflow { return ingest(request, match: match, workflow: workflow, eventLoop: eventLoop) }
         var query = FormArguments()
         if readsQuery, let text = request.query {
             do { query = try FormArguments.parse(text) } catch {
@@ -91,7 +108,7 @@ final class RouteIngestor: Sendable {
         return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes) }, eventLoop: eventLoop)
     }
 
-    private func produce(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
+    func produce(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
         route.kafka.async ? produceAsync(records) : produceSync(records, eventLoop: eventLoop)
     }
 
@@ -109,7 +126,14 @@ final class RouteIngestor: Sendable {
 
     private func produceSync(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
         let promise = eventLoop.makePromise(of: IngestResponse.self)
-        let collector = DeliveryCollector(topics: records.map(\.topic), promise: promise, producer: producer)
+        produceSync(records) { response, _ in promise.succeed(response) }
+        return .pending(promise.futureResult)
+    }
+
+    /// Sends every record and calls `completion` once all delivery reports are in, with the answer and each
+    /// record's report (`nil` for a record that failed).
+    func produceSync(_ records: [OutgoingRecord], completion: @escaping @Sendable (IngestResponse, [KafkaDeliveryReport?]) -> Void) {
+        let collector = DeliveryCollector(topics: records.map(\.topic), producer: producer, completion: completion)
         for (index, record) in records.enumerated() {
             do {
                 try send(record) { collector.record(index, $0) }
@@ -119,23 +143,26 @@ final class RouteIngestor: Sendable {
                 break
             }
         }
-        return .pending(promise.futureResult)
     }
 
     private func send(_ record: OutgoingRecord, onDelivery: KafkaDeliveryHandler?) throws(KafkaError) {
         let result = record.value.withUnsafeReadableBytes { value -> Result<Void, KafkaError> in
             guard let key = record.key else {
-                return Result { () throws(KafkaError) in try producer.send(topic: record.topic, key: nil, value: value, onDelivery: onDelivery) }
+                return Result { () throws(KafkaError) in
+                    try producer.send(topic: record.topic, key: nil, value: value, headers: record.headers, onDelivery: onDelivery)
+                }
             }
             return key.withUnsafeBytes { keyBytes in
-                Result { () throws(KafkaError) in try producer.send(topic: record.topic, key: keyBytes, value: value, onDelivery: onDelivery) }
+                Result { () throws(KafkaError) in
+                    try producer.send(topic: record.topic, key: keyBytes, value: value, headers: record.headers, onDelivery: onDelivery)
+                }
             }
         }
         try result.get()
     }
 
     /// `topics_query_arg` first, then the `{topic}` path segment, then the default `topic`.
-    private func selectTopics(query: FormArguments, pathTopic: String?) -> Result<[String], ResponseError> {
+    func selectTopics(query: FormArguments, pathTopic: String?) -> Result<[String], ResponseError> {
         var requested: [String] = []
         if let argument = route.topicsQueryArgument, let list = query.first(argument) {
             requested = list.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
@@ -147,6 +174,11 @@ final class RouteIngestor: Sendable {
             }
             return .success([topic])
         }
+        return checkTopics(requested)
+    }
+
+    /// Each topic once, each a valid name within `allowed_topics`.
+    func checkTopics(_ requested: [String]) -> Result<[String], ResponseError> {
         var unique: [String] = []
         for topic in requested where !unique.contains(topic) {
             if let problem = TopicName.problem(with: topic) {
@@ -171,26 +203,30 @@ struct ResponseError: Error {
 /// message, the failure when none did, and `partially_accepted` (naming both sets) when some did, so that a client does
 /// not retry into duplicates without knowing it.
 private final class DeliveryCollector: Sendable {
-    private let state: Mutex<(remaining: Int, failures: [Int: KafkaError])>
+    private let state: Mutex<(remaining: Int, failures: [Int: KafkaError], reports: [KafkaDeliveryReport?])>
     private let topics: [String]
-    private let promise: EventLoopPromise<IngestResponse>
-    private let producer: KafkaProducer
+    let producer: KafkaProducer
+    private let completion: @Sendable (IngestResponse, [KafkaDeliveryReport?]) -> Void
 
-    init(topics: [String], promise: EventLoopPromise<IngestResponse>, producer: KafkaProducer) {
-        state = Mutex((topics.count, [:]))
+    init(topics: [String], producer: KafkaProducer, completion: @escaping @Sendable (IngestResponse, [KafkaDeliveryReport?]) -> Void) {
+        state = Mutex((topics.count, [:], Array(repeating: nil, count: topics.count)))
         self.topics = topics
-        self.promise = promise
         self.producer = producer
+        self.completion = completion
     }
 
     /// The delivery report of the record for `topics[index]`.
     func record(_ index: Int, _ result: Result<KafkaDeliveryReport, KafkaError>) {
-        let outcome = state.withLock { state -> [Int: KafkaError]? in
-            if case .failure(let error) = result, state.failures[index] == nil { state.failures[index] = error }
+        let outcome = state.withLock { state -> (failures: [Int: KafkaError], reports: [KafkaDeliveryReport?])? in
+            switch result {
+            case .failure(let error): if state.failures[index] == nil { state.failures[index] = error }
+            case .success(let report): state.reports[index] = report
+            }
             state.remaining -= 1
-            return state.remaining == 0 ? state.failures : nil
+            return state.remaining == 0 ? (state.failures, state.reports) : nil
         }
-        guard let failures = outcome else { return }
+        guard let (failures, reports) = outcome else { return }
+        let promise = Completion(completion, reports: reports)
         guard let firstFailed = failures.keys.min(), var failure = failures[firstFailed] else {
             promise.succeed(.messageSent)
             return
@@ -206,5 +242,16 @@ private final class DeliveryCollector: Sendable {
         let accepted = topics.indices.filter { failures[$0] == nil }.map { topics[$0] }
         let refused = topics.indices.filter { failures[$0] != nil }.map { topics[$0] }
         promise.succeed(.partiallyAccepted(accepted: accepted, refused: refused, error: failure))
+    }
+
+    /// The completion with the reports bound, read like the promise it replaces.
+    private struct Completion {
+        let call: @Sendable (IngestResponse, [KafkaDeliveryReport?]) -> Void
+        let reports: [KafkaDeliveryReport?]
+        init(_ call: @escaping @Sendable (IngestResponse, [KafkaDeliveryReport?]) -> Void, reports: [KafkaDeliveryReport?]) {
+            self.call = call
+            self.reports = reports
+        }
+        func succeed(_ response: IngestResponse) { call(response, reports) }
     }
 }

@@ -1,0 +1,137 @@
+import Foundation
+import JSON
+import Secrets
+import Workflow
+import Yams
+
+/// A route's `workflow:` (Kong Datakit's `config`), with the YAML it was read from for equality.
+public struct RouteWorkflow: Sendable, Hashable {
+    public var definition: WorkflowDefinition
+    /// The configuration as written, minus `resources.vault` (compared instead by its secrets).
+    let source: JSONValue
+
+    public init(definition: WorkflowDefinition, source: JSONValue) {
+        self.definition = definition
+        self.source = source
+    }
+
+    public static func == (lhs: RouteWorkflow, rhs: RouteWorkflow) -> Bool {
+        lhs.source == rhs.source && lhs.definition.vault.map(\.name) == rhs.definition.vault.map(\.name)
+            && lhs.definition.vault.map(\.secret) == rhs.definition.vault.map(\.secret)
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(source) }
+}
+
+extension ConfigurationReader {
+    /// Reads `workflow:`: the tree goes to the `Workflow` module, which checks it; its problems come back with a key
+    /// path inside the workflow, placed here at the line and column of that key.
+    func readWorkflow(_ node: Node, _ path: String) -> RouteWorkflow? {
+        var vault: [(name: String, secret: Secret)] = []
+        if let resources = node.mapping?["resources"], let vaultNode = resources.mapping?["vault"] {
+            guard let entries = vaultNode.mapping else {
+                issue(vaultNode, "\(path).resources.vault", "expected a mapping of names to secrets")
+                return nil
+            }
+            for (keyNode, valueNode) in entries {
+                guard let name = keyNode.scalar?.string, !name.isEmpty else {
+                    issue(keyNode, "\(path).resources.vault", "vault entry names must be non-empty strings")
+                    continue
+                }
+                if let secret = readVaultSecret(valueNode, "\(path).resources.vault.\(name)") { vault.append((name, secret)) }
+            }
+        }
+        let source = jsonValue(of: node, depth: 0, skippingVault: true)
+        do {
+            let definition = try WorkflowDefinition.parse(source, vault: vault)
+            return RouteWorkflow(definition: definition, source: source)
+        } catch {
+            for problem in error.issues {
+                issue(Self.locate(problem.path, in: node) ?? node, "\(path).\(problem.path)", problem.reason)
+            }
+            return nil
+        }
+    }
+
+    /// A `resources.vault` value: kbridge's `{env: NAME}`/`{file: PATH}` secrets, a plain string, or Kong's
+    /// `{vault://env/NAME}` reference (an environment variable; other vault backends are refused).
+    private func readVaultSecret(_ node: Node, _ path: String) -> Secret? {
+        if let text = node.scalar?.string, text.hasPrefix("{vault://"), text.hasSuffix("}") {
+            let reference = text.dropFirst("{vault://".count).dropLast()
+            guard reference.hasPrefix("env/") else {
+                issue(node, path, "only Kong's env vault is supported here ({vault://env/NAME}); use {file: PATH} for files")
+                return nil
+            }
+            // Kong's env vault reads NAME with dashes as underscores, upper-cased.
+            let name = reference.dropFirst("env/".count).replacingOccurrences(of: "-", with: "_").uppercased()
+            guard let value = environment[name] else {
+                issue(node, path, "environment variable \(name) is not set")
+                return nil
+            }
+            return Secret(value, source: "env \(name)")
+        }
+        return readSecret(node, path)
+    }
+
+    /// The YAML tree as JSON: scalars typed by YAML's core schema (plain `200` a number, `true` a boolean, `null` and
+    /// `~` null; quoted scalars strings). Depth is bounded (the YAML parser's own bound is far above any workflow).
+    func jsonValue(of node: Node, depth: Int, skippingVault: Bool = false) -> JSONValue {
+        guard depth < 64 else { return .null }
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style != .plain { return .string(scalar.string) }
+            if node.null != nil { return .null }
+            if let flag = node.bool { return .bool(flag) }
+            if node.int != nil || node.float != nil, let number = Self.jsonNumber(scalar.string) { return .number(number) }
+            return .string(scalar.string)
+        case .mapping(let mapping):
+            var object = JSONObject()
+            for (key, value) in mapping {
+                let name = key.scalar?.string ?? ""
+                if skippingVault, name == "resources", var resources = value.mapping {
+                    resources["vault"] = nil
+                    if resources.isEmpty { continue }
+                    object[name] = jsonValue(of: .mapping(resources), depth: depth + 1)
+                    continue
+                }
+                object[name] = jsonValue(of: value, depth: depth + 1)
+            }
+            return .object(object)
+        case .sequence(let sequence):
+            return .array(sequence.map { jsonValue(of: $0, depth: depth + 1) })
+        case .alias:
+            return .null
+        }
+    }
+
+    private static func jsonNumber(_ text: String) -> JSONNumber? {
+        var copy = text
+        let parsed = copy.withUTF8 { try? JSONParser.parse(UnsafeRawBufferPointer($0)) }
+        if case .number(let number)? = parsed { return number }
+        return nil
+    }
+
+    /// The YAML node at a workflow key path such as `nodes[2].inputs.body`, or the deepest one found on the way.
+    static func locate(_ path: String, in root: Node) -> Node? {
+        var node = root
+        for component in path.split(separator: ".") {
+            var name = Substring(component)
+            var indices: [Int] = []
+            while let open = name.lastIndex(of: "["), name.hasSuffix("]") {
+                guard let index = Int(name[name.index(after: open)..<name.index(before: name.endIndex)]) else { break }
+                indices.insert(index, at: 0)
+                name = name[..<open]
+            }
+            if !name.isEmpty {
+                // The key node itself for the last component: errors point at the key's line.
+                guard let mapping = node.mapping, let value = mapping[String(name)] else { return node }
+                node = value
+            }
+            for index in indices {
+                guard let sequence = node.sequence, index < sequence.count else { return node }
+                node = sequence[index]
+            }
+        }
+        return node
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import JSON
+import Secrets
+import TestSupport
+import Testing
+@testable import Workflow
+
+/// Runs of compiled workflows against real local HTTP servers and the real libjq: concurrency, cancellation, the
+/// deadline, branches, properties, and the trace.
+@Suite(.timeLimit(.minutes(2)))
+struct WorkflowExecutionTests {
+    static let services = WorkflowServices()
+
+    func workflow(_ json: String, vault: [(name: String, secret: Secret)] = [], timeout: Duration = .seconds(10)) throws -> Workflow {
+        var text = json
+        let value = try text.withUTF8 { try JSONParser.parse(UnsafeRawBufferPointer($0)) }
+        return try Workflow(try WorkflowDefinition.parse(value, vault: vault), services: Self.services, defaultTimeout: timeout)
+    }
+
+    func request(body: String = "", contentType: String? = nil, headers: [(name: String, value: String)] = [], query: JSONObject = JSONObject())
+        -> WorkflowRequest
+    {
+        WorkflowRequest(method: "POST", path: "/in", query: query, headers: headers, body: Array(body.utf8), contentType: contentType, port: 8080,
+                        clientIP: "127.0.0.1", clientPort: 5555, routeName: "test", requestID: "req-1", defaultTopic: "default-topic")
+    }
+
+    func json(_ bytes: [UInt8]) throws -> JSONValue { try bytes.withUnsafeBytes { try JSONParser.parse($0) } }
+
+    @Test func combineTwoAPIsIntoOneResponse() async throws {
+        let server = try await TestHTTPServer { request in
+            request.uri == "/json" ? .json(#"{"slideshow":{"author":"Yours Truly"}}"#) : .json(#"{"uuid":"7f4e"}"#)
+        }
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "AUTHOR", "type": "call", "url": "\(server.url)/json"},
+          {"name": "UUID", "type": "call", "url": "\(server.url)/uuid"},
+          {"name": "JOIN", "type": "jq", "inputs": {"input1": "AUTHOR.body", "input2": "UUID.body"},
+           "jq": "{ author: .input1.slideshow.author, uuid: .input2.uuid }"},
+          {"name": "EXIT", "type": "exit", "inputs": {"body": "JOIN"}, "status": 200}]}
+        """)
+        let decision = try await flow.execution(for: request()).runUntilProduce()
+        guard case .exit(let response) = decision else { Issue.record("expected an exit, got \(decision)"); return }
+        #expect(response.status == 200)
+        #expect(response.contentType == "application/json")
+        #expect(try json(response.body) == .object(JSONObject([("author", .string("Yours Truly")), ("uuid", .string("7f4e"))])))
+        await server.shutdown()
+    }
+
+    @Test func independentCallsRunConcurrently() async throws {
+        let server = try await TestHTTPServer { _ in .json(#"{"ok":true}"#, delay: .milliseconds(300)) }
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "A", "type": "call", "url": "\(server.url)/a"},
+          {"name": "B", "type": "call", "url": "\(server.url)/b"},
+          {"name": "J", "type": "jq", "inputs": {"a": "A.body", "b": "B.body"}, "jq": ".a.ok and .b.ok"},
+          {"name": "E", "type": "exit", "inputs": {"body": "J"}}]}
+        """)
+        // Warm the connection pool and the jq states first: the measured run is about scheduling only.
+        _ = try await flow.execution(for: request()).runUntilProduce()
+        let start = ContinuousClock.now
+        let decision = try await flow.execution(for: request()).runUntilProduce()
+        let elapsed = ContinuousClock.now - start
+        guard case .exit(let response) = decision else { Issue.record("expected an exit"); return }
+        #expect(String(decoding: response.body, as: UTF8.self) == "true")
+        // Sequential would be 600 ms or more.
+        #expect(elapsed < .milliseconds(550), "two 300 ms calls took \(elapsed)")
+        await server.shutdown()
+    }
+
+    @Test func theFirstFailureCancelsTheNodesStillRunning() async throws {
+        let server = try await TestHTTPServer { request in
+            request.uri == "/fail" ? .json(#"{"error":"no"}"#, status: 403) : .json("{}", delay: .seconds(3))
+        }
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "API", "type": "call", "url": "\(server.url)/fail"},
+          {"name": "SLOW_API", "type": "call", "url": "\(server.url)/slow"}]}
+        """)
+        let execution = flow.execution(for: request())
+        let start = ContinuousClock.now
+        await #expect(throws: WorkflowFailure.self) { try await execution.runUntilProduce() }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        let trace = try json(await execution.traceJSON())
+        #expect(trace["status"] == .string("PLAN_ERROR"))
+        let nodes = try #require(trace["nodes"]?.arrayValue)
+        #expect(nodes.contains { $0["name"] == .string("API") && $0["status"] == .string("NODE_ERROR")
+            && $0["error"] == .string("non-2XX response code: 403") })
+        #expect(nodes.contains { $0["name"] == .string("SLOW_API") && $0["status"] == .string("NODE_CANCELED") })
+        let events = try #require(trace["events"]?.arrayValue)
+        let fail = try #require(events.first { $0["action"] == .string("fail") })
+        #expect(fail["values"]?.arrayValue?.contains { $0["key"] == .string("status") && $0["value"] == .integer(403) } == true, "\(fail)")
+        await server.shutdown()
+    }
+
+    @Test func theDeadlineNamesThePendingNodes() async throws {
+        let server = try await TestHTTPServer { _ in .json("{}", delay: .seconds(3)) }
+        let flow = try workflow("""
+        {"timeout": 300, "nodes": [{"name": "SLOW", "type": "call", "url": "\(server.url)/slow"},
+                                   {"name": "AFTER", "type": "jq", "input": "SLOW.body", "jq": "."}]}
+        """)
+        let start = ContinuousClock.now
+        do {
+            _ = try await flow.execution(for: request()).runUntilProduce()
+            Issue.record("expected the deadline")
+        } catch {
+            guard case .timedOut(let pending, _) = error else { Issue.record("expected a timeout, got \(error)"); return }
+            #expect(pending == ["SLOW", "AFTER"])
+        }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        await server.shutdown()
+    }
+
+    @Test func branchesSkipTheOtherSide() async throws {
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "IS_VIP", "type": "jq", "input": "request.headers", "jq": ".[\\"X-Vip\\"] == \\"yes\\""},
+          {"name": "B", "type": "branch", "input": "IS_VIP", "then": ["VIP"], "else": ["REGULAR"]},
+          {"name": "VIP", "type": "static", "values": {"topic": "vip-orders"}, "outputs": {"topic": "SET_TOPIC"}},
+          {"name": "REGULAR", "type": "exit", "status": 403}, 
+          {"name": "SET_TOPIC", "type": "property", "property": "kafka.topic"}]}
+        """)
+        let vip = flow.execution(for: request(headers: [("X-Vip", "yes")]))
+        guard case .produce(let produce) = try await vip.runUntilProduce() else { Issue.record("expected produce"); return }
+        #expect(produce.topics == ["vip-orders"])
+        let trace = try json(await vip.traceJSON())
+        #expect(trace["events"]?.arrayValue?.contains { $0["name"] == .string("REGULAR") && $0["action"] == .string("skip") } == true)
+
+        let regular = flow.execution(for: request(headers: [("X-Vip", "no")]))
+        guard case .exit(let response) = try await regular.runUntilProduce() else { Issue.record("expected exit"); return }
+        #expect(response.status == 403)
+    }
+
+    @Test func propertiesChooseTopicKeyAndRecordHeaders() async throws {
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "ROUTE", "type": "jq", "input": "request.body",
+           "jq": "{topic: [\\"orders-\\" + .region, \\"audit\\"], key: .customer, headers: {\\"x-region\\": .region, \\"x-tags\\": [\\"a\\", \\"b\\"]}}"},
+          {"name": "T", "type": "property", "property": "kafka.topic", "content_type": "application/octet-stream"},
+          {"name": "TOPIC_OF", "type": "jq", "input": "ROUTE", "jq": ".topic", "output": "T"},
+          {"name": "K", "type": "property", "property": "kafka.key"},
+          {"name": "KEY_OF", "type": "jq", "input": "ROUTE", "jq": ".key", "output": "K"},
+          {"name": "H", "type": "property", "property": "kafka.headers"},
+          {"name": "HEADERS_OF", "type": "jq", "input": "ROUTE", "jq": ".headers", "output": "H"}]}
+        """)
+        let execution = flow.execution(for: request(body: #"{"region":"eu","customer":"c-7"}"#, contentType: "application/json"))
+        guard case .produce(let produce) = try await execution.runUntilProduce() else { Issue.record("expected produce"); return }
+        #expect(produce.topics == ["orders-eu", "audit"])
+        #expect(produce.key == "c-7")
+        #expect(produce.recordHeaders?.map { "\($0.name)=\($0.value)" } == ["x-region=eu", "x-tags=a", "x-tags=b"])
+    }
+
+    @Test func serviceRequestReplacesBodyHeadersAndQueryAndNullClearsAHeader() async throws {
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "BODY", "type": "jq", "input": "request.body", "jq": "{order: .id, enriched: true}", "output": "service_request.body"},
+          {"name": "HEADERS", "type": "jq", "jq": "{\\"x-ignored\\": null, \\"X-Added\\": \\"1\\"}",
+           "output": "service_request.headers"},
+          {"name": "QUERY", "type": "static", "values": {"q": {"page": "2", "flag": true}}, "outputs": {"q": "service_request.query"}}]}
+        """)
+        let execution = flow.execution(for: request(body: #"{"id":42}"#, contentType: "application/json",
+                                                    headers: [("Content-Type", "application/json"), ("X-Ignored", "bye")]))
+        guard case .produce(let produce) = try await execution.runUntilProduce() else { Issue.record("expected produce"); return }
+        #expect(try json(produce.body?.bytes ?? []) == .object(JSONObject([("order", .integer(42)), ("enriched", .bool(true))])))
+        #expect(produce.headers?.map(\.name) == ["Content-Type", "X-Added"])
+        #expect(produce.encodedQuery == "page=2&flag")
+    }
+
+    @Test func theTraceMasksCredentialsAndVaultValues() async throws {
+        let server = try await TestHTTPServer { _ in .json(#"{"ok":true}"#) }
+        let flow = try workflow("""
+        {"debug": true, "nodes": [
+          {"name": "HEADERS", "type": "jq", "inputs": {"key": "vault.api_key"}, "jq": "{\\"X-Api-Key\\": .key, \\"Authorization\\": (\\"Bearer \\" + .key)}"},
+          {"name": "CALL", "type": "call", "url": "\(server.url)/x", "inputs": {"headers": "HEADERS"}}]}
+        """, vault: [("api_key", Secret("s3cr3t-value", source: "test"))])
+        let execution = flow.execution(for: request(headers: [("Authorization", "Basic dXNlcjpwYXNz")]))
+        _ = try await execution.runUntilProduce()
+        let trace = String(decoding: await execution.traceJSON(), as: UTF8.self)
+        #expect(!trace.contains("s3cr3t-value"), "\(trace)")
+        #expect(!trace.contains("dXNlcjpwYXNz"), "\(trace)")
+        #expect(trace.contains("********"))
+        // The call did get the secret.
+        #expect(server.requests.first?.header("x-api-key") == "s3cr3t-value")
+        await server.shutdown()
+    }
+
+    @Test func aRuntimeTypeMismatchFailsTheNode() async throws {
+        // jq's output is only known at run time: a string into exit.headers (a map) fails, as in Kong.
+        let flow = try workflow("""
+        {"nodes": [{"name": "J", "type": "jq", "jq": "\\"not headers\\""}, {"name": "E", "type": "exit", "inputs": {"headers": "J"}}]}
+        """)
+        do {
+            _ = try await flow.execution(for: request()).runUntilProduce()
+            Issue.record("expected a failure")
+        } catch {
+            guard case .nodeFailed(let node, let message) = error else { Issue.record("\(error)"); return }
+            #expect(node.name == "E")
+            #expect(message.contains("expected map, got string"), "\(message)")
+        }
+    }
+
+    @Test func aCallAfterProducingSeesTheDeliveries() async throws {
+        let server = try await TestHTTPServer { _ in .json(#"{"notified":true}"#) }
+        let flow = try workflow("""
+        {"nodes": [{"name": "NOTIFY", "type": "call", "method": "POST", "url": "\(server.url)/hook", "inputs": {"body": "service_response.body"}},
+                   {"name": "ANSWER", "type": "jq", "inputs": {"hook": "NOTIFY.body", "kafka": "service_response.body"},
+                    "jq": "{notified: .hook.notified, offset: .kafka.deliveries[0].offset}", "output": "response.body"}]}
+        """)
+        let execution = flow.execution(for: request())
+        guard case .produce = try await execution.runUntilProduce() else { Issue.record("expected produce"); return }
+        #expect(server.requests.isEmpty, "nothing runs before producing")
+        let deliveries = JSONValue.object(JSONObject([("message", .string("message sent")),
+                                                      ("deliveries", .array([.object(JSONObject([("topic", .string("t")), ("partition", .integer(0)), ("offset", .integer(7))]))]))]))
+        let answer = try await execution.finish(with: WorkflowServiceResponse(status: 200, body: deliveries))
+        #expect(try json(answer.body?.bytes ?? []) == .object(JSONObject([("notified", .bool(true)), ("offset", .integer(7))])))
+        #expect(server.requests.first.map { try? json($0.body) } == deliveries)
+        await server.shutdown()
+    }
+
+    @Test func dynamicURLsMustBeAllowListedAndNeverReachMetadata() async throws {
+        let server = try await TestHTTPServer { _ in .json("{}") }
+        let flow = try workflow("""
+        {"call_allowed_hosts": ["127.0.0.1"], "nodes": [{"name": "C", "type": "call", "inputs": {"url": "request.body"}}]}
+        """)
+        // Allowed.
+        _ = try await flow.execution(for: request(body: "\(server.url)/ok", contentType: "text/plain")).runUntilProduce()
+        #expect(server.requests.count == 1)
+        for target in ["http://169.254.169.254/latest/meta-data/", "http://example.com/", "http://[::ffff:169.254.169.254]/", "http://2852039166/"] {
+            do {
+                _ = try await flow.execution(for: request(body: target, contentType: "text/plain")).runUntilProduce()
+                Issue.record("\(target) was called")
+            } catch {
+                guard case .nodeFailed = error else { Issue.record("\(error)"); continue }
+            }
+        }
+        #expect(server.requests.count == 1)
+        await server.shutdown()
+    }
+}
