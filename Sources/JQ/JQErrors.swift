@@ -3,7 +3,7 @@ public struct JQCompileError: Error, Sendable, Equatable, CustomStringConvertibl
     public enum Reason: Sendable, Equatable {
         /// jq rejected the program (syntax error, unknown function, …); `messages` are jq's.
         case invalidProgram
-        /// The program names a builtin kbridge refuses (`env`, `$ENV`, `input`, `import`, …).
+        /// The program names a builtin kbridge refuses (`env`, `$ENV`, `input`, `import`, `halt_error`, …).
         case refusedBuiltin
         /// The program is longer than ``JQProgram/maximumProgramLength`` characters.
         case programTooLong
@@ -33,7 +33,7 @@ public struct JQRunError: Error, Sendable, Equatable, CustomStringConvertible {
         case invalidInput
         /// The input is larger than libjq can take (2 GiB).
         case inputTooLarge
-        /// jq raised an error (`error("…")`, `string ("x") and number (1) cannot be added`, `halt_error`).
+        /// jq raised an error (`error("…")`, `string ("x") and number (1) cannot be added`).
         case runtimeError
         /// The program produced more than ``JQLimits/maximumOutputs`` values.
         case tooManyOutputs

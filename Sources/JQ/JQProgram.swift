@@ -6,8 +6,8 @@ import Synchronization
 ///
 /// - Result: one output is that value, no output is `null`, several outputs are a JSON array of them (in order).
 ///   Output is compact JSON; object keys keep jq's order.
-/// - Errors: invalid input JSON, jq runtime errors (`error("…")`, `string ("x") and number (1) cannot be added`,
-///   `halt_error`) and the output bounds (``JQLimits``) fail the run with a ``JQRunError`` carrying jq's message.
+/// - Errors: invalid input JSON, jq runtime errors (`error("…")`, `string ("x") and number (1) cannot be added`)
+///   and the output bounds (``JQLimits``) fail the run with a ``JQRunError`` carrying jq's message.
 /// - Numbers: jq 1.6 holds every number as an IEEE double. Integers beyond ±2^53 lose precision
 ///   (`9007199254740993` comes out as `9007199254740992`) and number text is canonicalised (`1.10` → `1.1`),
 ///   even for values the program only passes through. This is libjq 1.6's behaviour and is not corrected here.
@@ -19,7 +19,8 @@ import Synchronization
 ///   that run programs (e.g. the thread pool's size).
 /// - Security: programs that name `env`, `$ENV`, `input`, `inputs`, `input_filename`, `input_line_number`,
 ///   `$__loc__`, `get_search_list`, `get_jq_origin`, `get_prog_origin`, `modulemeta`, `import`, `include` or
-///   `stderr` are refused at compile time (the process environment holds Kafka passwords). Names inside string
+///   `stderr` are refused at compile time (the process environment holds Kafka passwords), and so is `halt_error`
+///   (libjq 1.6 frees the program's constant it is given: heap corruption on the next run; use `error`). Names inside string
 ///   literals (`"env"`), field access (`.env`) and object keys (`{env: 1}`) stay allowed. `debug` is a no-op.
 /// - Not bounded: the memory and time a program uses while it runs (libjq 1.6 has neither limits nor an interrupt).
 ///   A program that never ends keeps its thread forever; the `async` run lets the caller stop waiting. A program

@@ -2,7 +2,8 @@
 ///
 /// The bridge's process environment holds Kafka and registry passwords, so `env` and `$ENV` must never run; the
 /// others read files or inputs the bridge never gives (`input`, `import`, `modulemeta`), reveal installation paths
-/// (`get_search_list`, `$__loc__`, …) or write to the process's standard error (`stderr`).
+/// (`get_search_list`, `$__loc__`, …), write to the process's standard error (`stderr`), or corrupt libjq 1.6's
+/// memory (`halt_error`).
 ///
 /// The scan is a small jq lexer (jq 1.6's token rules): it skips string literals (but scans the code inside their
 /// `\(…)` interpolations), comments, numbers and field names (`.env` is field access and stays allowed), and looks
@@ -24,6 +25,9 @@ struct JQProgramScreening {
         "import": "import and include are not available in kbridge (modules are not available)",
         "include": "import and include are not available in kbridge (modules are not available)",
         "stderr": "stderr is not available in kbridge (a program must not write to the bridge's log)",
+        // libjq 1.6 bug (seen with valgrind): halt_error on a string or object constant of the program frees that
+        // constant while the compiled program still holds it; the next run or the teardown then corrupts the heap.
+        "halt_error": "halt_error is not available in kbridge (libjq 1.6 corrupts memory with it); use error(message)",
     ]
     /// Names of `$` variables a program may not use.
     static let refusedVariables: [String: String] = [

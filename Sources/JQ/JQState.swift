@@ -121,19 +121,23 @@ final class JQState: @unchecked Sendable {
     }
 
     /// `halt` ends the run like the end of its outputs; `halt_error` (a message, or a non-zero exit code) fails it.
+    ///
+    /// Ownership (checked with valgrind against Debian's libjq 1.6): `jq_get_error_message` returns the state's own
+    /// reference, not a copy (freeing it frees a constant of the compiled program: a use after free at teardown),
+    /// so it is copied before use and never freed here. The exit code is always a number or invalid (`halt_error/1`
+    /// refuses anything else), which need no freeing either way.
     private func haltFailure() -> JQRunError? {
         let exitCode = jq_get_exit_code(jq)
         let errorMessage = jq_get_error_message(jq)
         var code = 0
         if jv_get_kind(exitCode) == JV_KIND_NUMBER {
-            code = Int(exactly: jv_number_value(exitCode).rounded(.towardZero)) ?? 5
+            let number = jv_number_value(exitCode)
+            code = number.isFinite && abs(number) < 1e9 ? Int(number) : 5
         }
-        jv_free(exitCode)
-        if jv_is_valid(errorMessage) == 0 || jv_get_kind(errorMessage) == JV_KIND_NULL {
-            jv_free(errorMessage)
+        guard jv_is_valid(errorMessage) != 0, jv_get_kind(errorMessage) != JV_KIND_NULL else {
             return code == 0 ? nil : JQRunError(reason: .runtimeError, message: "jq: error: halt_error with exit code \(code)")
         }
-        let text = Self.text(of: errorMessage)
+        let text = Self.text(of: jv_copy(errorMessage))
         return JQRunError(reason: .runtimeError, message: "jq: error: halt_error (exit code \(code)): \(text)")
     }
 

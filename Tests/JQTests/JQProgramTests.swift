@@ -34,6 +34,14 @@ private func runCatching(_ program: JQProgram, _ input: String, on pool: NIOThre
     }
 }
 
+/// Runs `body` on a thread of its own, so that long synchronous work does not hold a thread of the cooperative pool
+/// (which the async tests' timers and continuations need).
+private func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
+    }
+}
+
 private func compileError(_ text: String) -> JQCompileError? {
     do {
         _ = try JQProgram(text, maximumStates: 1)
@@ -143,16 +151,24 @@ private func compileError(_ text: String) -> JQCompileError? {
         #expect(try run(program, " [1] ") == "[1]")
     }
 
-    @Test func haltEndsTheRunAndHaltErrorFailsIt() throws {
-        let halting = try JQProgram("1, halt, 2", maximumStates: 1)
-        #expect(try run(halting, "null") == "1")
-        let program = try JQProgram(#"if .stop then "stopped here" | halt_error else .n end"#, maximumStates: 1)
-        let error = try #require(runError(program, #"{"stop":true}"#))
-        #expect(error.reason == .runtimeError)
-        #expect(error.message.contains("stopped here"))
+    @Test func haltEndsTheRun() throws {
+        let halting = try JQProgram("if .stop then halt else .n end", maximumStates: 1)
+        #expect(try run(halting, #"{"stop":true}"#) == "null")
         // The same (only) state runs normally afterwards: the halt does not stick.
-        #expect(try run(program, #"{"stop":false,"n":4}"#) == "4")
-        #expect(try run(halting, "null") == "1")
+        #expect(try run(halting, #"{"stop":false,"n":4}"#) == "4")
+        #expect(try run(try JQProgram("1, halt, 2"), "null") == "1")
+    }
+
+    /// Regression: libjq 1.6's `halt_error` on a constant of the program frees that constant; the next run that does
+    /// not halt, or the state's teardown, then corrupts the heap (valgrind: use after free in jq_teardown; the first
+    /// version of this test aborted the test process with `malloc_consolidate(): unaligned fastbin chunk`).
+    @Test func haltErrorIsRefused() throws {
+        for program in [#"if .stop then "stopped here" | halt_error else .n end"#, "halt_error(1)", #"{"m": 1} | halt_error"#] {
+            let error = try #require(compileError(program))
+            #expect(error.reason == .refusedBuiltin)
+            #expect(error.messages.first?.contains("halt_error is not available in kbridge") == true)
+        }
+        #expect(try run(try JQProgram(#"{halt_error: 1}"#), "null") == #"{"halt_error":1}"#)
     }
 }
 
@@ -162,7 +178,7 @@ private func compileError(_ text: String) -> JQCompileError? {
         #""\(env)""#, #""a\("b\(env)c")d""#, #"@base64 "x\($ENV)""#, "{a: env}", "{(env): 1}", "{a: 1 | env}",
         ".[env:]", ".[1, env:2]", "..env", "def env: 1; env", "input", "inputs", "[inputs]", "input_filename",
         "input_line_number", "$__loc__", "{$__loc__}", "{$ENV}", "get_search_list", "get_jq_origin", "get_prog_origin",
-        #""x" | modulemeta"#, #"import "a" as a; ."#, #"include "a"; ."#, "stderr", "1 + 2 |\n\nenv",
+        #""x" | modulemeta"#, #"import "a" as a; ."#, #"include "a"; ."#, "stderr", "1 + 2 |\n\nenv", #""x" | halt_error"#,
     ])
     func refusedBuiltins(program: String) throws {
         let error = try #require(compileError(program))
@@ -348,7 +364,7 @@ private func compileError(_ text: String) -> JQCompileError? {
     /// A program that runs for seconds (jq 1.6 cannot interrupt it). Bounded rather than `def f: f; f`, so the
     /// thread it keeps is freed when the loop ends instead of spinning for the rest of the test process on a shared
     /// machine; the tests tell "still running" from "ended" through the program's statistics.
-    private static let longRunning = "reduce range(2e7) as $i (0; . + 1)"
+    private static let longRunning = "reduce range(3e7) as $i (0; . + 1)"
 
     /// Polls `condition` until it holds or `limit` passes.
     private static func eventually(within limit: Duration = .seconds(120), _ condition: () -> Bool) async throws -> Bool {
@@ -378,7 +394,8 @@ private func compileError(_ text: String) -> JQCompileError? {
         }
         #expect(error.reason == .cancelled)
         #expect(error.message.contains("stopped waiting for the jq program"))
-        #expect(waited < .seconds(2), "cancellation took \(waited)")
+        // Generous for a loaded 2-core machine; what proves the point is the program's statistics just below.
+        #expect(waited < .seconds(5), "cancellation took \(waited)")
         // The program was still running on its thread: its state was neither back in the pool nor dropped.
         #expect(afterCancellation.idleStates == 0 && afterCancellation.abandonedStates == 0, "\(afterCancellation)")
 
@@ -407,7 +424,7 @@ private func compileError(_ text: String) -> JQCompileError? {
             #expect(error.reason == .timedOut)
             #expect(error.message.contains("timeout passed"))
         }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(program.statistics.idleStates == 0 && program.statistics.abandonedStates == 0)
         // A timeout that does not pass leaves the result alone.
         let quick = try JQProgram(".a")
@@ -446,7 +463,7 @@ private func compileError(_ text: String) -> JQCompileError? {
     }
 
     /// 100,000 runs (successes, runtime errors, invalid inputs, several outputs): resident memory stays flat.
-    @Test func manyRunsDoNotGrowMemory() throws {
+    @Test func manyRunsDoNotGrowMemory() async throws {
         let program = try JQProgram(#"if .fail then error("no \(.n)") else (.items[] | {n: .n, s: (.s + "!")}) end"#, maximumStates: 1)
         let inputs: [[UInt8]] = [
             Array(#"{"items":[{"n":1,"s":"a"}]}"#.utf8),
@@ -454,13 +471,15 @@ private func compileError(_ text: String) -> JQCompileError? {
             Array(#"{"fail":true,"n":3}"#.utf8),
             Array(#"{"items":[{"n":1,"s":"#.utf8),
         ]
-        func round(_ count: Int) {
-            for index in 0..<count { _ = try? program.run(inputs[index % inputs.count]) }
+        let (before, after) = await onThread {
+            func round(_ count: Int) {
+                for index in 0..<count { _ = try? program.run(inputs[index % inputs.count]) }
+            }
+            round(20_000)  // warm up: allocator pools, jq's per-thread data
+            let before = Self.residentBytes()
+            round(100_000)
+            return (before, Self.residentBytes())
         }
-        round(20_000)  // warm up: allocator pools, jq's per-thread data
-        let before = Self.residentBytes()
-        round(100_000)
-        let after = Self.residentBytes()
         let growth = after - before
         print("JQ memory: resident \(before / 1024) KiB before, \(after / 1024) KiB after 100000 runs (growth \(growth / 1024) KiB)")
         #expect(growth < 8 << 20, "resident memory grew by \(growth / 1024) KiB over 100000 runs")
