@@ -258,7 +258,8 @@ func issues(_ yaml: String) -> [String] {
     @Test func theExampleConfigurationIsValid() throws {
         let file = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
         let loaded = try BridgeConfiguration.load(file: "/\(file)/examples/kbridge.yaml")
-        #expect(loaded.configuration.routes.count == 2)
+        #expect(loaded.configuration.routes.count == 3)
+        #expect(loaded.configuration.routes.last?.workflow?.nodeCount == 4)
     }
 }
 

@@ -21,6 +21,9 @@ public struct RouteWorkflow: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(source) }
+
+    /// How many nodes the user wrote.
+    public var nodeCount: Int { definition.nodes.count }
 }
 
 extension ConfigurationReader {
