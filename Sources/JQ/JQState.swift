@@ -186,7 +186,12 @@ private final class MessageSink {
             return
         }
         let text = JQState.text(of: message)
-        lines.append(contentsOf: text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init))
+        // jq's compile messages name the line and then show it, padded with spaces: one entry per line, trimmed.
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            var trimmed = Substring(line)
+            while trimmed.last == " " { trimmed.removeLast() }
+            if !trimmed.isEmpty { lines.append(String(trimmed)) }
+        }
     }
 
     func take() -> [String] {

@@ -100,9 +100,11 @@ private func compileError(_ text: String) -> JQCompileError? {
     @Test func syntaxErrorCarriesJqsMessages() throws {
         let error = try #require(compileError(".a | foo("))
         #expect(error.reason == .invalidProgram)
-        #expect(error.messages.first?.hasPrefix("jq: error: syntax error, unexpected $end") == true)
-        #expect(error.messages.contains { $0.contains("at <top-level>, line 1:") })
-        #expect(error.messages.last == "jq: 1 compile error")
+        #expect(
+            error.messages == [
+                "jq: error: syntax error, unexpected $end (Unix shell quoting issues?) at <top-level>, line 1:", ".a | foo(",
+                "jq: 1 compile error",
+            ])
         #expect(error.description.contains("jq: 1 compile error"))
     }
 
@@ -191,8 +193,10 @@ private func compileError(_ text: String) -> JQCompileError? {
     @Test func envMessageNamesTheLine() throws {
         let error = try #require(compileError("1 + 2 |\n\nenv"))
         #expect(
-            error.messages.first
-                == "jq: error: env and $ENV are not available in kbridge (the process environment holds secrets) at <top-level>, line 3:")
+            error.messages == [
+                "jq: error: env and $ENV are not available in kbridge (the process environment holds secrets) at <top-level>, line 3:",
+                "env", "jq: 1 compile error",
+            ])
         #expect(compileError("$ENV.PASSWORD")?.messages.first?.contains("env and $ENV are not available in kbridge") == true)
     }
 
@@ -205,6 +209,7 @@ private func compileError(_ text: String) -> JQCompileError? {
         #expect(try run(try JQProgram(#""env""#), input) == #""env""#)
         #expect(try run(try JQProgram(#""$ENV \(.env) env""#), input) == #""$ENV prod env""#)
         #expect(try run(try JQProgram(#""\("env")""#), input) == #""env""#)
+        #expect(try run(try JQProgram(#""\((.input + 1) | tostring) env \("$ENV") \\(env)""#), input) == #""2 env $ENV \\(env)""#)
         #expect(try run(try JQProgram("{env: 1}"), input) == #"{"env":1}"#)
         #expect(try run(try JQProgram("{env}"), input) == #"{"env":"prod"}"#)
         #expect(try run(try JQProgram("{a: .input, env, input: 3}"), input) == #"{"a":1,"env":"prod","input":3}"#)
