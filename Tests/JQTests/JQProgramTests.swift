@@ -246,6 +246,22 @@ private func compileError(_ text: String) -> JQCompileError? {
         #expect(runError(small, "[1,2,3,4]")?.reason == .tooManyOutputs)
     }
 
+    /// Regression: libjq 1.6 prints values nested deeper than 256 levels with `<stripped: exceeds max depth>` in them
+    /// (not JSON); such a result must fail, not pass on as JSON.
+    @Test func outputDeeperThanJqCanPrintFails() throws {
+        let nest = try JQProgram("reduce range(.) as $i (0; [.])")
+        let deepest = try nest.run(Array("256".utf8))
+        #expect(deepest.count == 256 * 2 + 1)
+        #expect((try? JSONParser.parse(deepest)) != nil)
+        let error = try #require(runError(nest, "257"))
+        #expect(error.reason == .outputTooDeep)
+        #expect(runError(try JQProgram("reduce range(300) as $i (0; {a: .})"), "null")?.reason == .outputTooDeep)
+        #expect(runError(try JQProgram("1, (reduce range(300) as $i (0; [.]))"), "null")?.reason == .outputTooDeep)
+        // The same text inside a string is just text.
+        let text = #"["a<b", "[<stripped: exceeds max depth>]", "\"<"]"#
+        #expect(try run(try JQProgram("."), text) == #"["a<b","[<stripped: exceeds max depth>]","\"<"]"#)
+    }
+
     @Test func outputBytesAreBounded() throws {
         // One value: its own length. `"12345"` with quotes is 7 bytes.
         let one = try JQProgram(".", limits: JQLimits(maximumOutputBytes: 7))
