@@ -39,6 +39,8 @@ public struct JQRunError: Error, Sendable, Equatable, CustomStringConvertible {
         case tooManyOutputs
         /// The result would be longer than ``JQLimits/maximumOutputBytes`` bytes.
         case outputTooLarge
+        /// A result value is nested more than 256 levels deep: libjq 1.6 prints `<stripped: exceeds max depth>` there.
+        case outputTooDeep
         /// ``JQProgram/value(for:)`` could not parse the result (nested deeper than the JSON module's bound).
         case unparsableOutput
         /// The awaiting task was cancelled; the program may still be running on its thread.

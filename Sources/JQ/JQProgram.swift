@@ -20,8 +20,9 @@ import Synchronization
 /// - Security: programs that name `env`, `$ENV`, `input`, `inputs`, `input_filename`, `input_line_number`,
 ///   `$__loc__`, `get_search_list`, `get_jq_origin`, `get_prog_origin`, `modulemeta`, `import`, `include` or
 ///   `stderr` are refused at compile time (the process environment holds Kafka passwords), and so is `halt_error`
-///   (libjq 1.6 frees the program's constant it is given: heap corruption on the next run; use `error`). Names inside string
-///   literals (`"env"`), field access (`.env`) and object keys (`{env: 1}`) stay allowed. `debug` is a no-op.
+///   (libjq 1.6 frees the program constant it is given: heap corruption on the next run; use `error`). Names inside
+///   string literals (`"env"`), field access (`.env`) and object keys (`{env: 1}`) stay allowed. `debug` is a no-op.
+/// - libjq: Debian bookworm's 1.6 (`libjq-dev` to build, `libjq1` to run).
 /// - Not bounded: the memory and time a program uses while it runs (libjq 1.6 has neither limits nor an interrupt).
 ///   A program that never ends keeps its thread forever; the `async` run lets the caller stop waiting. A program
 ///   that builds a value nested about a million levels deep can overflow the thread's stack when jq frees it.
@@ -77,9 +78,11 @@ public final class JQProgram: Sendable {
             throw JQCompileError(reason: .nulCharacter, messages: ["jq: error: the program contains a NUL character"])
         }
         if let refusal = JQProgramScreening.firstRefusal(in: text) {
+            // Like jq's own messages: the reason with the line number, the line, the count.
+            let line = text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(refusal.line - 1).first ?? ""
             throw JQCompileError(
                 reason: .refusedBuiltin,
-                messages: ["jq: error: \(refusal.reason) at <top-level>, line \(refusal.line):", "jq: 1 compile error"])
+                messages: ["jq: error: \(refusal.reason) at <top-level>, line \(refusal.line):", String(line), "jq: 1 compile error"])
         }
         let first = try JQState(compiling: text)
         self.text = text

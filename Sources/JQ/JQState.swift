@@ -104,7 +104,15 @@ final class JQState: @unchecked Sendable {
                 output.append(UInt8(ascii: ","))
             }
             if let characters = jv_string_value(dumped) {
-                output.append(contentsOf: UnsafeRawBufferPointer(start: characters, count: byteCount))
+                let bytes = UnsafeRawBufferPointer(start: characters, count: byteCount)
+                if Self.containsDepthMarker(bytes) {
+                    jv_free(dumped)
+                    return .failure(
+                        JQRunError(
+                            reason: .outputTooDeep,
+                            message: "the jq program's result is nested more than 256 levels deep, which libjq 1.6 cannot print"))
+                }
+                output.append(contentsOf: bytes)
             }
             jv_free(dumped)
         }
@@ -118,6 +126,30 @@ final class JQState: @unchecked Sendable {
             output.append(UInt8(ascii: "]"))
             return .success(output)
         }
+    }
+
+    /// libjq 1.6 prints a value nested more than 256 levels deep as `<stripped: exceeds max depth>` in place of the
+    /// deeper part: not JSON. Outside a string, valid JSON never contains `<`, so one `<` there marks it.
+    static func containsDepthMarker(_ json: UnsafeRawBufferPointer) -> Bool {
+        guard json.contains(UInt8(ascii: "<")) else { return false }  // the common case: one quick pass
+        var inString = false
+        var escaped = false
+        for byte in json {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == UInt8(ascii: "<") {
+                return true
+            }
+        }
+        return false
     }
 
     /// `halt` ends the run like the end of its outputs; `halt_error` (a message, or a non-zero exit code) fails it.
@@ -186,7 +218,12 @@ private final class MessageSink {
             return
         }
         let text = JQState.text(of: message)
-        lines.append(contentsOf: text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init))
+        // jq's compile messages name the line and then show it, padded with spaces: one entry per line, trimmed.
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            var trimmed = Substring(line)
+            while trimmed.last == " " { trimmed.removeLast() }
+            if !trimmed.isEmpty { lines.append(String(trimmed)) }
+        }
     }
 
     func take() -> [String] {

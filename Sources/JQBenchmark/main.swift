@@ -1,7 +1,41 @@
 // Measures the JQ module (run in release: `swift run -c release JQBenchmark`): program compile time, and the cost of
 // one run (parse + execute + dump) of a small filter on a small document, synchronous and on a NIOThreadPool.
+// `JQBenchmark memory <runs>` instead prints the resident memory before and after <runs> runs of every kind (values,
+// several values, runtime errors, invalid input), for the leak test (JQTests), which needs a process of its own.
 import JQ
 import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+if CommandLine.arguments.dropFirst().first == "memory" {
+    let runs = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 100_000
+    let program = try JQProgram(#"if .fail then error("no \(.n)") else (.items[] | {n: .n, s: (.s + "!")}) end"#, maximumStates: 1)
+    let inputs: [[UInt8]] = [
+        Array(#"{"items":[{"n":1,"s":"a"}]}"#.utf8),
+        Array(#"{"items":[{"n":1,"s":"a"},{"n":2,"s":"b"}]}"#.utf8),
+        Array(#"{"fail":true,"n":3}"#.utf8),
+        Array(#"{"items":[{"n":1,"s":"#.utf8),
+    ]
+    func residentBytes() -> Int {
+        let descriptor = open("/proc/self/statm", O_RDONLY)
+        guard descriptor >= 0 else { return 0 }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        let fields = String(decoding: buffer[0..<max(0, count)], as: UTF8.self).split(separator: " ")  // size resident …
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(getpagesize()) : 0
+    }
+    func round(_ count: Int) {
+        for index in 0..<count { _ = try? program.run(inputs[index % inputs.count]) }
+    }
+    round(20_000)  // warm up: allocator pools, jq's per-thread data
+    let before = residentBytes()
+    round(runs)
+    print("resident-before=\(before) resident-after=\(residentBytes()) runs=\(runs)")
+    exit(0)
+}
 
 let filter = #"{id: .id, names: [.items[] | select(.n > 1) | .name], total: ([.items[].n] | add)}"#
 let document = Array(#"{"id":42,"items":[{"name":"a","n":1},{"name":"b","n":2},{"name":"c","n":3}]}"#.utf8)
