@@ -213,12 +213,15 @@ public actor WorkflowExecution {
         status[index] = .error
         let duration = startedAt[index].map { ContinuousClock.now - $0 }
         trace.durations[index] = duration
-        trace.errors[index] = error.description
-        var values = [WorkflowTrace.Value(key: nil, type: "error", value: .string(error.description))]
+        // The message goes to the client (debug), the log and the trace: a vault value in it (jq quotes values in its
+        // errors) is masked.
+        let message = trace.redact(error.description)
+        trace.errors[index] = message
+        var values = [WorkflowTrace.Value(key: nil, type: "error", value: .string(message))]
         if let partial = error.partialOutputs { values += outputValues(index, partial) }
         trace.record(node: workflow.nodes[index], index: index, action: "fail", values: values, duration: duration)
         let node = workflow.nodes[index]
-        return .nodeFailed(WorkflowNodeReference(index: node.index, name: node.name, type: node.typeName), message: error.description)
+        return .nodeFailed(WorkflowNodeReference(index: node.index, name: node.name, type: node.typeName), message: message)
     }
 
     /// Marks a node skipped by a branch, and the fact that its dependents need not wait for it.

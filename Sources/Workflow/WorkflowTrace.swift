@@ -82,6 +82,15 @@ struct WorkflowTrace: Sendable {
         return JSONWriter.bytes(.object(trace))
     }
 
+    /// `text` with every vault value in it replaced by the mask.
+    func redact(_ text: String) -> String {
+        var redacted = text
+        for secret in masked where redacted.contains(secret) {
+            redacted = redacted.replacingOccurrences(of: secret, with: Self.mask)
+        }
+        return redacted
+    }
+
     /// `value` with sensitive headers and vault values masked (`key`: the port or member it sits under).
     func hide(_ value: JSONValue, key: String? = nil) -> JSONValue {
         if let key, Self.sensitiveHeaders.contains(key.lowercased()) { return .string(Self.mask) }

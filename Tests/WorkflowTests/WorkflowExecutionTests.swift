@@ -183,6 +183,23 @@ struct WorkflowExecutionTests {
         await server.shutdown()
     }
 
+    @Test func vaultValuesInErrorMessagesAreMasked() async throws {
+        // jq quotes the values it cannot add: the secret must not reach the error, the log or the trace.
+        let flow = try workflow("""
+        {"debug": true, "nodes": [{"name": "J", "type": "jq", "inputs": {"key": "vault.api_key"}, "jq": ".key + 1"}]}
+        """, vault: [("api_key", Secret("s3cr3t-value", source: "test"))])
+        let execution = flow.execution(for: request())
+        do {
+            _ = try await execution.runUntilProduce()
+            Issue.record("expected a failure")
+        } catch {
+            guard case .nodeFailed(_, let message) = error else { Issue.record("\(error)"); return }
+            #expect(!message.contains("s3cr3t-value"), "\(message)")
+            #expect(message.contains("********"), "\(message)")
+        }
+        #expect(!String(decoding: await execution.traceJSON(), as: UTF8.self).contains("s3cr3t-value"))
+    }
+
     @Test func aRuntimeTypeMismatchFailsTheNode() async throws {
         // jq's output is only known at run time: a string into exit.headers (a map) fails, as in Kong.
         let flow = try workflow("""
