@@ -170,23 +170,17 @@ struct GraphBuilder {
                 }
                 return (other, port)
             }
-            if let label = node.input, let (source, port) = resolve(label, at: "\(path).input") {
-                connections.append(Connection(source: source, sourcePort: port, target: own, targetPort: nil, path: "\(path).input"))
-            }
-            for (inputPort, label) in node.inputs {
-                if let (source, port) = resolve(label, at: "\(path).inputs.\(inputPort)") {
-                    connections.append(Connection(source: source, sourcePort: port, target: own, targetPort: inputPort,
-                                                  path: "\(path).inputs.\(inputPort)"))
-                }
-            }
-            if let label = node.output, let (target, port) = resolve(label, at: "\(path).output") {
-                connections.append(Connection(source: own, sourcePort: nil, target: target, targetPort: port, path: "\(path).output"))
-            }
-            for (outputPort, label) in node.outputs {
-                if let (target, port) = resolve(label, at: "\(path).outputs.\(outputPort)") {
-                    connections.append(Connection(source: own, sourcePort: outputPort, target: target, targetPort: port,
-                                                  path: "\(path).outputs.\(outputPort)"))
-                }
+            // Each label as written: its key path, this node's port, and whether this node is the receiving end.
+            var ends: [(label: String, keyPath: String, ownPort: String?, ownIsTarget: Bool)] = []
+            if let label = node.input { ends.append((label, "\(path).input", nil, true)) }
+            ends += node.inputs.map { ($0.label, "\(path).inputs.\($0.port)", $0.port, true) }
+            if let label = node.output { ends.append((label, "\(path).output", nil, false)) }
+            ends += node.outputs.map { ($0.label, "\(path).outputs.\($0.port)", $0.port, false) }
+            for end in ends {
+                guard let (other, otherPort) = resolve(end.label, at: end.keyPath) else { continue }
+                connections.append(end.ownIsTarget
+                    ? Connection(source: other, sourcePort: otherPort, target: own, targetPort: end.ownPort, path: end.keyPath)
+                    : Connection(source: own, sourcePort: end.ownPort, target: other, targetPort: otherPort, path: end.keyPath))
             }
         }
         // Who feeds each input, to refuse a second connection into one input.

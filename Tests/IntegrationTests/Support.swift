@@ -50,7 +50,12 @@ func testRoute(path: String, topic: String?, async: Bool, broker: BrokerAddress?
 
 /// Starts a real bridge on a free loopback port, runs `body` with its base URL, then shuts it down.
 func withBridge<T>(_ routes: [RouteConfiguration], _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
-    var configuration = BridgeConfiguration(routes: routes)
+    try await withBridge(configuration: BridgeConfiguration(routes: routes), body)
+}
+
+/// Starts a real bridge with `configuration` on a free loopback port, runs `body` with its base URL, then shuts it down.
+func withBridge<T>(configuration: BridgeConfiguration, _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
+    var configuration = configuration
     configuration.server.host = "127.0.0.1"
     configuration.server.port = 0
     configuration.server.threads = 2

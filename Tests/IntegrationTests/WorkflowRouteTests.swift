@@ -10,23 +10,10 @@ import Testing
 /// local HTTP servers in place of the internet APIs → the real broker, whose messages are read back.
 @Suite(.timeLimit(.minutes(3)))
 struct WorkflowRouteTests {
-    /// Starts a bridge from YAML text (`BROKER` and `TOPIC` filled in), as `kbridge` reads its file.
+    /// Starts a bridge from YAML text (`BROKER` filled in), as `kbridge` reads its file.
     func withYAMLBridge<T>(_ yaml: String, _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
         let text = yaml.replacingOccurrences(of: "BROKER", with: try TestBroker.bootstrapServers)
-        var configuration = try BridgeConfiguration.parse(yaml: text, file: "test.yaml").configuration
-        configuration.server.host = "127.0.0.1"
-        configuration.server.port = 0
-        configuration.server.threads = 2
-        configuration.server.shutdownTimeout = .seconds(10)
-        let bridge = try await KafkaBridge.start(configuration: configuration, logger: testLogger)
-        do {
-            let result = try await body("http://127.0.0.1:\(bridge.port)", bridge)
-            await bridge.shutdown()
-            return result
-        } catch {
-            await bridge.shutdown()
-            throw error
-        }
+        return try await withBridge(configuration: try BridgeConfiguration.parse(yaml: text, file: "test.yaml").configuration, body)
     }
 
     @Test func authenticateThirdPartyInjectsTheTokenIntoTheMessage() async throws {
