@@ -151,8 +151,10 @@ public final class JQProgram: Sendable {
     /// repetition, linear in the count and not bounded by libjq 1.6: `"x" * 100000000` runs ≈9 s and allocates
     /// ≈140 MB, `"x" * 1e9` ≈70 s and ≈1.1 GB (Debian's jq 1.6 on a loaded 2-core machine), and a longer string
     /// multiplies the memory (`"0123456789" * .n` with a request's `n`). Such a run keeps its thread until that
-    /// builtin returns, then stops. Others are bounded by values the program already built step by step (`tostring`, `sort`,
-    /// `tojson` of a large value) or by Oniguruma's retry limit (regular expressions).
+    /// builtin returns, then stops. Other builtins work on a value the program built step by step, which the halt
+    /// does interrupt, so their cost is bounded by what a program can build before its deadline, but can be a few
+    /// times that: `[range(1e7)]` takes ≈4.7 s to build, then `sort` ≈15 s and `tojson` ≈3.4 s more, uninterrupted.
+    /// Regular expressions stop at Oniguruma's retry limit.
     public func run(_ input: [UInt8], on threadPool: NIOThreadPool, timeout: Duration? = nil) async throws(JQRunError) -> [UInt8] {
         let ticket = RunTicket()
         let deadline = timeout.map { timeout in
