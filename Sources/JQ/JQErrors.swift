@@ -3,7 +3,7 @@ public struct JQCompileError: Error, Sendable, Equatable, CustomStringConvertibl
     public enum Reason: Sendable, Equatable {
         /// jq rejected the program (syntax error, unknown function, …); `messages` are jq's.
         case invalidProgram
-        /// The program names a builtin kbridge refuses (`env`, `$ENV`, `input`, `import`, `halt_error`, …).
+        /// The program names a builtin kbridge refuses (`env`, `$ENV`, `input`, `import`, `halt`, `halt_error`, …).
         case refusedBuiltin
         /// The program is longer than ``JQProgram/maximumProgramLength`` characters.
         case programTooLong
@@ -43,9 +43,9 @@ public struct JQRunError: Error, Sendable, Equatable, CustomStringConvertible {
         case outputTooDeep
         /// ``JQProgram/value(for:)`` could not parse the result (nested deeper than the JSON module's bound).
         case unparsableOutput
-        /// The awaiting task was cancelled; the program may still be running on its thread.
+        /// The awaiting task was cancelled; the program was halted (it stops at its next jq instruction).
         case cancelled
-        /// The run's deadline passed; the program may still be running on its thread.
+        /// The run's deadline passed; the program was halted (it stops at its next jq instruction).
         case timedOut
         /// The thread pool was not running, so the program never started.
         case threadPoolInactive

@@ -19,13 +19,16 @@ import Synchronization
 ///   that run programs (e.g. the thread pool's size).
 /// - Security: programs that name `env`, `$ENV`, `input`, `inputs`, `input_filename`, `input_line_number`,
 ///   `$__loc__`, `get_search_list`, `get_jq_origin`, `get_prog_origin`, `modulemeta`, `import`, `include` or
-///   `stderr` are refused at compile time (the process environment holds Kafka passwords), and so is `halt_error`
-///   (libjq 1.6 frees the program constant it is given: heap corruption on the next run; use `error`). Names inside
-///   string literals (`"env"`), field access (`.env`) and object keys (`{env: 1}`) stay allowed. `debug` is a no-op.
+///   `stderr` are refused at compile time (the process environment holds Kafka passwords), and so are `halt_error`
+///   (libjq 1.6 frees the program constant it is given: heap corruption on the next run; use `error`) and `halt`
+///   (kbridge halts programs itself, see ``run(_:on:timeout:)``, and libjq's `jq_halt` asserts, aborting the
+///   process, when the state is halted already). Names inside string literals (`"env"`), field access (`.env`) and
+///   object keys (`{env: 1}`) stay allowed. `debug` is a no-op.
 /// - libjq: Debian bookworm's 1.6 (`libjq-dev` to build, `libjq1` to run).
-/// - Not bounded: the memory and time a program uses while it runs (libjq 1.6 has neither limits nor an interrupt).
-///   A program that never ends keeps its thread forever; the `async` run lets the caller stop waiting. A program
-///   that builds a value nested about a million levels deep can overflow the thread's stack when jq frees it.
+/// - Not bounded: the memory and time a program uses while it runs (libjq 1.6 has no limits). The `async` run
+///   halts the program when its caller stops waiting (timeout or cancellation), except inside one long C builtin
+///   (`"x" * 1e9`); a synchronous run is never interrupted. A program that builds a value nested about a million
+///   levels deep can overflow the thread's stack when jq frees it.
 ///   Input JSON is limited by jq's parser to 256 levels of nesting. Programs come from the operator's
 ///   configuration; input comes from requests.
 public final class JQProgram: Sendable {
@@ -46,7 +49,7 @@ public final class JQProgram: Sendable {
         var live: Int
         var compilations: Int
         var temporaryStates: Int
-        var abandonedStates: Int
+        var interruptedRuns: Int
     }
 
     /// What the pool has done so far (for tests and metrics).
@@ -59,8 +62,9 @@ public final class JQProgram: Sendable {
         public var compilations: Int
         /// Runs that found every pooled state busy and compiled a state of their own.
         public var temporaryStates: Int
-        /// States dropped because their caller stopped waiting (cancellation or deadline) before the run ended.
-        public var abandonedStates: Int
+        /// Runs halted because their caller stopped waiting (cancellation or deadline) while the program ran; their
+        /// states went back to the pool.
+        public var interruptedRuns: Int
     }
 
     /// Compiles `text` once to validate it; the compiled state becomes the pool's first.
@@ -88,14 +92,14 @@ public final class JQProgram: Sendable {
         self.text = text
         self.maximumStates = max(1, maximumStates)
         self.limits = limits
-        self.pool = Mutex(StatePool(idle: [first], live: 1, compilations: 1, temporaryStates: 0, abandonedStates: 0))
+        self.pool = Mutex(StatePool(idle: [first], live: 1, compilations: 1, temporaryStates: 0, interruptedRuns: 0))
     }
 
     public var statistics: Statistics {
         pool.withLock { pool in
             Statistics(
                 idleStates: pool.idle.count, liveStates: pool.live, compilations: pool.compilations,
-                temporaryStates: pool.temporaryStates, abandonedStates: pool.abandonedStates)
+                temporaryStates: pool.temporaryStates, interruptedRuns: pool.interruptedRuns)
         }
     }
 
@@ -136,11 +140,21 @@ public final class JQProgram: Sendable {
     /// Runs the program on a thread of `threadPool`, off the caller's event loop, and returns the result as compact
     /// JSON bytes.
     ///
-    /// libjq 1.6 cannot interrupt a running program. When the calling task is cancelled, or `timeout` passes, this
-    /// returns at once with ``JQRunError/Reason-swift.enum/cancelled`` or ``JQRunError/Reason-swift.enum/timedOut``;
-    /// the program keeps its thread until it ends on its own (a program that never ends keeps it forever), and its
-    /// jq state is then dropped, not returned to the pool. A run whose caller stopped waiting before it started
-    /// never starts.
+    /// When the calling task is cancelled, or `timeout` passes, this returns at once with
+    /// ``JQRunError/Reason-swift.enum/cancelled`` or ``JQRunError/Reason-swift.enum/timedOut`` and halts the program
+    /// (`jq_halt`): it stops at its next jq instruction, so a program that never ends (`def f: f; f`,
+    /// `[range(1e18)]`, `range(.n)` on a hostile `n`) frees its thread within milliseconds, and its jq state goes
+    /// back to the pool (JQBenchmark: the pool's thread runs its next job a median 0.1 to 4 ms after this returns).
+    /// A run whose caller stopped waiting before it started never starts.
+    ///
+    /// Not interruptible: the work inside one jq instruction, i.e. one C builtin. The one that matters is string
+    /// repetition, linear in the count and not bounded by libjq 1.6: `"x" * 100000000` runs ≈9 s and allocates
+    /// ≈140 MB, `"x" * 1e9` ≈70 s and ≈1.1 GB (Debian's jq 1.6 on a loaded 2-core machine), and a longer string
+    /// multiplies the memory (`"0123456789" * .n` with a request's `n`). Such a run keeps its thread until that
+    /// builtin returns, then stops. Other builtins work on a value the program built step by step, which the halt
+    /// does interrupt, so their cost is bounded by what a program can build before its deadline, but can be a few
+    /// times that: `[range(1e7)]` takes ≈4.7 s to build, then `sort` ≈15 s and `tojson` ≈3.4 s more, uninterrupted.
+    /// Regular expressions stop at Oniguruma's retry limit.
     public func run(_ input: [UInt8], on threadPool: NIOThreadPool, timeout: Duration? = nil) async throws(JQRunError) -> [UInt8] {
         let ticket = RunTicket()
         let deadline = timeout.map { timeout in
@@ -167,13 +181,16 @@ public final class JQProgram: Sendable {
                         ticket.finish(.failure(error))
                         return
                     }
-                    let result = input.withUnsafeBytes { state.run($0, limits: limits) }
-                    if let waiting = ticket.take() {
-                        if pooled { checkIn(state) }  // before resuming, so the caller's next run finds it idle
-                        waiting.resume(returning: result)
-                    } else if pooled {
-                        abandon(state)
+                    let result = input.withUnsafeBytes { state.run($0, limits: limits, started: { ticket.started(state) }) }
+                    let (waiting, halted) = ticket.ended()
+                    if halted {
+                        state.releaseValues()
+                        pool.withLock { $0.interruptedRuns += 1 }
                     }
+                    // Halted or not, the state is reusable: the next `jq_start` clears a halt. Checked in before
+                    // resuming, so the caller's next run finds it idle.
+                    if pooled { checkIn(state) }
+                    waiting?.resume(returning: result)
                 }
             }
         } onCancel: {
@@ -216,23 +233,20 @@ public final class JQProgram: Sendable {
         pool.withLock { $0.idle.append(state) }
     }
 
-    /// Forgets a pooled state whose caller stopped waiting; it is torn down when the last reference goes (outside the lock).
-    private func abandon(_ state: JQState) {
-        pool.withLock { pool in
-            pool.live -= 1
-            pool.abandonedStates += 1
-        }
-    }
-
     static func stoppedWaiting(_ why: String) -> String {
-        "stopped waiting for the jq program: \(why) (libjq cannot interrupt it: it keeps its thread until it ends)"
+        "stopped waiting for the jq program: \(why); the program was halted"
     }
 }
 
 /// Hands one run's result to its waiting task exactly once: from the thread pool, from cancellation or from the
 /// deadline, whichever comes first. Later results are dropped and tell the run that nobody waits.
+///
+/// It also halts the run's program when the caller stops waiting while it runs. The same lock guards both, so a
+/// state is halted only between the run's `jq_start` (``started(_:)``) and the end of its last `jq_next`
+/// (``ended()``): never a state that went back to the pool or that another run uses, and never twice in one run
+/// (`jq_halt` asserts that).
 private final class RunTicket: Sendable {
-    private enum State {
+    private enum Phase {
         case initial
         case waiting(CheckedContinuation<Result<[UInt8], JQRunError>, Never>)
         /// Finished before the continuation arrived (cancelled before start): the result it gets at once.
@@ -240,17 +254,24 @@ private final class RunTicket: Sendable {
         case finished
     }
 
-    private let state = Mutex(State.initial)
+    private struct Guarded {
+        var phase = Phase.initial
+        /// The state running this ticket's program, from its `jq_start` to the end of its last `jq_next`.
+        var running: JQState?
+        var halted = false
+    }
+
+    private let guarded = Mutex(Guarded())
 
     /// Stores the continuation; false (after resuming it) when the run was already finished, i.e. cancelled.
     func wait(_ continuation: CheckedContinuation<Result<[UInt8], JQRunError>, Never>) -> Bool {
-        let early = state.withLock { state -> Result<[UInt8], JQRunError>? in
-            switch state {
+        let early = guarded.withLock { guarded -> Result<[UInt8], JQRunError>? in
+            switch guarded.phase {
             case .initial:
-                state = .waiting(continuation)
+                guarded.phase = .waiting(continuation)
                 return nil
             case .finishedEarly(let result):
-                state = .finished
+                guarded.phase = .finished
                 return result
             case .waiting, .finished:
                 preconditionFailure("RunTicket.wait called twice")
@@ -262,28 +283,45 @@ private final class RunTicket: Sendable {
     }
 
     var isWaiting: Bool {
-        state.withLock { if case .waiting = $0 { true } else { false } }
+        guarded.withLock { if case .waiting = $0.phase { true } else { false } }
     }
 
-    /// The waiting task's continuation, for the caller to resume, if nothing resumed it before.
-    func take() -> CheckedContinuation<Result<[UInt8], JQRunError>, Never>? {
-        state.withLock { state in
-            guard case .waiting(let continuation) = state else { return nil }
-            state = .finished
-            return continuation
+    /// The run's program is set up on `state` and about to execute: from now on, finishing halts it. False when
+    /// nobody waits any more (then the program must not run).
+    func started(_ state: JQState) -> Bool {
+        guarded.withLock { guarded in
+            guard case .waiting = guarded.phase else { return false }
+            guarded.running = state
+            return true
         }
     }
 
-    /// Resumes the waiting task with `result` if nothing did before; true when this call did.
+    /// The run's program returned: no more halting. Returns the waiting task's continuation, for the caller to
+    /// resume, if nothing resumed it before, and whether the program was halted (its result is then partial).
+    func ended() -> (waiting: CheckedContinuation<Result<[UInt8], JQRunError>, Never>?, halted: Bool) {
+        guarded.withLock { guarded in
+            guarded.running = nil
+            guard case .waiting(let continuation) = guarded.phase else { return (nil, guarded.halted) }
+            guarded.phase = .finished
+            return (continuation, guarded.halted)
+        }
+    }
+
+    /// Resumes the waiting task with `result` if nothing did before, and halts the program if it is running; true
+    /// when this call resumed the task.
     @discardableResult
     func finish(_ result: Result<[UInt8], JQRunError>) -> Bool {
-        let continuation = state.withLock { state -> CheckedContinuation<Result<[UInt8], JQRunError>, Never>? in
-            switch state {
+        let continuation = guarded.withLock { guarded -> CheckedContinuation<Result<[UInt8], JQRunError>, Never>? in
+            switch guarded.phase {
             case .initial:
-                state = .finishedEarly(result)
+                guarded.phase = .finishedEarly(result)
                 return nil
             case .waiting(let continuation):
-                state = .finished
+                guarded.phase = .finished
+                if let running = guarded.running, !guarded.halted {
+                    running.halt()  // only sets a flag: cheap enough to do under the lock
+                    guarded.halted = true
+                }
                 return continuation
             case .finishedEarly, .finished:
                 return nil

@@ -2,8 +2,8 @@
 ///
 /// The bridge's process environment holds Kafka and registry passwords, so `env` and `$ENV` must never run; the
 /// others read files or inputs the bridge never gives (`input`, `import`, `modulemeta`), reveal installation paths
-/// (`get_search_list`, `$__loc__`, …), write to the process's standard error (`stderr`), or corrupt libjq 1.6's
-/// memory (`halt_error`).
+/// (`get_search_list`, `$__loc__`, …), write to the process's standard error (`stderr`), corrupt libjq 1.6's
+/// memory (`halt_error`), or set the state's halt flag, which only kbridge may set (`halt`).
 ///
 /// The scan is a small jq lexer (jq 1.6's token rules): it skips string literals (but scans the code inside their
 /// `\(…)` interpolations), comments, numbers and field names (`.env` is field access and stays allowed), and looks
@@ -28,6 +28,9 @@ struct JQProgramScreening {
         // libjq 1.6 bug (seen with valgrind): halt_error on a string or object constant of the program frees that
         // constant while the compiled program still holds it; the next run or the teardown then corrupts the heap.
         "halt_error": "halt_error is not available in kbridge (libjq 1.6 corrupts memory with it); use error(message)",
+        // kbridge halts a run whose caller stopped waiting, and libjq 1.6's jq_halt asserts the state is not halted
+        // yet: a program that halted itself as its deadline passed would abort the process.
+        "halt": "halt is not available in kbridge (kbridge itself halts programs that run too long); use first(f) or limit(n; f) to stop early",
     ]
     /// Names of `$` variables a program may not use.
     static let refusedVariables: [String: String] = [

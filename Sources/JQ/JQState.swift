@@ -50,9 +50,30 @@ final class JQState: @unchecked Sendable {
         jq_teardown(&jq)
     }
 
+    /// Stops the running program at its next jq instruction: `jq_next` then returns as if the outputs had ended
+    /// (the run's result is partial and must be dropped). Called from another thread than the one running the
+    /// program, which libjq 1.6 allows in practice: `jq_next` reads the `halted` flag, a field of the state, at the
+    /// top of every instruction, and `jq_halt` only sets it (with an exit code and a message, both invalid here,
+    /// which own no memory). `jq_halt` asserts that the state is not halted yet, so call this at most once per run,
+    /// and only between the run's `jq_start` and its last `jq_next`; the next `jq_start` clears the halt.
+    /// Programs cannot halt themselves: `halt` and `halt_error` are refused at compile time.
+    func halt() {
+        jq_halt(jq, jv_invalid(), jv_invalid())
+    }
+
+    /// Frees the values a stopped run left on the state's stack (an interrupted `[range(1e18)]` holds its partial
+    /// array) instead of keeping them until the state's next run: `jq_start` on `null` resets the state.
+    func releaseValues() {
+        jq_start(jq, jv_null(), 0)
+    }
+
     /// Runs the program on one JSON value and returns the result as compact JSON bytes: one output is that value,
     /// none is `null`, several are an array of them.
-    func run(_ input: UnsafeRawBufferPointer, limits: JQLimits) -> Result<[UInt8], JQRunError> {
+    ///
+    /// `started` is called once the program is set up (after `jq_start`, before its first instruction): from then
+    /// on ``halt()`` stops it. When `started` returns false (nobody waits for the result any more) the program does
+    /// not run at all.
+    func run(_ input: UnsafeRawBufferPointer, limits: JQLimits, started: () -> Bool = { true }) -> Result<[UInt8], JQRunError> {
         guard let length = Int32(exactly: input.count) else {
             return .failure(JQRunError(reason: .inputTooLarge, message: "the input is \(input.count) bytes; libjq takes at most \(Int32.max)"))
         }
@@ -66,7 +87,10 @@ final class JQState: @unchecked Sendable {
             return .failure(JQRunError(reason: .invalidInput, message: "invalid JSON input: " + Self.parseMessage(of: value)))
         }
         _ = messages.take()
-        jq_start(jq, value, 0)  // consumes `value`
+        jq_start(jq, value, 0)  // consumes `value`; clears a halt left by the previous run
+        guard started() else {
+            return .failure(JQRunError(reason: .cancelled, message: "the jq program did not run: nobody waits for its result"))
+        }
 
         var output: [UInt8] = []
         var outputCount = 0
@@ -116,9 +140,6 @@ final class JQState: @unchecked Sendable {
             }
             jv_free(dumped)
         }
-        if jq_halted(jq) != 0 {
-            if let failure = haltFailure() { return .failure(failure) }
-        }
         switch outputCount {
         case 0: return .success(Array("null".utf8))
         case 1: return .success(output)
@@ -150,27 +171,6 @@ final class JQState: @unchecked Sendable {
             }
         }
         return false
-    }
-
-    /// `halt` ends the run like the end of its outputs; `halt_error` (a message, or a non-zero exit code) fails it.
-    ///
-    /// Ownership (checked with valgrind against Debian's libjq 1.6): `jq_get_error_message` returns the state's own
-    /// reference, not a copy (freeing it frees a constant of the compiled program: a use after free at teardown),
-    /// so it is copied before use and never freed here. The exit code is always a number or invalid (`halt_error/1`
-    /// refuses anything else), which need no freeing either way.
-    private func haltFailure() -> JQRunError? {
-        let exitCode = jq_get_exit_code(jq)
-        let errorMessage = jq_get_error_message(jq)
-        var code = 0
-        if jv_get_kind(exitCode) == JV_KIND_NUMBER {
-            let number = jv_number_value(exitCode)
-            code = number.isFinite && abs(number) < 1e9 ? Int(number) : 5
-        }
-        guard jv_is_valid(errorMessage) != 0, jv_get_kind(errorMessage) != JV_KIND_NULL else {
-            return code == 0 ? nil : JQRunError(reason: .runtimeError, message: "jq: error: halt_error with exit code \(code)")
-        }
-        let text = Self.text(of: jv_copy(errorMessage))
-        return JQRunError(reason: .runtimeError, message: "jq: error: halt_error (exit code \(code)): \(text)")
     }
 
     /// jv_parse_sized's message without its `(while parsing '<the whole input>')` echo. Consumes `invalid`.

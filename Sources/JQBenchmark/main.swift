@@ -1,5 +1,6 @@
 // Measures the JQ module (run in release: `swift run -c release JQBenchmark`): program compile time, and the cost of
-// one run (parse + execute + dump) of a small filter on a small document, synchronous and on a NIOThreadPool.
+// one run (parse + execute + dump) of a small filter on a small document, synchronous and on a NIOThreadPool, and how
+// fast a never-ending program is halted at its deadline.
 // `JQBenchmark memory <runs>` instead prints the resident memory before and after <runs> runs of every kind (values,
 // several values, runtime errors, invalid input), for the leak test (JQTests), which needs a process of its own.
 import JQ
@@ -88,3 +89,28 @@ let concurrentTime = await clock.measure {
 print("async run, 64 in flight: \(microseconds(concurrentTime, per: asyncRuns / 64 * 64)) µs per run (wall time / runs, 2 pool threads)")
 print("statistics: \(program.statistics)")
 try await pool.shutdownGracefully()
+
+// Halting: never-ending programs with a 50 ms timeout on a 1-thread pool. "late" is how long after the deadline the
+// call returned; "freed" how long after it returned the pool's only thread had run the next (tiny) run.
+let haltPool = NIOThreadPool(numberOfThreads: 1)
+haltPool.start()
+let next = try JQProgram(".")
+for text in ["def f: f; f", "[range(1e18)] | length", "last(repeat(.))"] {
+    let endless = try JQProgram(text, maximumStates: 1)
+    var late: [Duration] = []
+    var freed: [Duration] = []
+    for _ in 0..<20 {
+        let start = clock.now
+        _ = try? await endless.run(Array("null".utf8), on: haltPool, timeout: .milliseconds(50))
+        let returned = clock.now
+        _ = try await next.run(Array("1".utf8), on: haltPool)
+        late.append(returned - start - .milliseconds(50))
+        freed.append(clock.now - returned)
+    }
+    late.sort()
+    freed.sort()
+    print(
+        "halt \(text): late \(microseconds(late[10], per: 1)) µs median, \(microseconds(late[19], per: 1)) µs max; freed "
+            + "\(microseconds(freed[10], per: 1)) µs median, \(microseconds(freed[19], per: 1)) µs max; \(endless.statistics)")
+}
+try await haltPool.shutdownGracefully()
