@@ -20,6 +20,8 @@ public final class Workflow: Sendable {
     let readsServiceResponse: Bool
     /// The indices of the implicit nodes.
     let implicitIndex: [ImplicitNode: Int]
+    /// The cache of `cache` nodes (`resources.cache`), shared by the workflow's requests.
+    let cache: MemoryCache?
 
     /// Compiles `definition`; `services` builds the nodes that need outside resources (jq programs, the HTTP client).
     ///
@@ -51,6 +53,7 @@ public final class Workflow: Sendable {
         guard issues.isEmpty else { throw WorkflowConfigurationError(issues: issues) }
         self.nodes = nodes
         asynchronousWork = work
+        cache = definition.memoryCache.map(MemoryCache.init(limits:))
         debug = definition.debug
         timeout = definition.timeout ?? defaultTimeout
         vault = definition.vault

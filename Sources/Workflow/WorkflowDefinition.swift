@@ -20,6 +20,8 @@ public struct WorkflowDefinition: Sendable {
     public var callAllowedHosts: [String] = []
     /// PEM files trusted for `call` nodes' TLS, besides the system's roots (Kong 3.16 `ca_certificates`).
     public var caCertificateFiles: [String] = []
+    /// `resources.cache` with `strategy: memory`: the bounds of the workflow's cache (`nil`: no cache configured).
+    var memoryCache: MemoryCache.Limits?
 
     public init() {}
 
@@ -60,10 +62,10 @@ public struct NodeDefinition: Sendable {
 }
 
 public enum WorkflowNodeType: String, Sendable, CaseIterable {
-    case call, jq, exit, property, `static`, branch
+    case call, jq, exit, property, `static`, branch, cache
 
     /// Datakit node types that kbridge does not run yet, so that a Kong configuration with one gets a clear refusal.
-    static let notYetSupported = ["cache", "handlebars", "json_to_xml", "xml_to_json", "jwt_decode", "jwt_sign", "jwt_verify"]
+    static let notYetSupported = ["handlebars", "json_to_xml", "xml_to_json", "jwt_decode", "jwt_sign", "jwt_verify"]
 }
 
 /// The settings of each node type (Kong 3.15/3.16 field names, defaults and ranges).
@@ -74,6 +76,8 @@ public enum NodeSettings: Sendable {
     case property(PropertySettings)
     case `static`(values: JSONObject)
     case branch(then: [String], else: [String])
+    /// `ttl` in seconds (the `ttl` input wins), and whether a cache failure lets the request through.
+    case cache(ttl: Int?, bypassOnError: Bool)
 
     public var type: WorkflowNodeType {
         switch self {
@@ -83,6 +87,7 @@ public enum NodeSettings: Sendable {
         case .property: .property
         case .static: .static
         case .branch: .branch
+        case .cache: .cache
         }
     }
 }
@@ -141,9 +146,7 @@ struct DefinitionReader {
         }
         if let files = object["ca_certificates"] { definition.caCertificateFiles = stringList(files, "ca_certificates") ?? [] }
         if let resources = object["resources"], let entries = mapping(resources, "resources", allowed: ["vault", "cache"]) {
-            if entries["cache"] != nil {
-                issue("resources.cache", "the cache resource comes with the cache node, which this version of kbridge does not have yet")
-            }
+            if let cache = entries["cache"] { definition.memoryCache = readCacheResource(cache) }
             if let vault = entries["vault"], let map = vault.objectValue, map.count > 64 {
                 issue("resources.vault", "at most 64 entries (Kong's limit), found \(map.count)")
             }
@@ -163,7 +166,40 @@ struct DefinitionReader {
         for (position, node) in nodes.enumerated() {
             if let parsed = readNode(node, "nodes[\(position)]", index: position + 1) { definition.nodes.append(parsed) }
         }
+        if definition.memoryCache == nil, let position = definition.nodes.firstIndex(where: { $0.type == .cache }) {
+            issue("nodes[\(position)].type", "a cache node needs resources.cache (strategy: memory)")
+        }
         return definition
+    }
+
+    /// `resources.cache`: Kong's `strategy` and `memory.dictionary_name`, and kbridge's bounds of the memory cache.
+    mutating func readCacheResource(_ value: JSONValue) -> MemoryCache.Limits? {
+        guard let cache = mapping(value, "resources.cache", allowed: ["strategy", "memory", "redis"]) else { return nil }
+        guard let strategyValue = cache["strategy"], let strategy = string(strategyValue, "resources.cache.strategy") else {
+            issue("resources.cache.strategy", "required: memory")
+            return nil
+        }
+        switch strategy {
+        case "memory": break
+        case "redis":
+            issue("resources.cache.strategy", "the redis strategy is not supported by this version of kbridge; use memory")
+            return nil
+        default:
+            issue("resources.cache.strategy", "unknown strategy '\(strategy)' (memory or redis)")
+            return nil
+        }
+        var limits = MemoryCache.Limits()
+        if let memoryValue = cache["memory"],
+           let memory = mapping(memoryValue, "resources.cache.memory", allowed: ["dictionary_name", "max_entries", "max_bytes"]) {
+            if let name = memory["dictionary_name"] { _ = string(name, "resources.cache.memory.dictionary_name") }
+            if let entries = memory["max_entries"], let count = int(entries, "resources.cache.memory.max_entries", in: 1...10_000_000) {
+                limits.maximumEntries = count
+            }
+            if let bytes = memory["max_bytes"], let size = int(bytes, "resources.cache.memory.max_bytes", in: 1024...(1 << 34)) {
+                limits.maximumBytes = size
+            }
+        }
+        return limits
     }
 
     static let commonKeys = ["name", "type", "input", "inputs", "output", "outputs"]
@@ -174,6 +210,7 @@ struct DefinitionReader {
         .property: ["property", "content_type", "non_nil"],
         .static: ["values"],
         .branch: ["then", "else"],
+        .cache: ["ttl", "bypass_on_error"],
     ]
 
     mutating func readNode(_ value: JSONValue, _ path: String, index: Int) -> NodeDefinition? {
@@ -304,6 +341,10 @@ struct DefinitionReader {
             if then.isEmpty, otherwise.isEmpty { issue(path, "a branch node needs 'then', 'else' or both") }
             if !inputs.isEmpty { issue("\(path).inputs", "a branch node has one input: use 'input'") }
             settings = .branch(then: then, else: otherwise)
+        case .cache:
+            let ttl = object["ttl"].flatMap { int($0, "\(path).ttl", in: 0...31_536_000) }
+            let bypass = object["bypass_on_error"].flatMap { bool($0, "\(path).bypass_on_error") } ?? false
+            settings = .cache(ttl: ttl, bypassOnError: bypass)
         }
         guard issues.count == issuesBefore else { return nil }
         return NodeDefinition(name: name, index: index, input: input, inputs: inputs, output: output, outputs: outputs, settings: settings)

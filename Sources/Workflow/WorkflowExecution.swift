@@ -330,6 +330,8 @@ public actor WorkflowExecution {
             return .success(NodeOutputs(whole: .bool(condition), ports: [condition ? "then" : "else": .bool(condition)]))
         case .property(let settings)?:
             return property(settings, inputs: inputs, connected: !node.bindings.isEmpty)
+        case .cache(let ttl, _)?:
+            return cache(ttl: ttl, inputs: inputs)
         default:
             return .failure(WorkflowNodeError("node type \(node.typeName) has no inline behaviour"))
         }
@@ -362,6 +364,24 @@ public actor WorkflowExecution {
             return .failure(WorkflowNodeError("property \(settings.name) has no value"))
         }
         return .success(NodeOutputs(whole: value))
+    }
+
+    /// A `cache` node: SET when `data` is not null (for the `ttl` input, else the node's `ttl`, else 60 s), else GET.
+    private func cache(ttl: Int?, inputs: NodeInputs) -> Result<NodeOutputs, WorkflowNodeError> {
+        guard let cache = workflow.cache else { return .failure(WorkflowNodeError("no cache is configured (resources.cache)")) }
+        guard case .string(let key)? = inputs.ports["key"], !key.isEmpty else {
+            return .failure(WorkflowNodeError("the cache key is missing"))
+        }
+        let order = ["hit", "miss", "stored", "data"]
+        if let data = inputs.ports["data"], data != .null {
+            let seconds = inputs.ports["ttl"]?.numberValue?.int64.flatMap { Int(exactly: $0) } ?? ttl ?? 60
+            let stored = seconds > 0 && cache.store(data, for: key, ttl: .seconds(seconds))
+            return .success(.fields(["hit": .bool(false), "miss": .bool(false), "stored": .bool(stored), "data": data], order: order))
+        }
+        if let value = cache.value(for: key) {
+            return .success(.fields(["hit": .bool(true), "miss": .bool(false), "stored": .bool(false), "data": value], order: order))
+        }
+        return .success(.fields(["hit": .bool(false), "miss": .bool(true), "stored": .bool(false)], order: order))
     }
 
     /// The response an exit node (or the response node) describes.

@@ -34,6 +34,10 @@ struct PortSchema {
             for (key, value) in values { outputs[key] = WorkflowDataType(staticValue: value) }
             return PortSchema(outputs: outputs, wholeOutput: .object, outputOrder: values.keys)
         case .branch: return PortSchema(outputs: ["then": .any, "else": .any], wholeInput: .any, wholeOutput: .any, outputOrder: ["then", "else"])
+        case .cache:
+            return PortSchema(inputs: ["key": .string, "ttl": .number, "data": .any],
+                              outputs: ["hit": .any, "miss": .any, "stored": .any, "data": .any], wholeOutput: .object,
+                              outputOrder: ["hit", "miss", "stored", "data"])
         }
     }
 

@@ -200,6 +200,48 @@ struct WorkflowExecutionTests {
         #expect(!String(decoding: await execution.traceJSON(), as: UTF8.self).contains("s3cr3t-value"))
     }
 
+    @Test func aCachedTokenIsFetchedOnce() async throws {
+        let tokens = try await TestHTTPServer { _ in .json(#"{"access_token":"t-1"}"#) }
+        let flow = try workflow("""
+        {"resources": {"cache": {"strategy": "memory"}}, "nodes": [
+          {"name": "KEY", "type": "static", "values": {"key": "auth-token"}},
+          {"name": "CACHED", "type": "cache", "inputs": {"key": "KEY.key"}},
+          {"name": "CHECK", "type": "branch", "input": "CACHED.hit", "else": ["FETCH", "STORE"]},
+          {"name": "FETCH", "type": "call", "url": "\(tokens.url)/token"},
+          {"name": "STORE", "type": "cache", "inputs": {"key": "KEY.key", "data": "FETCH.body"}, "ttl": 300},
+          {"name": "JOIN", "type": "jq", "inputs": {"cached": "CACHED.data", "fetched": "FETCH.body", "hit": "CACHED.hit"},
+           "jq": "{token: (.cached // .fetched).access_token, hit: .hit}"},
+          {"name": "EXIT", "type": "exit", "inputs": {"body": "JOIN"}}]}
+        """)
+        var answers: [JSONValue] = []
+        for _ in 0..<3 {
+            guard case .exit(let response) = try await flow.execution(for: request()).runUntilProduce() else { Issue.record("expected exit"); return }
+            answers.append(try json(response.body))
+        }
+        #expect(answers.map { $0["token"] } == [.string("t-1"), .string("t-1"), .string("t-1")])
+        #expect(answers.map { $0["hit"] } == [.bool(false), .bool(true), .bool(true)])
+        #expect(tokens.requests.count == 1)
+        await tokens.shutdown()
+    }
+
+    @Test func theMemoryCacheEvictsTheLeastRecentlyUsedAndExpires() {
+        let cache = MemoryCache(limits: .init(maximumEntries: 3, maximumBytes: 1 << 20))
+        let start = ContinuousClock.now
+        for key in ["a", "b", "c"] { cache.store(.string(key), for: key, ttl: .seconds(10), now: start) }
+        _ = cache.value(for: "a", now: start)  // a is now the most recent: b is the oldest
+        cache.store(.string("d"), for: "d", ttl: .seconds(10), now: start)
+        #expect(cache.value(for: "b", now: start) == nil)
+        #expect(cache.value(for: "a", now: start) == .string("a"))
+        #expect(cache.value(for: "d", now: start + .seconds(11)) == nil)
+        #expect(cache.count == 2)
+        // Bounded in bytes: a value larger than the cache is not stored; large ones push the others out.
+        let small = MemoryCache(limits: .init(maximumEntries: 100, maximumBytes: 2048))
+        #expect(!small.store(.string(String(repeating: "x", count: 4096)), for: "big", ttl: .seconds(10)))
+        for index in 0..<10 { small.store(.string(String(repeating: "y", count: 500)), for: "k\(index)", ttl: .seconds(10)) }
+        #expect(small.count <= 3)
+        #expect(small.value(for: "k9") != nil)
+    }
+
     @Test func aRuntimeTypeMismatchFailsTheNode() async throws {
         // jq's output is only known at run time: a string into exit.headers (a map) fails, as in Kong.
         let flow = try workflow("""
