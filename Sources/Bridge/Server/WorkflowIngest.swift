@@ -66,7 +66,7 @@ extension RouteIngestor {
         let chosen = serviceRequest.topics.map { checkTopics($0) } ?? selectTopics(query: query, pathTopic: match.topic)
         switch chosen {
         case .success(let selected): topics = selected
-        case .failure(let error): return (error.response, .produced)
+        case .failure(let error): return (error.response, .refused)
         }
         let key = serviceRequest.key ?? match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
         let headers = (serviceRequest.recordHeaders ?? []).map { KafkaRecordHeader(name: $0.name, value: Array($0.value.utf8)) }
@@ -77,7 +77,7 @@ extension RouteIngestor {
                 case .success(let record):
                     records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key, headers: headers))
                 case .failure(let error):
-                    return (error.response, .produced)
+                    return (error.response, .refused)
                 }
             }
         } else {
@@ -85,14 +85,15 @@ extension RouteIngestor {
             do {
                 try KongMessageEncoder.encode(rebuilt, fields: route.fields, into: &message)
             } catch {
-                return (.error(.badRequest, code: "invalid_body", error.reason), .produced)
+                return (.error(.badRequest, code: "invalid_body", error.reason), .refused)
             }
             let keyBytes = key.map { Array($0.utf8) }
             records = topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes, headers: headers) }
         }
 
         let (produced, reports) = await produceAndWait(records, eventLoop: eventLoop)
-        guard workflow.hasSecondPhase, produced.status == .ok else { return (produced, .produced) }
+        guard produced.status == .ok else { return (produced, .refused) }
+        guard workflow.hasSecondPhase else { return (produced, .produced) }
         let deliveries: [JSONValue] = records.indices.map { index in
             var entry = JSONObject([("topic", .string(records[index].topic))])
             if let report = reports[index] {
@@ -230,7 +231,8 @@ enum RequestID {
 /// Per route with a workflow: runs by outcome, and per node how runs ended and how long they took.
 final class WorkflowMetrics: Sendable {
     enum Outcome: String, CaseIterable, Sendable {
-        case produced, exit, nodeFailed = "node_failed", timeout, invalidOutput = "invalid_output"
+        /// `refused`: the workflow ran, but the message could not be built or produced (topic, schema, Kafka).
+        case produced, exit, refused, nodeFailed = "node_failed", timeout, invalidOutput = "invalid_output"
 
         init(_ failure: WorkflowFailure) {
             switch failure {
