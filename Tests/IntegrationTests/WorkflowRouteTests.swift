@@ -209,7 +209,7 @@ struct WorkflowRouteTests {
             #expect(!traced.body.contains("zzz"))
         }
         let bodies = try await readTopic(topic, minimumCount: 2).compactMap { $0.json["body"] as? String }
-        #expect(bodies == ["HELLO", "AGAIN"])
+        #expect(bodies.sorted() == ["AGAIN", "HELLO"])  // one message each, in whichever partitions
     }
 
     @Test func aCallAfterProducingGetsTheDeliveriesAndShapesTheAnswer() async throws {
