@@ -46,7 +46,11 @@ extension ConfigurationReader {
         }
         let source = jsonValue(of: node, depth: 0, skippingVault: true)
         do {
-            let definition = try WorkflowDefinition.parse(source, vault: vault)
+            var definition = try WorkflowDefinition.parse(source, vault: vault)
+            // CA files are read at start-up: check now that they are there, relative to this file.
+            if let files = node.mapping?["ca_certificates"]?.sequence {
+                definition.caCertificateFiles = files.enumerated().compactMap { readFile($1, "\(path).ca_certificates[\($0)]") }
+            }
             return RouteWorkflow(definition: definition, source: source)
         } catch {
             for problem in error.issues {
