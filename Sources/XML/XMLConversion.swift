@@ -30,7 +30,9 @@ import JSON
 ///   instructions are dropped.
 /// - **Names** are kept as written, namespace prefix included (`<soap:Body>` → `"soap:Body"`); namespace URIs are only
 ///   visible through the `xmlns` attributes.
-/// - **Types** (``XMLToJSONOptions/recognizeType``, default on; applies to text and attribute values): after trimming,
+/// - **Attribute values** are kept exactly (not trimmed; the parser has already normalized tabs and newlines in them
+///   to spaces, as XML requires).
+/// - **Types** (``XMLToJSONOptions/recognizeType``, default on; applies to trimmed text and to whole attribute values):
 ///   `true`/`false` become booleans, `null` becomes `null`, and text that is exactly a JSON number
 ///   (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, at most 1000 characters) becomes that number with its text
 ///   kept (`1.50` stays `1.50`). Everything else stays a string: `007`, `+1`, `.5`, `1.`, `True`, `0x1F`, `NaN`.

@@ -200,7 +200,7 @@ private struct TreeWalker {
             if let text = current.pointee.content { value += String(cString: text) }
             child = current.pointee.next
         }
-        content.attributes.append((attributeKey(name), XMLText.scalar(XMLText.trimmed(value), recognizeType: options.recognizeType)))
+        content.attributes.append((attributeKey(name), XMLText.scalar(Substring(value), recognizeType: options.recognizeType)))
     }
 
     /// Adds a child node of any kind (element, text, CDATA; others are dropped).
@@ -231,11 +231,16 @@ private struct TreeWalker {
             members.append((key, value))
         }
         if !content.attributes.isEmpty {
+            // An element's attribute names are unique; an XPath result may hold the same attribute of several elements,
+            // which then becomes an array like repeated elements.
+            var attributes = ElementContent()
+            for (key, value) in content.attributes { attributes.addChild(name: key, value: value) }
+            let grouped = attributes.groups.map { ($0.name, $0.values.count == 1 ? $0.values[0] : JSONValue.array($0.values)) }
             switch options.attributes {
             case .prefix:
-                for (key, value) in content.attributes { try add(key, value) }
+                for (key, value) in grouped { try add(key, value) }
             case .block(let blockName):
-                try add(blockName, .object(JSONObject(content.attributes.map { ($0.key, $0.value) })))
+                try add(blockName, .object(JSONObject(grouped)))
             }
         }
         for group in content.groups {
