@@ -125,6 +125,8 @@ private struct ElementContent {
     /// Group positions by name, once there are many groups.
     var groupIndex: [String: Int] = [:]
     var text = ""
+    /// Whether the same attribute key may occur more than once (an XPath result's attributes of several elements).
+    var mayRepeatAttributes = false
 
     mutating func addChild(name: String, value: JSONValue) {
         if groups.count < 8 {
@@ -225,28 +227,39 @@ private struct TreeWalker {
         }
         var members: [(String, JSONValue)] = []
         members.reserveCapacity(content.attributes.count + content.groups.count + 1)
-        var keys = Set<String>()
-        func add(_ key: String, _ value: JSONValue) throws(XMLConversionError) {
-            guard keys.insert(key).inserted else { throw .keyCollision(key: key, path: pathDescription()) }
-            members.append((key, value))
-        }
+        // Attribute keys, as they appear among the members (prefix mode), or the block name.
+        var attributeKeys: [String] = []
         if !content.attributes.isEmpty {
             // An element's attribute names are unique; an XPath result may hold the same attribute of several elements,
             // which then becomes an array like repeated elements.
-            var attributes = ElementContent()
-            for (key, value) in content.attributes { attributes.addChild(name: key, value: value) }
-            let grouped = attributes.groups.map { ($0.name, $0.values.count == 1 ? $0.values[0] : JSONValue.array($0.values)) }
+            var grouped = content.attributes
+            if content.mayRepeatAttributes {
+                var attributes = ElementContent()
+                for (key, value) in content.attributes { attributes.addChild(name: key, value: value) }
+                grouped = attributes.groups.map { ($0.name, $0.values.count == 1 ? $0.values[0] : JSONValue.array($0.values)) }
+            }
             switch options.attributes {
             case .prefix:
-                for (key, value) in grouped { try add(key, value) }
+                members.append(contentsOf: grouped.lazy.map { ($0.key, $0.value) })
+                attributeKeys = grouped.map(\.key)
             case .block(let blockName):
-                try add(blockName, .object(JSONObject(grouped)))
+                members.append((blockName, .object(JSONObject(grouped.map { ($0.key, $0.value) }))))
+                attributeKeys = [blockName]
             }
         }
+        // Element names never start with '@' or '#', so collisions need an unusual prefix or block name; check cheaply.
         for group in content.groups {
-            try add(group.name, group.values.count == 1 ? group.values[0] : .array(group.values))
+            if (!text.isEmpty && group.name == options.textBlockName) || attributeKeys.contains(group.name) {
+                throw .keyCollision(key: group.name, path: pathDescription())
+            }
+            members.append((group.name, group.values.count == 1 ? group.values[0] : .array(group.values)))
         }
-        if !text.isEmpty { try add(options.textBlockName, XMLText.scalar(text, recognizeType: options.recognizeType)) }
+        if !text.isEmpty {
+            if attributeKeys.contains(options.textBlockName) {
+                throw .keyCollision(key: options.textBlockName, path: pathDescription())
+            }
+            members.append((options.textBlockName, XMLText.scalar(text, recognizeType: options.recognizeType)))
+        }
         return .object(JSONObject(members))
     }
 
@@ -283,6 +296,7 @@ private struct TreeWalker {
             return .string(result.pointee.stringval.map { String(cString: $0) } ?? "")
         case XPATH_NODESET:
             var content = ElementContent()
+            content.mayRepeatAttributes = true
             if let nodes = result.pointee.nodesetval, let table = nodes.pointee.nodeTab {
                 for position in 0..<Int(max(0, nodes.pointee.nodeNr)) {
                     guard let node = table[position] else { continue }

@@ -101,6 +101,14 @@ struct XMLToJSONTests {
         #expect(throws: XMLConversionError.keyCollision(key: "meta", path: "/a")) {
             try toJSON(#"<a x="1"><meta/></a>"#, options)
         }
+        #expect(throws: XMLConversionError.keyCollision(key: "value", path: "/r/a")) {
+            try toJSON("<r><a>text<value>1</value></a></r>", XMLToJSONOptions(textBlockName: "value"))
+        }
+        #expect(throws: XMLConversionError.keyCollision(key: "xy", path: "/a")) {
+            try toJSON(#"<a y="1"><xy/></a>"#, XMLToJSONOptions(attributes: .prefix("x")))
+        }
+        // No text, no collision.
+        #expect(try toJSON("<a><value>1</value></a>", XMLToJSONOptions(textBlockName: "value")) == json(#"{"a":{"value":1}}"#))
     }
 
     @Test func xpathSelectsOneManyNoneAndScalars() throws {
