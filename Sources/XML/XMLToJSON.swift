@@ -47,9 +47,19 @@ enum XMLToJSONConverter {
 
     /// Parses with the safe options, refusing DOCTYPE declarations and enforcing the depth and node limits on the way.
     private static func parse(_ bytes: [UInt8], size: Int32, limits: XMLLimits) throws(XMLConversionError) -> xmlDocPtr {
-        let parser: xmlParserCtxtPtr? = bytes.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { xmlCreateMemoryParserCtxt($0, size) }
+        // libxml2 2.9 copies the buffer into the parser input, but the bytes stay pinned for the whole parse anyway.
+        let result = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(XMLConversionError) -> xmlDocPtr in
+                let parser = buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                    xmlCreateMemoryParserCtxt($0, size)
+                }
+                return try parse(parser, limits: limits)
+            }
         }
+        return try result.get()
+    }
+
+    private static func parse(_ parser: xmlParserCtxtPtr?, limits: XMLLimits) throws(XMLConversionError) -> xmlDocPtr {
         guard let parser else { throw .invalidXML(line: 1, column: 1, message: "out of memory") }
         defer { xmlFreeParserCtxt(parser) }
         let state = ParseState(limits: limits)
@@ -107,6 +117,7 @@ enum XMLToJSONConverter {
             }
             guard parser.pointee.wellFormed != 0, let document else {
                 xmlFreeDoc(document)
+                if state.errors.mostRelevant == nil { withUnsafePointer(to: &parser.pointee.lastError) { state.errors.record($0) } }
                 let message = state.errors.mostRelevant
                 throw .invalidXML(
                     line: message?.line ?? 0, column: message?.column ?? 0, message: message?.message ?? "not well-formed")
