@@ -133,8 +133,9 @@ public struct XMLLimits: Sendable, Hashable {
     /// Deepest element nesting (the root element is depth 1; libxml2 itself stops at 257 levels); for json_to_xml, the
     /// deepest JSON nesting.
     public var maximumDepth: Int = 256
-    /// Most elements plus attributes in one XML document, counted while parsing.
-    public var maximumNodes: Int = 1_000_000
+    /// Most elements plus attributes in one XML document, counted while parsing (comments and processing instructions
+    /// are not built at all, and text nodes cannot outnumber elements by more than one, so this bounds the tree).
+    public var maximumNodes: Int = 200_000
 
     public init() {}
 

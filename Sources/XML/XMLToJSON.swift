@@ -72,6 +72,10 @@ enum XMLToJSONConverter {
                 guard let error, let (_, state) = ParseState.from(context) else { return }
                 state.errors.record(error)
             }
+            // Comments and processing instructions are dropped from the JSON, so they are not built at all (a document
+            // of 16 MiB of `<!---->` would otherwise become millions of nodes without any element).
+            sax.pointee.comment = nil
+            sax.pointee.processingInstruction = nil
             // A DOCTYPE stops the parse before its internal subset is read.
             sax.pointee.internalSubset = { context, _, _, _ in
                 guard let (parser, state) = ParseState.from(context) else { return }

@@ -116,6 +116,21 @@ struct XMLHostileInputTests {
         _ = try toJSON("<r>" + String(repeating: "<i/>", count: 999) + "</r>", XMLToJSONOptions(limits: limits))
     }
 
+    @Test func manyNodesWithinTheSizeLimitAreCheap() throws {
+        // 16 MiB of comments and processing instructions: nothing is built for them.
+        let comments = "<a>" + String(repeating: "<!----><?p?>", count: 16 * 1024 * 1024 / 12 - 1) + "</a>"
+        var result = JSONValue.bool(false)
+        var elapsed = try seconds { result = try toJSON(comments) }
+        #expect(result == json(#"{"a":null}"#))
+        #expect(elapsed < 5)
+        // Elements stop at the node limit while parsing.
+        let elements = "<a>" + String(repeating: "<b/>", count: 16 * 1024 * 1024 / 4 - 2) + "</a>"
+        elapsed = seconds {
+            #expect(throws: XMLConversionError.tooManyNodes(limit: 200_000, line: 1)) { try toJSON(elements) }
+        }
+        #expect(elapsed < 5)
+    }
+
     @Test func xpathOperationLimit() throws {
         // A cartesian-product expression over a 10,000-element document exceeds the operation limit instead of running long.
         let document = "<r>" + String(repeating: "<i><j/></i>", count: 5000) + "</r>"
