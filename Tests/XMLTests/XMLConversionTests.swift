@@ -84,6 +84,16 @@ struct XMLToJSONTests {
         #expect(try toJSON(#"<a n=" 7 " m="8" s="  "/>"#) == json(#"{"a":{"@n":" 7 ","@m":8,"@s":"  "}}"#))
     }
 
+    @Test func encodings() throws {
+        let latin1 = Array(#"<?xml version="1.0" encoding="ISO-8859-1"?><a>caf"#.utf8) + [0xE9] + Array("</a>".utf8)
+        #expect(try XMLConversion.json(fromXML: latin1) == json(#"{"a":"café"}"#))
+        let utf16 = [UInt8]([0xFF, 0xFE]) + "<a>☺</a>".utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        #expect(try XMLConversion.json(fromXML: utf16) == json(#"{"a":"☺"}"#))
+        #expect(throws: XMLConversionError.self) {
+            try XMLConversion.json(fromXML: Array("<a>".utf8) + [0xC3, 0x28] + Array("</a>".utf8))
+        }
+    }
+
     @Test func namespacePrefixesKept() throws {
         let xml = """
             <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:default">
