@@ -44,7 +44,8 @@ import JSON
 /// With an XPath expression, the result depends on its value: a node set is converted as if its nodes were the children
 /// of one element (elements grouped by name as above, attribute nodes as attributes, text nodes as text, the document
 /// node `/` as its root element; namespace, comment and PI nodes dropped), so `//item` selecting one node gives
-/// `{"item":{...}}`, selecting three gives `{"item":[{...},{...},{...}]}` and selecting none gives `null`; a number gives a
+/// `{"item":{...}}`, selecting three gives `{"item":[{...},{...},{...}]}`, `//item/@id` on three items gives
+/// `{"@id":[1,2,3]}` (repeated attributes become arrays too) and selecting none gives `null`; a number gives a
 /// JSON number (`NaN` and infinities `null`), a string a JSON string (never typed) and a boolean a JSON boolean.
 /// Prefixes declared on the root element can be used in the expression (`/soap:Envelope/soap:Body`); elements in a
 /// default namespace need `*[local-name()='name']`.
