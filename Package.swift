@@ -47,6 +47,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // libxml2 2.9's C API (Debian libxml2-dev; headers in /usr/include/libxml2 via pkg-config). Only `XML` imports it.
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        // XML <-> JSON conversion (Datakit `xml_to_json`, `json_to_xml`) over libxml2: no DTDs, bounded, deterministic.
+        .target(name: "XML", dependencies: ["CLibXML2", "JSON"]),
         // JSON values, the one JSON scanner (tree or validation only) and the one UTF-8 check; no dependencies.
         .target(name: "JSON"),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
@@ -184,6 +188,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .testTarget(name: "XMLTests", dependencies: ["XML", "JSON"]),
         .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "WorkflowTests",
