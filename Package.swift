@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "Workflow",
             dependencies: [
-                "JSON", "Secrets", "JQ", "Callout",
+                "JSON", "Secrets", "JQ", "Callout", "XML",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

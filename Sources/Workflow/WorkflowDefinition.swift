@@ -2,6 +2,7 @@ import Callout
 import JQ
 import JSON
 import Secrets
+import XML
 
 /// A workflow as its user wrote it (Kong Datakit's `config`), read and checked field by field but not yet connected:
 /// ``WorkflowCompiler`` turns it into a runnable graph.
@@ -63,9 +64,10 @@ public struct NodeDefinition: Sendable {
 
 public enum WorkflowNodeType: String, Sendable, CaseIterable {
     case call, jq, exit, property, `static`, branch, cache
+    case xmlToJSON = "xml_to_json", jsonToXML = "json_to_xml"
 
     /// Datakit node types that kbridge does not run yet, so that a Kong configuration with one gets a clear refusal.
-    static let notYetSupported = ["handlebars", "json_to_xml", "xml_to_json", "jwt_decode", "jwt_sign", "jwt_verify"]
+    static let notYetSupported = ["handlebars", "jwt_decode", "jwt_sign", "jwt_verify"]
 }
 
 /// The settings of each node type (Kong 3.15/3.16 field names, defaults and ranges).
@@ -78,6 +80,8 @@ public enum NodeSettings: Sendable {
     case branch(then: [String], else: [String])
     /// `ttl` in seconds (the `ttl` input wins), and whether a cache failure lets the request through.
     case cache(ttl: Int?, bypassOnError: Bool)
+    case xmlToJSON(XMLToJSONOptions)
+    case jsonToXML(JSONToXMLOptions)
 
     public var type: WorkflowNodeType {
         switch self {
@@ -88,6 +92,8 @@ public enum NodeSettings: Sendable {
         case .static: .static
         case .branch: .branch
         case .cache: .cache
+        case .xmlToJSON: .xmlToJSON
+        case .jsonToXML: .jsonToXML
         }
     }
 }
@@ -211,6 +217,8 @@ struct DefinitionReader {
         .static: ["values"],
         .branch: ["then", "else"],
         .cache: ["ttl", "bypass_on_error"],
+        .xmlToJSON: ["attributes_block_name", "attributes_name_prefix", "text_block_name", "text_as_property", "recognize_type", "xpath"],
+        .jsonToXML: ["root_element_name", "attributes_block_name", "attributes_name_prefix", "text_block_name"],
     ]
 
     mutating func readNode(_ value: JSONValue, _ path: String, index: Int) -> NodeDefinition? {
@@ -345,9 +353,41 @@ struct DefinitionReader {
             let ttl = object["ttl"].flatMap { int($0, "\(path).ttl", in: 0...31_536_000) }
             let bypass = object["bypass_on_error"].flatMap { bool($0, "\(path).bypass_on_error") } ?? false
             settings = .cache(ttl: ttl, bypassOnError: bypass)
+        case .xmlToJSON, .jsonToXML:
+            guard let converter = readXMLSettings(type, object, path) else { return nil }
+            if !inputs.isEmpty { issue("\(path).inputs", "an \(type.rawValue) node has one input: use 'input'") }
+            if !outputs.isEmpty { issue("\(path).outputs", "an \(type.rawValue) node has one output: use 'output'") }
+            settings = converter
         }
         guard issues.count == issuesBefore else { return nil }
         return NodeDefinition(name: name, index: index, input: input, inputs: inputs, output: output, outputs: outputs, settings: settings)
+    }
+
+    /// The fields of `xml_to_json` and `json_to_xml` (Kong 3.13+), checked by the XML module.
+    mutating func readXMLSettings(_ type: WorkflowNodeType, _ object: JSONObject, _ path: String) -> NodeSettings? {
+        func text(_ key: String) -> String? { object[key].flatMap { string($0, "\(path).\(key)") } }
+        let blockName = text("attributes_block_name")
+        let prefix = text("attributes_name_prefix")
+        let textBlock = text("text_block_name") ?? "#text"
+        do throws(XMLConversionError) {
+            let attributes = try XMLAttributeNaming.kong(blockName: blockName, namePrefix: prefix)
+            if type == .jsonToXML {
+                let options = JSONToXMLOptions(rootElementName: text("root_element_name"), attributes: attributes, textBlockName: textBlock)
+                try options.validate()
+                return .jsonToXML(options)
+            }
+            let xpath = try text("xpath").map { expression throws(XMLConversionError) in try XPathExpression(expression) }
+            let options = XMLToJSONOptions(
+                attributes: attributes, textBlockName: textBlock,
+                textAsProperty: object["text_as_property"].flatMap { bool($0, "\(path).text_as_property") } ?? false,
+                recognizeType: object["recognize_type"].flatMap { bool($0, "\(path).recognize_type") } ?? true, xpath: xpath)
+            try options.validate()
+            return .xmlToJSON(options)
+        } catch {
+            let key = if case .invalidXPath = error { "xpath" } else { "attributes_name_prefix" }
+            issue("\(path).\(key)", error.description)
+            return nil
+        }
     }
 
     static func isNameByte(_ byte: UInt8) -> Bool {

@@ -1,5 +1,6 @@
 import JSON
 import Secrets
+import XML
 
 /// One request's run of a ``Workflow``, in two phases around producing: ``runUntilProduce()`` runs every node that
 /// does not depend on `service_response` and says whether to produce (and what) or to answer now;
@@ -332,6 +333,22 @@ public actor WorkflowExecution {
             return property(settings, inputs: inputs, connected: !node.bindings.isEmpty)
         case .cache(let ttl, _)?:
             return cache(ttl: ttl, inputs: inputs)
+        case .xmlToJSON(let options)?:
+            guard case .string(let text)? = inputs.whole else {
+                return .failure(WorkflowNodeError("xml_to_json expects an XML document as a string, got \(inputs.whole?.datakitTypeName ?? "nil")"))
+            }
+            do throws(XMLConversionError) {
+                return .success(NodeOutputs(whole: try XMLConversion.json(fromXML: Array(text.utf8), options: options)))
+            } catch {
+                return .failure(WorkflowNodeError(error.description))
+            }
+        case .jsonToXML(let options)?:
+            guard let value = inputs.whole else { return .failure(WorkflowNodeError("json_to_xml has no input value")) }
+            do throws(XMLConversionError) {
+                return .success(NodeOutputs(whole: .string(String(decoding: try XMLConversion.xml(from: value, options: options), as: UTF8.self))))
+            } catch {
+                return .failure(WorkflowNodeError(error.description))
+            }
         default:
             return .failure(WorkflowNodeError("node type \(node.typeName) has no inline behaviour"))
         }

@@ -34,6 +34,8 @@ struct PortSchema {
             for (key, value) in values { outputs[key] = WorkflowDataType(staticValue: value) }
             return PortSchema(outputs: outputs, wholeOutput: .object, outputOrder: values.keys)
         case .branch: return PortSchema(outputs: ["then": .any, "else": .any], wholeInput: .any, wholeOutput: .any, outputOrder: ["then", "else"])
+        case .xmlToJSON: return PortSchema(wholeInput: .any, wholeOutput: .any)
+        case .jsonToXML: return PortSchema(wholeInput: .any, wholeOutput: .string)
         case .cache:
             return PortSchema(inputs: ["key": .string, "ttl": .number, "data": .any],
                               outputs: ["hit": .any, "miss": .any, "stored": .any, "data": .any], wholeOutput: .object,

@@ -195,6 +195,8 @@ enum BodyCodec {
     /// A body value as bytes, and the content type it implies when the headers name none.
     static func encode(_ value: JSONValue, formURLEncoded: Bool = false) -> (bytes: [UInt8], contentType: String?) {
         switch value {
+        // What json_to_xml makes (it always writes the declaration) is sent as XML, as Kong 3.13.0.10 does.
+        case .string(let text) where text.hasPrefix("<?xml "): return (Array(text.utf8), "application/xml")
         case .string(let text): return (Array(text.utf8), nil)
         case .object(let object) where formURLEncoded: return (Array(FormEncoding.encode(object).utf8), "application/x-www-form-urlencoded")
         default: return (JSONWriter.bytes(value), "application/json")

@@ -58,6 +58,13 @@ import Testing
                           containing: "redis strategy is not supported")
     }
 
+    @Test func xmlNodeFieldsAreChecked() throws {
+        try expectProblem(#"{"nodes":[{"name":"X","type":"xml_to_json","xpath":"//["}]}"#, at: "nodes[0].xpath", containing: "invalid XPath")
+        try expectProblem(#"{"nodes":[{"name":"X","type":"json_to_xml","attributes_block_name":"a","attributes_name_prefix":"@"}]}"#,
+                          at: "nodes[0].attributes_name_prefix", containing: "mutually exclusive")
+        #expect(try problems(#"{"nodes":[{"name":"X","type":"xml_to_json","input":"request.body","text_as_property":true,"recognize_type":false}]}"#) == nil)
+    }
+
     @Test func unknownFieldIsRefusedWithASuggestion() throws {
         try expectProblem(#"{"nodes":[{"name":"A","type":"call","url":"http://x","methd":"GET"}]}"#, at: "nodes[0].methd",
                           containing: "did you mean 'method'?")

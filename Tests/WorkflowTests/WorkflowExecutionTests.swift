@@ -242,6 +242,45 @@ struct WorkflowExecutionTests {
         #expect(small.value(for: "k9") != nil)
     }
 
+    @Test func xmlNodesConvertBothWays() async throws {
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "TO_XML", "type": "json_to_xml", "input": "request.body", "root_element_name": "order", "attributes_name_prefix": "_"},
+          {"name": "BACK", "type": "xml_to_json", "input": "TO_XML", "attributes_name_prefix": "_", "xpath": "/order/item"},
+          {"name": "EXIT", "type": "exit", "inputs": {"body": "TO_XML"}, "status": 200}]}
+        """)
+        let body = #"{"_id":"7","item":[{"sku":"a","qty":2},{"sku":"b","qty":1}],"note":"x < y"}"#
+        let execution = flow.execution(for: request(body: body, contentType: "application/json"))
+        guard case .exit(let response) = try await execution.runUntilProduce() else { Issue.record("expected exit"); return }
+        #expect(response.contentType == "application/xml")
+        let xml = String(decoding: response.body, as: UTF8.self)
+        #expect(xml.contains(#"<order id="7"><item><sku>a</sku><qty>2</qty></item><item><sku>b</sku><qty>1</qty></item><note>x &lt; y</note></order>"#), "\(xml)")
+        let trace = try json(await execution.traceJSON())
+        let back = try #require(trace["events"]?.arrayValue?.first { $0["name"] == .string("BACK") && $0["action"] == .string("complete") })
+        let items = back["values"]?.arrayValue?.first?["value"]
+        #expect(items == .object(JSONObject([("item", .array([
+            .object(JSONObject([("sku", .string("a")), ("qty", .integer(2))])),
+            .object(JSONObject([("sku", .string("b")), ("qty", .integer(1))])),
+        ]))])), "\(String(describing: items))")
+    }
+
+    @Test func hostileXMLFailsTheNodeQuickly() async throws {
+        let flow = try workflow("""
+        {"nodes": [{"name": "PARSE", "type": "xml_to_json", "input": "request.body", "output": "service_request.body"}]}
+        """)
+        let laughs = #"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#
+        let start = ContinuousClock.now
+        do {
+            _ = try await flow.execution(for: request(body: laughs, contentType: "application/xml")).runUntilProduce()
+            Issue.record("expected a failure")
+        } catch {
+            guard case .nodeFailed(let node, let message) = error else { Issue.record("\(error)"); return }
+            #expect(node.name == "PARSE")
+            #expect(message.lowercased().contains("doctype"), "\(message)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
     @Test func aRuntimeTypeMismatchFailsTheNode() async throws {
         // jq's output is only known at run time: a string into exit.headers (a map) fails, as in Kong.
         let flow = try workflow("""
