@@ -1,0 +1,47 @@
+import JSON
+
+/// A Handlebars template (handlebars.js 4 semantics, built-in helpers only), compiled once and rendered many times
+/// over JSON contexts.
+///
+/// Supported: `{{path}}` (HTML-escaped), `{{{raw}}}`, `{{& raw}}`, `this`, `./`, `../`, `[literal]` segments,
+/// `@root`, `@index`, `@key`, `@first`, `@last`, `@../index`; `#if`/`else if`/`else`, `#unless`, `#each` (arrays and
+/// objects, `as |item index|`), `#with`, sections `{{#value}}` and inverse sections `{{^value}}`, `lookup` (also as a
+/// subexpression), `log` (no output); comments, `~` whitespace control, standalone lines, raw blocks
+/// `{{{{name}}}}...{{{{/name}}}}` (the text as written), `\{{` escapes; partials `{{> name}}` with a context and hash
+/// arguments, dynamic partials `{{> (lookup . "field")}}` and partial blocks with `{{> @partial-block}}`.
+/// Not supported (refused at compile time): custom helpers, decorators and inline partials.
+public struct HandlebarsTemplate: Sendable {
+    private let program: Program
+    private let partials: [String: Program]
+    public let options: HandlebarsOptions
+
+    /// Compiles `source` and every partial (by name); `{{> name}}` must name one of `partials`.
+    public init(source: String, partials partialSources: [String: String] = [:], options: HandlebarsOptions = HandlebarsOptions()) throws(HandlebarsError) {
+        self.options = options
+        let names = Set(partialSources.keys)
+        program = try Self.compile(source, partialName: nil, knownPartials: names, options: options)
+        var compiled: [String: Program] = [:]
+        for (name, partialSource) in partialSources.sorted(by: { $0.key < $1.key }) {
+            compiled[name] = try Self.compile(partialSource, partialName: name, knownPartials: names, options: options)
+        }
+        partials = compiled
+    }
+
+    private static func compile(_ source: String, partialName: String?, knownPartials: Set<String>, options: HandlebarsOptions) throws(HandlebarsError) -> Program {
+        let bytes = Array(source.utf8)
+        guard bytes.count <= options.maximumTemplateBytes else {
+            throw HandlebarsError(partial: partialName, line: 1, column: 1,
+                                  message: "the template is \(bytes.count) bytes, more than the limit of \(options.maximumTemplateBytes)")
+        }
+        var program = try Parser.parse(bytes, partialName: partialName, knownPartials: knownPartials, maximumDepth: options.maximumNestingDepth)
+        WhitespaceControl.apply(to: &program, ignoreStandalone: options.ignoreStandalone)
+        return program
+    }
+
+    /// Renders the template with `context` as `this` and `@root`.
+    public func render(_ context: JSONValue) throws(HandlebarsRenderError) -> String {
+        var renderer = Renderer(root: context, partials: partials, options: options)
+        try renderer.render(program)
+        return String(decoding: renderer.output, as: UTF8.self)
+    }
+}
