@@ -13,10 +13,20 @@ struct Parser {
     private var index = 0
     private var depth = 0
     private var blockParameterScopes: [[String]] = []
+    /// Names `{{#*inline}}` defines, and the static partial names `{{> name}}` uses (checked once every source is
+    /// parsed: an inline partial of one source may serve another).
+    private(set) var inlinePartialNames: Set<String> = []
+    private(set) var partialReferences: [(name: String, error: HandlebarsError)] = []
+
+    struct Result {
+        var program: Program
+        var inlinePartialNames: Set<String>
+        var partialReferences: [(name: String, error: HandlebarsError)]
+    }
 
     static func parse(
         _ bytes: [UInt8], partialName: String?, knownPartials: Set<String>, maximumDepth: Int
-    ) throws(HandlebarsError) -> Program {
+    ) throws(HandlebarsError) -> Result {
         let tokens = try Lexer.tokenize(bytes, partialName: partialName)
         var parser = Parser(tokens: tokens, bytes: bytes, partialName: partialName, knownPartials: knownPartials, maximumDepth: maximumDepth)
         let program = try parser.parseProgram()
@@ -29,7 +39,7 @@ struct Parser {
             }
             throw parser.error(at: token, message)
         }
-        return program
+        return Result(program: program, inlinePartialNames: parser.inlinePartialNames, partialReferences: parser.partialReferences)
     }
 
     private init(tokens: [Token], bytes: [UInt8], partialName: String?, knownPartials: Set<String>, maximumDepth: Int) {
@@ -139,10 +149,19 @@ struct Parser {
         let open = advance()
         try enterNesting(open)
         defer { depth -= 1 }
-        if Self.isDecorator(open) { throw error(at: open, "decorator blocks ('{{#*', e.g. inline partials) are not supported") }
         let inverted = open.kind == .openInverse
         let tag = try parseOpenTag()
-        var block = BlockNode(kind: try blockKind(tag.call), blockParameterCount: tag.blockParameters.count)
+        let kind: BlockKind
+        if Self.isDecorator(open) {
+            guard tag.call.head.original == "inline", tag.call.params.count == 1, case .literal(.string(let name)) = tag.call.params[0] else {
+                throw error(at: open, "decorator blocks other than {{#*inline \"name\"}} are not supported")
+            }
+            kind = .inlinePartial(name)
+            inlinePartialNames.insert(name)
+        } else {
+            kind = try blockKind(tag.call)
+        }
+        var block = BlockNode(kind: kind, blockParameterCount: tag.blockParameters.count)
         block.openStrip = Self.stripFlags(open: open, close: tag.close)
         block.program = try parseScopedProgram(tag.blockParameters)
         var chained = false
@@ -242,7 +261,7 @@ struct Parser {
         let (target, context, hash) = try parsePartialCall(open)
         let close = try expect(.close, "to close the partial")
         if case .named(let name) = target, !knownPartials.contains(name) {
-            throw error(at: open, "the partial \(name) could not be found")
+            partialReferences.append((name, error(at: open, "the partial \(name) could not be found")))
         }
         return .partial(PartialNode(target: target, context: context, hash: hash, strip: Self.stripFlags(open: open, close: close)))
     }
@@ -395,6 +414,17 @@ struct Parser {
         var segments: [(token: Token, separator: String?)] = [(first, nil)]
         while current.kind == .separator {
             let separator = advance()
+            if current.kind == .number, !current.text.hasPrefix("-") {
+                // `items.0}}`: handlebars.js lexes the index as a number and refuses the path; accept it as the
+                // segment `0` (and `items.1.2}}` as `1`, `2`) instead.
+                var number = advance()
+                number.isBracketed = true
+                for (position, digits) in number.text.split(separator: ".").enumerated() {
+                    number.text = String(digits)
+                    segments.append((number, position == 0 ? separator.raw : "."))
+                }
+                continue
+            }
             let segment = try expect(.id, "after '\(separator.raw)' in a path")
             segments.append((segment, separator.raw))
         }

@@ -21,6 +21,8 @@ struct Renderer {
     private var frames: [DataFrame] = [DataFrame()]
     private var blockParameters: [[JSONValue?]] = []
     private var partialBlocks: [(program: Program?, blockParameters: [[JSONValue?]])] = []
+    /// The `{{#*inline}}` partials of the programs being rendered, innermost last.
+    private var inlinePartials: [[String: Program]] = []
     private var iterations = 0
     private var partialDepth = 0
 
@@ -175,6 +177,7 @@ struct Renderer {
             case "key": frame.key
             case "first": frame.first
             case "last": frame.last
+            case "partial-block": partialBlocks.last?.program != nil ? .bool(true) : nil
             default: nil
             }
             return Self.descend(value, segments)
@@ -192,6 +195,8 @@ struct Renderer {
     // MARK: Statements
 
     mutating func render(_ program: Program) throws(HandlebarsRenderError) {
+        if !program.inlinePartials.isEmpty { inlinePartials.append(program.inlinePartials) }
+        defer { if !program.inlinePartials.isEmpty { inlinePartials.removeLast() } }
         for node in program.body {
             switch node {
             case .content(let content): try append(content.value)
@@ -263,7 +268,7 @@ struct Renderer {
             default: try render(block.program, in: value, same: expression.isThis, parameters: unusedParameters)
             }
         case .raw: try render(block.program)
-        case .log: break
+        case .log, .inlinePartial: break
         case .partialBlock(let target, let context, let hash):
             try renderPartial(target, context: context, hash: hash, indent: "", block: block.program)
         }
@@ -320,17 +325,30 @@ struct Renderer {
         let program: Program
         var savedParameters = blockParameters
         var isPartialBlockCall = false
+        let current = contexts.last ?? nil
+        var context = contextExpression.map { evaluate($0) } ?? current
+        if !hash.isEmpty {
+            var members: [(String, JSONValue)] = []
+            if case .object(let object)? = context { members = object.map { ($0.key, $0.value) } }
+            var merged = JSONObject(members)
+            for (key, expression) in hash { merged[key] = evaluate(expression) ?? .null }
+            context = .object(merged)
+        }
+        let sameContext = contextExpression == nil && hash.isEmpty
+        let name: String
         switch target {
-        case .named(let name):
-            guard let found = partials[name] else {
-                if fallback != nil { return try render(fallback) }
-                throw HandlebarsRenderError(.partialNotFound(name: name))
-            }
-            program = found
-        case .dynamic(let expression):
-            let name = Self.javaScriptString(evaluate(expression))
-            guard let found = partials[name] else {
-                if fallback != nil { return try render(fallback) }
+        case .named(let named): name = named
+        case .dynamic(let expression): name = Self.javaScriptString(evaluate(expression))
+        case .partialBlock: name = "@partial-block"
+        }
+        // A partial block's own inline partials are visible to the partial it calls.
+        let blockInlinePartials = fallback?.inlinePartials ?? [:]
+        if !blockInlinePartials.isEmpty { inlinePartials.append(blockInlinePartials) }
+        defer { if !blockInlinePartials.isEmpty { inlinePartials.removeLast() } }
+        switch target {
+        case .named, .dynamic:
+            guard let found = findPartial(name) else {
+                if fallback != nil { return try render(fallback, in: context, same: sameContext, parameters: nil) }
                 throw HandlebarsRenderError(.partialNotFound(name: name))
             }
             program = found
@@ -347,15 +365,6 @@ struct Renderer {
         if partialDepth > options.maximumPartialDepth {
             throw HandlebarsRenderError(.partialsTooDeep(limit: options.maximumPartialDepth))
         }
-        let current = contexts.last ?? nil
-        var context = contextExpression.map { evaluate($0) } ?? current
-        if !hash.isEmpty {
-            var members: [(String, JSONValue)] = []
-            if case .object(let object)? = context { members = object.map { ($0.key, $0.value) } }
-            var merged = JSONObject(members)
-            for (key, expression) in hash { merged[key] = evaluate(expression) ?? .null }
-            context = .object(merged)
-        }
         let outerParameters = blockParameters
         let outerPartialBlocks = partialBlocks
         blockParameters = isPartialBlockCall ? savedParameters : []
@@ -368,9 +377,17 @@ struct Renderer {
             blockParameters = outerParameters
             partialBlocks = outerPartialBlocks
         }
+        if options.preventIndent && !indent.isEmpty { try append(indent) }
         let start = output.count
-        try render(program, in: context, same: contextExpression == nil && hash.isEmpty, parameters: nil)
+        try render(program, in: context, same: sameContext, parameters: nil)
         if !indent.isEmpty && !options.preventIndent { try applyIndent(indent, from: start) }
+    }
+
+    private func findPartial(_ name: String) -> Program? {
+        for scope in inlinePartials.reversed() {
+            if let program = scope[name] { return program }
+        }
+        return partials[name]
     }
 
     /// Prefixes every line the partial wrote with the standalone partial's indentation (not an empty last line).

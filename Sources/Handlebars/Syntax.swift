@@ -37,6 +37,8 @@ enum BlockKind: Sendable {
     case raw
     /// `{{#log ...}}`: renders nothing.
     case log
+    /// `{{#*inline "name"}}...{{/inline}}`: defines a partial for its enclosing program; renders nothing.
+    case inlinePartial(String)
     /// `{{#> name}}fallback{{/name}}`
     case partialBlock(PartialTarget, context: Expression?, hash: [(String, Expression)])
 }
@@ -92,4 +94,7 @@ struct Program: Sendable {
     var body: [Node] = []
     /// The inverse of an `{{else if ...}}` chain: one block.
     var chained = false
+    /// The `{{#*inline}}` partials defined directly in this program (the last definition of a name wins), visible
+    /// while it renders, also to the partials it calls.
+    var inlinePartials: [String: Program] = [:]
 }

@@ -117,7 +117,7 @@ struct WhitespaceControl {
             firstInverse = .chainedProgram
             lastInverse = .chainedProgram
         }
-        var strip = Strip(open: block.openStrip.close, close: block.closeStrip.open)
+        var strip = Strip(open: block.openStrip.open, close: block.closeStrip.close)
         strip.openStandalone = Self.isNextWhitespace(Self.body(programPart, of: block), nil, isRoot: false)
         strip.closeStandalone = Self.isPreviousWhitespace(Self.body(firstInverse ?? programPart, of: block), nil, isRoot: false)
         if block.openStrip.close {

@@ -8,17 +8,17 @@ import Testing
 @Suite struct HandlebarsConformanceTests {
     /// Passing cases per file, as committed; raise these when more cases pass, never lower them to hide a regression.
     static let baseline: [String: Int] = [
-        "basic.json": 0,
-        "blocks.json": 0,
-        "builtins.json": 0,
-        "data.json": 0,
-        "helpers.json": 0,
-        "parser.json": 0,
-        "partials.json": 0,
-        "regressions.json": 0,
+        "basic.json": 68,
+        "blocks.json": 27,
+        "builtins.json": 12,
+        "data.json": 2,
+        "helpers.json": 2,
+        "parser.json": 14,
+        "partials.json": 49,
+        "regressions.json": 25,
         "strict.json": 0,
         "subexpressions.json": 0,
-        "whitespace-control.json": 0,
+        "whitespace-control.json": 36,
     ]
 
     static var suiteDirectory: URL {
@@ -33,12 +33,12 @@ import Testing
 
     static let supportedCompileOptions: Set<String> = ["noEscape", "ignoreStandalone", "preventIndent", "data"]
 
-    static func containsJavaScript(_ value: JSONValue) -> Bool {
+    static func containsJavaScript(_ value: JSONValue, marker: String = "!code") -> Bool {
         var pending = [value]
         while let next = pending.popLast() {
             switch next {
             case .object(let object):
-                if object["!code"] != nil { return true }
+                if object[marker] != nil { return true }
                 pending.append(contentsOf: object.map(\.value))
             case .array(let elements): pending.append(contentsOf: elements)
             default: break
@@ -51,6 +51,7 @@ import Testing
         if let helpers = testCase["helpers"]?.objectValue, helpers.count > 0 { return .skipped("custom JavaScript helper") }
         if testCase["decorators"] != nil { return .skipped("decorators") }
         if let data = testCase["data"], containsJavaScript(data) { return .skipped("JavaScript function in the context") }
+        if let data = testCase["data"], containsJavaScript(data, marker: "!sparsearray") { return .skipped("JavaScript sparse array") }
         if testCase["runtimeOptions"] != nil { return .skipped("runtime options (@data, runtime helpers/partials)") }
         var options = HandlebarsOptions()
         if let compileOptions = testCase["compileOptions"]?.objectValue {
@@ -89,7 +90,7 @@ import Testing
     }
 
     @Test func handlebarsSpecSuite() throws {
-        let files = baseline.keys.sorted()
+        let files = Self.baseline.keys.sorted()
         var totalPassed = 0, totalFailed = 0, totalSkipped = 0
         var report: [String] = ["file | passed | failed | skipped"]
         var details: [String] = []
