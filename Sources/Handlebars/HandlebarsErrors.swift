@@ -26,7 +26,8 @@ public struct HandlebarsRenderError: Error, Sendable, Equatable, CustomStringCon
     public enum Reason: Sendable, Equatable {
         /// The output would be larger than `HandlebarsOptions.maximumOutputBytes`.
         case outputTooLarge(limit: Int)
-        /// `#each` (and sections over arrays) would run more than `HandlebarsOptions.maximumIterations` times.
+        /// `#each` (and sections over arrays) would run more than `HandlebarsOptions.maximumIterations` times (a
+        /// partial call with hash arguments counts the members of the context it extends as iterations).
         case tooManyIterations(limit: Int)
         /// Partials call partials deeper than `HandlebarsOptions.maximumPartialDepth`.
         case partialsTooDeep(limit: Int)
@@ -63,7 +64,8 @@ public struct HandlebarsOptions: Sendable, Equatable {
     public var maximumNestingDepth = 64
     /// Largest output of one render, in UTF-8 bytes.
     public var maximumOutputBytes = 16 * 1024 * 1024
-    /// Most `#each` iterations (over all blocks) in one render.
+    /// Most `#each` iterations (over all blocks) in one render; partial calls with hash arguments count the members
+    /// of the context they copy.
     public var maximumIterations = 65_536
     /// Deepest nesting of partial calls at render time (a partial may call itself over nested data).
     public var maximumPartialDepth = 16

@@ -160,6 +160,28 @@ struct Lexer {
         return HandlebarsError(partial: partialName, line: line, column: column, message: message)
     }
 
+    /// The positions of ascending `offsets`, in one pass over the bytes.
+    static func locations(of offsets: [Int], in bytes: [UInt8]) -> [(line: Int, column: Int)] {
+        var result: [(line: Int, column: Int)] = []
+        result.reserveCapacity(offsets.count)
+        var line = 1
+        var column = 1
+        var position = 0
+        for offset in offsets {
+            while position < min(offset, bytes.count) {
+                if bytes[position] == 0x0A {
+                    line += 1
+                    column = 1
+                } else if bytes[position] & 0xC0 != 0x80 {
+                    column += 1
+                }
+                position += 1
+            }
+            result.append((line, column))
+        }
+        return result
+    }
+
     static func location(of offset: Int, in bytes: [UInt8]) -> (line: Int, column: Int) {
         var line = 1
         var column = 1

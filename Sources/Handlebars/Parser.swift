@@ -16,7 +16,7 @@ struct Parser {
     /// Names `{{#*inline}}` defines, and the static partial names `{{> name}}` uses (checked once every source is
     /// parsed: an inline partial of one source may serve another).
     private(set) var inlinePartialNames: Set<String> = []
-    private(set) var partialReferences: [(name: String, error: HandlebarsError)] = []
+    private var partialReferenceOffsets: [(name: String, offset: Int)] = []
 
     struct Result {
         var program: Program
@@ -39,7 +39,13 @@ struct Parser {
             }
             throw parser.error(at: token, message)
         }
-        return Result(program: program, inlinePartialNames: parser.inlinePartialNames, partialReferences: parser.partialReferences)
+        // Positions in one pass (the references are in source order), not one scan of the template per reference.
+        let locations = Lexer.locations(of: parser.partialReferenceOffsets.map(\.offset), in: bytes)
+        let references = zip(parser.partialReferenceOffsets, locations).map { reference, location in
+            (name: reference.name, error: HandlebarsError(partial: partialName, line: location.line, column: location.column,
+                                                          message: "the partial \(reference.name) could not be found"))
+        }
+        return Result(program: program, inlinePartialNames: parser.inlinePartialNames, partialReferences: references)
     }
 
     private init(tokens: [Token], bytes: [UInt8], partialName: String?, knownPartials: Set<String>, maximumDepth: Int) {
@@ -261,7 +267,7 @@ struct Parser {
         let (target, context, hash) = try parsePartialCall(open)
         let close = try expect(.close, "to close the partial")
         if case .named(let name) = target, !knownPartials.contains(name) {
-            partialReferences.append((name, error(at: open, "the partial \(name) could not be found")))
+            partialReferenceOffsets.append((name, open.offset))
         }
         return .partial(PartialNode(target: target, context: context, hash: hash, strip: Self.stripFlags(open: open, close: close)))
     }

@@ -108,7 +108,10 @@ struct Renderer {
         case .string(let string): return string
         case .object: return "[object Object]"
         case .array:
-            var renderer = Renderer(root: .null, partials: [:], options: HandlebarsOptions())
+            // A property or partial name: a few KiB is plenty, and a long array (once per iteration) stays cheap.
+            var options = HandlebarsOptions()
+            options.maximumOutputBytes = 4096
+            var renderer = Renderer(root: .null, partials: [:], options: options)
             try? renderer.write(value, escaped: false)
             return String(decoding: renderer.output, as: UTF8.self)
         }
@@ -329,7 +332,12 @@ struct Renderer {
         var context = contextExpression.map { evaluate($0) } ?? current
         if !hash.isEmpty {
             var members: [(String, JSONValue)] = []
-            if case .object(let object)? = context { members = object.map { ($0.key, $0.value) } }
+            if case .object(let object)? = context {
+                // Copying the context's members is work the data sizes: it counts against the iteration budget.
+                iterations += object.count
+                try countIteration()
+                members = object.map { ($0.key, $0.value) }
+            }
             var merged = JSONObject(members)
             for (key, expression) in hash { merged[key] = evaluate(expression) ?? .null }
             context = .object(merged)

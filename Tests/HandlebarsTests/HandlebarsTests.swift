@@ -116,7 +116,8 @@ func compileError(_ source: String, partials: [String: String] = [:], options: H
         #expect(try render("{{> (lookup . 'which')}}", #"{"which":"item","name":"d"}"#, partials: partials) == "<d>")
         #expect(try render("{{#> missing}}fallback{{/missing}}", "{}", partials: partials) == "fallback")
         #expect(try render("{{#> wrap}}inner {{v}}{{/wrap}}", #"{"v":1}"#, partials: ["wrap": "[{{> @partial-block}}]"]) == "[inner 1]")
-        #expect(compileError("{{> nope}}")?.message.contains("nope") == true)
+        let missing = try #require(compileError("a\n {{> nope}}"))
+        #expect(missing.message == "the partial nope could not be found" && missing.line == 2 && missing.column == 2)
         #expect(try render("{{#*inline \"row\"}}<{{.}}>{{/inline}}{{#each a}}{{> row}}{{/each}}", #"{"a":[1,2]}"#) == "<1><2>")
         #expect(try render("{{#if @partial-block}}x{{/if}}{{#> p}}{{/p}}", "{}", partials: ["p": "{{#if @partial-block}}has{{/if}}"]) == "has")
         #expect(throws: HandlebarsRenderError(.partialNotFound(name: "zzz"))) {
@@ -191,6 +192,18 @@ func compileError(_ source: String, partials: [String: String] = [:], options: H
         // Ten times the elements: roughly ten times the time (generous bound for a loaded machine), never quadratic.
         print("each over 10,000 elements: \(smallTime), over 100,000: \(largeTime)")
         #expect(largeTime < smallTime * 60 + .milliseconds(200))
+    }
+
+    @Test func partialHashCopiesCountAgainstTheIterationBudget() throws {
+        var options = HandlebarsOptions()
+        options.maximumIterations = 1000
+        let template = try HandlebarsTemplate(
+            source: "{{#each items}}{{> p ../big x=1}}{{/each}}", partials: ["p": "{{x}}"], options: options)
+        let big = JSONValue.object(JSONObject((0..<100).map { ("k\($0)", JSONValue.null) }))
+        let few = JSONValue.object(JSONObject([("items", .array(Array(repeating: .null, count: 5))), ("big", big)]))
+        #expect(try template.render(few) == "11111")
+        let many = JSONValue.object(JSONObject([("items", .array(Array(repeating: .null, count: 20))), ("big", big)]))
+        #expect(throws: HandlebarsRenderError(.tooManyIterations(limit: 1000))) { try template.render(many) }
     }
 
     @Test func outputIsCapped() throws {
