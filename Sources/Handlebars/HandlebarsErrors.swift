@@ -29,6 +29,9 @@ public struct HandlebarsRenderError: Error, Sendable, Equatable, CustomStringCon
         /// `#each` (and sections over arrays) would run more than `HandlebarsOptions.maximumIterations` times (a
         /// partial call with hash arguments counts the members of the context it extends as iterations).
         case tooManyIterations(limit: Int)
+        /// The render would visit more than `HandlebarsOptions.maximumRenderSteps` template nodes (a large template
+        /// body repeated by `#each`, even when it prints little).
+        case tooManySteps(limit: Int)
         /// Partials call partials deeper than `HandlebarsOptions.maximumPartialDepth`.
         case partialsTooDeep(limit: Int)
         /// A dynamic partial (`{{> (lookup . "name")}}`) names a partial that was not given at compile time.
@@ -43,6 +46,7 @@ public struct HandlebarsRenderError: Error, Sendable, Equatable, CustomStringCon
         switch reason {
         case .outputTooLarge(let limit): "template output exceeds \(limit) bytes"
         case .tooManyIterations(let limit): "template iterates more than \(limit) times (#each over too many elements)"
+        case .tooManySteps(let limit): "template rendering takes more than \(limit) steps"
         case .partialsTooDeep(let limit): "partials nest deeper than \(limit) levels"
         case .partialNotFound(let name): "the partial \(name) could not be found"
         }
@@ -67,6 +71,9 @@ public struct HandlebarsOptions: Sendable, Equatable {
     /// Most `#each` iterations (over all blocks) in one render; partial calls with hash arguments count the members
     /// of the context they copy.
     public var maximumIterations = 65_536
+    /// Most template nodes (text, mustaches, blocks, partial calls) one render visits: bounds the time of a render
+    /// whatever the template and the data.
+    public var maximumRenderSteps = 10_000_000
     /// Deepest nesting of partial calls at render time (a partial may call itself over nested data).
     public var maximumPartialDepth = 16
 

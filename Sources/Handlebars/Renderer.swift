@@ -24,6 +24,7 @@ struct Renderer {
     /// The `{{#*inline}}` partials of the programs being rendered, innermost last.
     private var inlinePartials: [[String: Program]] = []
     private var iterations = 0
+    private var steps = 0
     private var partialDepth = 0
 
     init(root: JSONValue, partials: [String: Program], options: HandlebarsOptions) {
@@ -198,6 +199,8 @@ struct Renderer {
     // MARK: Statements
 
     mutating func render(_ program: Program) throws(HandlebarsRenderError) {
+        steps += program.body.count
+        if steps > options.maximumRenderSteps { throw HandlebarsRenderError(.tooManySteps(limit: options.maximumRenderSteps)) }
         if !program.inlinePartials.isEmpty { inlinePartials.append(program.inlinePartials) }
         defer { if !program.inlinePartials.isEmpty { inlinePartials.removeLast() } }
         for node in program.body {

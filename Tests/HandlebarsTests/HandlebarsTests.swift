@@ -206,6 +206,16 @@ func compileError(_ source: String, partials: [String: String] = [:], options: H
         #expect(throws: HandlebarsRenderError(.tooManyIterations(limit: 1000))) { try template.render(many) }
     }
 
+    @Test func renderStepsAreBounded() throws {
+        var options = HandlebarsOptions()
+        options.maximumRenderSteps = 10_000
+        let body = String(repeating: "{{#if missing}}x{{/if}}", count: 100)
+        let template = try HandlebarsTemplate(source: "{{#each items}}\(body){{/each}}", options: options)
+        let items = { (count: Int) in JSONValue.object(JSONObject([("items", .array(Array(repeating: .null, count: count)))])) }
+        #expect(try template.render(items(50)) == "")
+        #expect(throws: HandlebarsRenderError(.tooManySteps(limit: 10_000))) { try template.render(items(200)) }
+    }
+
     @Test func outputIsCapped() throws {
         var options = HandlebarsOptions()
         options.maximumOutputBytes = 1000
