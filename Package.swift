@@ -53,6 +53,9 @@ let package = Package(
         .target(name: "XML", dependencies: ["CLibXML2", "JSON"]),
         // JSON values, the one JSON scanner (tree or validation only) and the one UTF-8 check; no dependencies.
         .target(name: "JSON"),
+        // Handlebars templates (handlebars.js semantics, built-in helpers only) over JSON values, for the workflow
+        // `handlebars` node; knows nothing of workflows, HTTP or Kafka.
+        .target(name: "Handlebars", dependencies: ["JSON"]),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
         .target(name: "Secrets"),
         // Confluent Schema Registry: the client (cache, auth, TLS) and the wire format.
@@ -189,6 +192,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "XMLTests", dependencies: ["XML", "JSON"]),
+        .testTarget(
+            name: "HandlebarsTests",
+            dependencies: ["Handlebars", "JSON"],
+            // The handlebars.js spec suite is read from the source tree by the conformance test, not bundled.
+            exclude: ["handlebars-spec"]
+        ),
         .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "WorkflowTests",
