@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "Workflow",
             dependencies: [
-                "JSON", "Secrets", "JQ", "Callout", "XML",
+                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -20,6 +20,8 @@ public final class Workflow: Sendable {
     let readsServiceResponse: Bool
     /// The indices of the implicit nodes.
     let implicitIndex: [ImplicitNode: Int]
+    /// The names of the `inputs` of handlebars nodes, in the order written (their context object).
+    let namedInputs: [Int: [String]]
     /// The cache of `cache` nodes (`resources.cache`), shared by the workflow's requests.
     let cache: MemoryCache?
 
@@ -30,6 +32,7 @@ public final class Workflow: Sendable {
     public init(_ definition: WorkflowDefinition, services: WorkflowServices, defaultTimeout: Duration) throws(WorkflowConfigurationError) {
         let nodes = try GraphBuilder.build(definition)
         var work: [Int: AsynchronousNodeWork] = [:]
+        var namedInputs: [Int: [String]] = [:]
         var issues: [WorkflowConfigurationError.Issue] = []
         var client: CalloutClient?
         if nodes.contains(where: { if case .call? = $0.settings { true } else { false } }) {
@@ -47,12 +50,15 @@ public final class Workflow: Sendable {
             case .jq(let program)?:
                 let named = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
                 work[index] = JQNode(program: program, namedInputs: named, services: services).work
+            case .handlebars?:
+                namedInputs[index] = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
             default: continue
             }
         }
         guard issues.isEmpty else { throw WorkflowConfigurationError(issues: issues) }
         self.nodes = nodes
         asynchronousWork = work
+        self.namedInputs = namedInputs
         cache = definition.memoryCache.map(MemoryCache.init(limits:))
         debug = definition.debug
         timeout = definition.timeout ?? defaultTimeout

@@ -1,4 +1,5 @@
 import Callout
+import Handlebars
 import JQ
 import JSON
 import Secrets
@@ -64,10 +65,10 @@ public struct NodeDefinition: Sendable {
 
 public enum WorkflowNodeType: String, Sendable, CaseIterable {
     case call, jq, exit, property, `static`, branch, cache
-    case xmlToJSON = "xml_to_json", jsonToXML = "json_to_xml"
+    case xmlToJSON = "xml_to_json", jsonToXML = "json_to_xml", handlebars
 
     /// Datakit node types that kbridge does not run yet, so that a Kong configuration with one gets a clear refusal.
-    static let notYetSupported = ["handlebars", "jwt_decode", "jwt_sign", "jwt_verify"]
+    static let notYetSupported = ["jwt_decode", "jwt_sign", "jwt_verify"]
 }
 
 /// The settings of each node type (Kong 3.15/3.16 field names, defaults and ranges).
@@ -82,6 +83,8 @@ public enum NodeSettings: Sendable {
     case cache(ttl: Int?, bypassOnError: Bool)
     case xmlToJSON(XMLToJSONOptions)
     case jsonToXML(JSONToXMLOptions)
+    /// The compiled template and the `content_type` of what it renders.
+    case handlebars(HandlebarsTemplate, contentType: String)
 
     public var type: WorkflowNodeType {
         switch self {
@@ -94,6 +97,7 @@ public enum NodeSettings: Sendable {
         case .cache: .cache
         case .xmlToJSON: .xmlToJSON
         case .jsonToXML: .jsonToXML
+        case .handlebars: .handlebars
         }
     }
 }
@@ -219,6 +223,7 @@ struct DefinitionReader {
         .cache: ["ttl", "bypass_on_error"],
         .xmlToJSON: ["attributes_block_name", "attributes_name_prefix", "text_block_name", "text_as_property", "recognize_type", "xpath"],
         .jsonToXML: ["root_element_name", "attributes_block_name", "attributes_name_prefix", "text_block_name"],
+        .handlebars: ["template", "content_type"],
     ]
 
     mutating func readNode(_ value: JSONValue, _ path: String, index: Int) -> NodeDefinition? {
@@ -358,6 +363,20 @@ struct DefinitionReader {
             if !inputs.isEmpty { issue("\(path).inputs", "an \(type.rawValue) node has one input: use 'input'") }
             if !outputs.isEmpty { issue("\(path).outputs", "an \(type.rawValue) node has one output: use 'output'") }
             settings = converter
+        case .handlebars:
+            guard let value = object["template"] else {
+                issue("\(path).template", "required key missing: the Handlebars template")
+                return nil
+            }
+            guard let source = string(value, "\(path).template") else { return nil }
+            let contentType = object["content_type"].flatMap { string($0, "\(path).content_type") } ?? "text/plain"
+            if !outputs.isEmpty { issue("\(path).outputs", "a handlebars node has one output: use 'output'") }
+            do throws(HandlebarsError) {
+                settings = .handlebars(try HandlebarsTemplate(source: source), contentType: contentType)
+            } catch {
+                issue("\(path).template", error.description)
+                return nil
+            }
         }
         guard issues.count == issuesBefore else { return nil }
         return NodeDefinition(name: name, index: index, input: input, inputs: inputs, output: output, outputs: outputs, settings: settings)

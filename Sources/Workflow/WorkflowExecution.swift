@@ -1,3 +1,4 @@
+import Handlebars
 import JSON
 import Secrets
 import XML
@@ -333,6 +334,21 @@ public actor WorkflowExecution {
             return property(settings, inputs: inputs, connected: !node.bindings.isEmpty)
         case .cache(let ttl, _)?:
             return cache(ttl: ttl, inputs: inputs)
+        case .handlebars(let template, let contentType)?:
+            let names = workflow.namedInputs[index] ?? []
+            let context = names.isEmpty ? (inputs.whole ?? .null) : inputs.object(order: names)
+            let text: String
+            do throws(HandlebarsRenderError) {
+                text = try template.render(context)
+            } catch {
+                return .failure(WorkflowNodeError(error.description))
+            }
+            guard BodyCodec.isJSON(contentType) else { return .success(NodeOutputs(whole: .string(text))) }
+            var copy = text
+            guard let value = copy.withUTF8({ try? JSONParser.parse(UnsafeRawBufferPointer($0)) }) else {
+                return .failure(WorkflowNodeError("the template rendered invalid JSON for content_type \(contentType)"))
+            }
+            return .success(NodeOutputs(whole: value))
         case .xmlToJSON(let options)?:
             guard case .string(let text)? = inputs.whole else {
                 return .failure(WorkflowNodeError("xml_to_json expects an XML document as a string, got \(inputs.whole?.datakitTypeName ?? "nil")"))

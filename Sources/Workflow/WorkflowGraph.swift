@@ -34,6 +34,7 @@ struct PortSchema {
             for (key, value) in values { outputs[key] = WorkflowDataType(staticValue: value) }
             return PortSchema(outputs: outputs, wholeOutput: .object, outputOrder: values.keys)
         case .branch: return PortSchema(outputs: ["then": .any, "else": .any], wholeInput: .any, wholeOutput: .any, outputOrder: ["then", "else"])
+        case .handlebars: return PortSchema(wholeInput: .any, wholeOutput: .any, anyInputName: true)
         case .xmlToJSON: return PortSchema(wholeInput: .any, wholeOutput: .any)
         case .jsonToXML: return PortSchema(wholeInput: .any, wholeOutput: .string)
         case .cache:

@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func nodeTypesOfPartTwoAreRefusedClearly() throws {
-        try expectProblem(#"{"nodes":[{"name":"A","type":"handlebars"}]}"#, at: "nodes[0].type", containing: "not supported by this version")
+        try expectProblem(#"{"nodes":[{"name":"A","type":"jwt_sign"}]}"#, at: "nodes[0].type", containing: "not supported by this version")
         try expectProblem(#"{"nodes":[{"name":"A","type":"cache"}]}"#, at: "nodes[0].type", containing: "needs resources.cache")
         try expectProblem(#"{"resources":{"cache":{"strategy":"redis"}},"nodes":[{"name":"A","type":"cache"}]}"#, at: "resources.cache.strategy",
                           containing: "redis strategy is not supported")
@@ -63,6 +63,13 @@ import Testing
         try expectProblem(#"{"nodes":[{"name":"X","type":"json_to_xml","attributes_block_name":"a","attributes_name_prefix":"@"}]}"#,
                           at: "nodes[0].attributes_name_prefix", containing: "mutually exclusive")
         #expect(try problems(#"{"nodes":[{"name":"X","type":"xml_to_json","input":"request.body","text_as_property":true,"recognize_type":false}]}"#) == nil)
+    }
+
+    @Test func handlebarsTemplatesCompileAtStartUp() throws {
+        try expectProblem(#"{"nodes":[{"name":"H","type":"handlebars","template":"{{#if a}}\nx{{/each}}"}]}"#, at: "nodes[0].template",
+                          containing: "line 2")
+        try expectProblem(#"{"nodes":[{"name":"H","type":"handlebars","template":"{{shout a}}"}]}"#, at: "nodes[0].template",
+                          containing: "unknown helper 'shout'")
     }
 
     @Test func unknownFieldIsRefusedWithASuggestion() throws {

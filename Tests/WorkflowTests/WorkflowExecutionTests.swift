@@ -264,6 +264,24 @@ struct WorkflowExecutionTests {
         ]))])), "\(String(describing: items))")
     }
 
+    @Test func handlebarsRendersItsInputs() async throws {
+        let flow = try workflow("""
+        {"nodes": [
+          {"name": "PAGE", "type": "handlebars", "inputs": {"order": "request.body", "query": "request.query"},
+           "template": "<ul>{{#each order.items}}<li>{{@index}}: {{this.name}}{{#if @last}}.{{/if}}</li>{{/each}}</ul>{{query.note}}"},
+          {"name": "JSON_BODY", "type": "handlebars", "input": "request.body", "content_type": "application/json",
+           "template": "{\\"count\\": {{items.length}} }", "output": "service_request.body"},
+          {"name": "EXIT", "type": "exit", "inputs": {"body": "PAGE"}, "status": 200}]}
+        """)
+        let body = #"{"items":[{"name":"a & b"},{"name":"c"}]}"#
+        let execution = flow.execution(for: request(body: body, contentType: "application/json", query: JSONObject([("note", .string("<ok>"))])))
+        guard case .exit(let response) = try await execution.runUntilProduce() else { Issue.record("expected exit"); return }
+        #expect(String(decoding: response.body, as: UTF8.self) == "<ul><li>0: a &amp; b</li><li>1: c.</li></ul>&lt;ok&gt;")
+        let trace = try json(await execution.traceJSON())
+        let rendered = trace["events"]?.arrayValue?.first { $0["name"] == .string("JSON_BODY") && $0["action"] == .string("complete") }
+        #expect(rendered?["values"]?.arrayValue?.first?["value"] == .object(JSONObject([("count", .integer(2))])))
+    }
+
     @Test func hostileXMLFailsTheNodeQuickly() async throws {
         let flow = try workflow("""
         {"nodes": [{"name": "PARSE", "type": "xml_to_json", "input": "request.body", "output": "service_request.body"}]}
