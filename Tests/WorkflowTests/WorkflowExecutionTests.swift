@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import Secrets
 import TestSupport
+import Synchronization
 import Testing
 @testable import Workflow
 
@@ -47,7 +48,13 @@ struct WorkflowExecutionTests {
     }
 
     @Test func independentCallsRunConcurrently() async throws {
-        let server = try await TestHTTPServer { _ in .json(#"{"ok":true}"#, delay: .milliseconds(500)) }
+        // Load-independent evidence: each answer waits 2 s, so if both requests reach the server within 2 s of each
+        // other, the second was sent before the first was answered (a sequential run would be 2 s apart or more).
+        let arrivals = Mutex<[ContinuousClock.Instant]>([])
+        let server = try await TestHTTPServer { _ in
+            arrivals.withLock { $0.append(.now) }
+            return .json(#"{"ok":true}"#, delay: .seconds(2))
+        }
         let flow = try workflow("""
         {"nodes": [
           {"name": "A", "type": "call", "url": "\(server.url)/a"},
@@ -55,15 +62,12 @@ struct WorkflowExecutionTests {
           {"name": "J", "type": "jq", "inputs": {"a": "A.body", "b": "B.body"}, "jq": ".a.ok and .b.ok"},
           {"name": "E", "type": "exit", "inputs": {"body": "J"}}]}
         """)
-        // Warm the connection pool and the jq states first: the measured run is about scheduling only.
-        _ = try await flow.execution(for: request()).runUntilProduce()
-        let start = ContinuousClock.now
         let decision = try await flow.execution(for: request()).runUntilProduce()
-        let elapsed = ContinuousClock.now - start
         guard case .exit(let response) = decision else { Issue.record("expected an exit"); return }
         #expect(String(decoding: response.body, as: UTF8.self) == "true")
-        // Sequential would be 1000 ms or more.
-        #expect(elapsed < .milliseconds(950), "two 500 ms calls took \(elapsed)")
+        let times = arrivals.withLock { $0 }
+        #expect(times.count == 2)
+        if times.count == 2 { #expect(times[1] - times[0] < .milliseconds(1500), "the second call was sent \(times[1] - times[0]) after the first") }
         await server.shutdown()
     }
 
