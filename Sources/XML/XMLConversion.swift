@@ -117,6 +117,15 @@ public enum XMLAttributeNaming: Sendable, Hashable {
         }
     }
 
+    /// The attribute names and the text block name, checked together (they must not collide).
+    func validate(textBlockName: String) throws(XMLConversionError) {
+        try validate()
+        try XMLLimits.checkOptionName(textBlockName, field: "text_block_name")
+        if case .block(let name) = self, name == textBlockName {
+            throw .invalidOptions("attributes_block_name and text_block_name are both '\(name)'")
+        }
+    }
+
     func validate() throws(XMLConversionError) {
         switch self {
         case .prefix(let prefix):
@@ -190,11 +199,7 @@ public struct XMLToJSONOptions: Sendable {
 
     /// Checks the options (Kong's length bounds on the names); conversions check them too.
     public func validate() throws(XMLConversionError) {
-        try attributes.validate()
-        try XMLLimits.checkOptionName(textBlockName, field: "text_block_name")
-        if case .block(let name) = attributes, name == textBlockName {
-            throw .invalidOptions("attributes_block_name and text_block_name are both '\(name)'")
-        }
+        try attributes.validate(textBlockName: textBlockName)
         try limits.validate()
     }
 }
@@ -221,11 +226,7 @@ public struct JSONToXMLOptions: Sendable {
 
     /// Checks the options (Kong's length bounds; the root element name must be an XML name of at most 64 characters).
     public func validate() throws(XMLConversionError) {
-        try attributes.validate()
-        try XMLLimits.checkOptionName(textBlockName, field: "text_block_name")
-        if case .block(let name) = attributes, name == textBlockName {
-            throw .invalidOptions("attributes_block_name and text_block_name are both '\(name)'")
-        }
+        try attributes.validate(textBlockName: textBlockName)
         if let rootElementName {
             guard !rootElementName.isEmpty, rootElementName.count <= 64 else {
                 throw .invalidOptions("root_element_name must have 1 to 64 characters, not \(rootElementName.count)")
