@@ -305,9 +305,8 @@ public actor WorkflowExecution {
 
     private func runInline(_ index: Int, _ inputs: NodeInputs) -> Result<NodeOutputs, WorkflowNodeError> {
         let node = workflow.nodes[index]
-        if let implicit = node.implicit {
+        if node.implicit != nil {
             // service_request and response only gather their inputs; they are read when the phase ends.
-            _ = implicit
             return .success(NodeOutputs(whole: nil, ports: inputs.ports))
         }
         switch node.settings {

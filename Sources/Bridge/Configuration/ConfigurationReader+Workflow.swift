@@ -81,9 +81,12 @@ extension ConfigurationReader {
     }
 
     /// The YAML tree as JSON: scalars typed by YAML's core schema (plain `200` a number, `true` a boolean, `null` and
-    /// `~` null; quoted scalars strings). Depth is bounded (the YAML parser's own bound is far above any workflow).
+    /// `~` null; quoted scalars strings). Nesting deeper than 64 levels is refused.
     func jsonValue(of node: Node, depth: Int, skippingVault: Bool = false) -> JSONValue {
-        guard depth < 64 else { return .null }
+        guard depth < 64 else {
+            issue(node, "workflow", "nested deeper than 64 levels")
+            return .null
+        }
         switch node {
         case .scalar(let scalar):
             if scalar.style != .plain { return .string(scalar.string) }
@@ -130,7 +133,7 @@ extension ConfigurationReader {
                 name = name[..<open]
             }
             if !name.isEmpty {
-                // The key node itself for the last component: errors point at the key's line.
+                // Errors point at the value of the key (or at the deepest node that exists on the path).
                 guard let mapping = node.mapping, let value = mapping[String(name)] else { return node }
                 node = value
             }
