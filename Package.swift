@@ -150,6 +150,8 @@ let package = Package(
         .executableTarget(name: "FuzzJSONSchema", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzJSONSchema"),
         .executableTarget(name: "FuzzAvro", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzAvro"),
         .executableTarget(name: "FuzzConfiguration", dependencies: ["Bridge", "FuzzSupport"], path: "Sources/Fuzz/FuzzConfiguration"),
+        .executableTarget(name: "FuzzHandlebars", dependencies: ["Handlebars", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzHandlebars"),
+        .executableTarget(name: "FuzzXML", dependencies: ["XML", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzXML"),
         .executableTarget(
             name: "FuzzHTTPPipeline",
             dependencies: [
