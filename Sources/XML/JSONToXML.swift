@@ -139,7 +139,10 @@ struct JSONToXMLWriter {
                 guard key == options.textBlockName else { continue }
                 path.append(key)
                 defer { path.removeLast() }
-                if let text = try scalarText(value, what: "text") { try appendText(text, inAttribute: false) }
+                // A null text member is the text "null" (what xml_to_json makes of it with recognize_type), so that
+                // the two conversions round-trip; an element whose value is null is still written empty.
+                let text = try scalarText(value, what: "text") ?? "null"
+                try appendText(text, inAttribute: false)
                 continue
             }
             path.append(key)

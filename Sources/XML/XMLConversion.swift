@@ -62,7 +62,8 @@ import JSON
 /// - **Object members**, in member order: attributes (prefix mode: members whose key starts with the prefix, the rest
 ///   of the key being the attribute name; block mode: the members of the object under the block name) go into the start
 ///   tag, with scalar values (`null` omits the attribute); the member named ``JSONToXMLOptions/textBlockName`` is
-///   written as text where it appears among the members (a scalar; `null` writes nothing); every other member is a child
+///   written as text where it appears among the members (a scalar; `null` writes the text `null`, which is what
+///   `xml_to_json` makes of it with `recognize_type`); every other member is a child
 ///   element named by its key; an array member becomes one element per item, in array order (`{"b":[1,2]}` →
 ///   `<b>1</b><b>2</b>`, an empty array none; an array inside an array fails).
 /// - **Names**: element and attribute names must be XML 1.0 names with at most one colon, not first or last (prefixes

@@ -296,6 +296,16 @@ struct RoundTripTests {
         #expect(xmlAgain == xml)
     }
 
+    /// Found by FuzzXML: text "null" among children is recognized as null, and a null text member must write "null"
+    /// back, not nothing, or the second trip loses the member.
+    @Test func nullTextAmongChildrenRoundTrips() throws {
+        let source = #"<root a="1">null<x>n</x></root>"#
+        let first = try toJSON(source)
+        #expect(first == json(##"{"root":{"@a":1,"x":"n","#text":null}}"##))
+        let second = try toJSON(toXML(first))
+        #expect(second == first)
+    }
+
     @Test func xmlToJSONToXML() throws {
         let xml = declaration + #"<feed version="2"><entry id="1"><title>One</title></entry><entry id="2"><title>Two</title></entry></feed>"#
         let value = try XMLConversion.json(fromXML: Array(xml.utf8))
