@@ -303,6 +303,79 @@ struct WorkflowRouteTests {
         try await registry.shutdown()
     }
 
+    @Test func anXMLServiceBehindAJSONRoute() async throws {
+        // The client speaks JSON; the pricing service speaks XML; the message carries JSON again.
+        let pricing = try await TestHTTPServer { request in
+            let sku = request.bodyText.contains("<sku>B-2</sku>") ? "B-2" : "?"
+            return TestHTTPServer.Response(status: 200, headers: [("Content-Type", "application/xml")],
+                                           body: #"<?xml version="1.0"?><quote currency="EUR"><sku>\#(sku)</sku><price>12.50</price></quote>"#)
+        }
+        let topic = uniqueTopic("wf-xml")
+        let yaml = """
+        routes:
+          - path: /quotes
+            topic: \(topic)
+            bootstrap_servers: BROKER
+            producer_async: false
+            workflow:
+              nodes:
+                - {name: TO_XML, type: json_to_xml, input: request.body, root_element_name: request}
+                - name: HEADERS
+                  type: static
+                  values: {headers: {Content-Type: application/xml}}
+                - {name: PRICE, type: call, method: POST, url: "\(pricing.url)/price", inputs: {body: TO_XML, headers: HEADERS.headers}}
+                - {name: TO_JSON, type: xml_to_json, input: PRICE.body, output: service_request.body}
+        """
+        try await withYAMLBridge(yaml) { base, _ in
+            let answer = try await request("\(base)/quotes", body: #"{"sku":"B-2","qty":3}"#, headers: [("content-type", "application/json")])
+            #expect(answer.status == .ok, "\(answer.body)")
+        }
+        let sent = try #require(pricing.requests.first)
+        #expect(sent.header("content-type") == "application/xml")
+        #expect(sent.bodyText.hasSuffix("<request><sku>B-2</sku><qty>3</qty></request>"), "\(sent.bodyText)")
+        let message = try #require(try await readTopic(topic, minimumCount: 1).first)
+        let body = try #require(message.json["body"] as? String)
+        #expect(body == ##"{"quote":{"@currency":"EUR","sku":"B-2","price":12.50}}"##)
+        await pricing.shutdown()
+    }
+
+    @Test func aCachedTokenCalloutCallsTheTokenServiceOnce() async throws {
+        let tokens = try await TestHTTPServer { _ in .json(#"{"access_token":"tok-9"}"#) }
+        let topic = uniqueTopic("wf-cache")
+        let yaml = """
+        routes:
+          - path: /cached
+            topic: \(topic)
+            bootstrap_servers: BROKER
+            forward_headers: true
+            workflow:
+              resources:
+                cache: {strategy: memory}
+              nodes:
+                - {name: KEY, type: static, values: {key: upstream-token}}
+                - {name: CACHED, type: cache, inputs: {key: KEY.key}}
+                - {name: CHECK, type: branch, input: CACHED.hit, else: [FETCH, STORE]}
+                - {name: FETCH, type: call, url: "\(tokens.url)/token"}
+                - {name: STORE, type: cache, inputs: {key: KEY.key, data: FETCH.body}, ttl: 300}
+                - name: HEADER
+                  type: jq
+                  inputs: {cached: CACHED.data, fetched: FETCH.body}
+                  jq: '{Authorization: ("Bearer " + (.cached // .fetched).access_token)}'
+                  output: service_request.headers
+        """
+        try await withYAMLBridge(yaml) { base, _ in
+            for index in 0..<3 {
+                let answer = try await request("\(base)/cached", body: "event-\(index)", headers: [("content-type", "text/plain")])
+                #expect(answer.status == .ok, "\(answer.body)")
+            }
+        }
+        #expect(tokens.requests.count == 1)
+        let messages = try await readTopic(topic, minimumCount: 3)
+        #expect(messages.count == 3)
+        #expect(messages.allSatisfy { ($0.json["headers"] as? [String: Any])?["authorization"] as? String == "Bearer tok-9" })
+        await tokens.shutdown()
+    }
+
     @Test func configurationErrorsNameFileLineColumnAndKey() throws {
         let yaml = """
         routes:
