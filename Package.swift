@@ -187,13 +187,14 @@ let package = Package(
             name: "CalloutTests",
             dependencies: [
                 "Callout",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "XMLTests", dependencies: ["XML", "JSON"]),
+        .testTarget(name: "XMLTests", dependencies: ["XML", "JSON", "TestSupport"]),
         .testTarget(
             name: "HandlebarsTests",
             dependencies: ["Handlebars", "JSON"],
@@ -216,7 +217,9 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Test-only PEM files, read from the source tree.
+            exclude: ["TestPKI"]
         ),
         .testTarget(
             name: "IntegrationTests",

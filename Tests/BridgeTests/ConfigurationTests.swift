@@ -264,24 +264,9 @@ func issues(_ yaml: String) -> [String] {
 }
 
 @Suite struct SecurityConfigurationTests {
-    /// A directory with PEM files made by openssl: a CA, a certificate signed by it with its key, and a second key.
-    static let pki: String = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-pki-\(UUID().uuidString)").path
-        let script = """
-            set -e; mkdir -p '\(directory)'; cd '\(directory)'
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=ca 2>/dev/null
-            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client 2>/dev/null
-            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 2>/dev/null
-            openssl genrsa -out other.key 2048 2>/dev/null
-            openssl rsa -in client.key -aes256 -passout pass:hunter2 -out encrypted.key 2>/dev/null
-            """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        try? process.run()
-        process.waitUntilExit()
-        return directory
-    }()
+    /// Test-only PEM files (see TestPKI/README.md): a CA, a certificate signed by it with its key (plain and
+    /// encrypted), and a second key.
+    static let pki = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("TestPKI").path
 
     func route(_ extra: String, environment: [String: String] = [:]) throws -> RouteConfiguration {
         let loaded = try BridgeConfiguration.parse(yaml: "routes:\n  - path: /a\n    topic: t\n    bootstrap_servers: [k:1]\n" + extra,

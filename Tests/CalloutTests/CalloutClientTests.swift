@@ -333,8 +333,8 @@ struct CalloutClientTests {
 struct CalloutTLSTests {
     let certificates: TestCertificates
 
-    init() throws {
-        certificates = try TestCertificates.generate()
+    init() async throws {
+        certificates = try await TestCertificates.generate()
     }
 
     @Test("verification fails without the CA, succeeds with caCertificateFiles, and tlsVerify false skips it for that call only")

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import TestSupport
 import Synchronization
 
 /// A real HTTP/1.1 server on 127.0.0.1 (random port), optionally TLS, for the callout tests. Routes:
@@ -161,18 +162,18 @@ struct TestCertificates: Sendable {
     var serverCertificateFile: String { directory + "/server.pem" }
     var serverKeyFile: String { directory + "/server.key" }
 
-    static func generate() throws -> TestCertificates {
+    static func generate() async throws -> TestCertificates {
         let directory = NSTemporaryDirectory() + "callout-tls-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        try openssl(["req", "-x509"] + ec + [
+        try await openssl(["req", "-x509"] + ec + [
             "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Callout Test CA",
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         ], in: directory)
-        try openssl(["req"] + ec + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"], in: directory)
+        try await openssl(["req"] + ec + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"], in: directory)
         try "subjectAltName=DNS:localhost,DNS:callout.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(toFile: directory + "/ext.cnf", atomically: true, encoding: .utf8)
-        try openssl([
+        try await openssl([
             "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
         ], in: directory)
@@ -194,17 +195,10 @@ struct TestCertificates: Sendable {
         let status: Int32
     }
 
-    private static func openssl(_ arguments: [String], in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw OpenSSLFailed(command: arguments.prefix(2).joined(separator: " "), status: process.terminationStatus)
+    private static func openssl(_ arguments: [String], in directory: String) async throws {
+        let result = try await runProcess("openssl", arguments, directory: directory)
+        guard result.status == 0 else {
+            throw OpenSSLFailed(command: arguments.prefix(2).joined(separator: " "), status: result.status)
         }
     }
 }

@@ -42,7 +42,7 @@ struct DocumentedAnswersTests {
         }
     }
 
-    @Test func checkExitsWith78AndNamesEveryProblemWithItsPlace() throws {
+    @Test func checkExitsWith78AndNamesEveryProblemWithItsPlace() async throws {
         let file = try temporaryFile("""
             routes:
               - path: /in
@@ -51,13 +51,13 @@ struct DocumentedAnswersTests {
                 producer_request_acks: 7
                 forward_bodyy: true
             """)
-        let result = try runKBridge(["check", file])
+        let result = try await runKBridge(["check", file])
         #expect(result.status == 78)
         #expect(result.stderr.contains("\(file):5:"), "\(result.stderr)")
         #expect(result.stderr.contains("routes[0].producer_request_acks"), "\(result.stderr)")
         #expect(result.stderr.contains("forward_bodyy") && result.stderr.contains("forward_body"), "\(result.stderr)")
         let good = try temporaryFile("routes: [{path: /in, topic: t, bootstrap_servers: [\"k:9092\"]}]\n")
-        let ok = try runKBridge(["check", good])
+        let ok = try await runKBridge(["check", good])
         #expect(ok.status == 0 && ok.stdout.contains("OK (1 route)"), "\(ok.stdout) \(ok.stderr)")
     }
 
@@ -71,15 +71,15 @@ struct DocumentedAnswersTests {
             }
         }
         let servers = try TestBroker.bootstrapServers
-        let listed = try runKBridge(["consume", "--bootstrap-servers", servers, "--topic", topic, "--count", "3", "--keys"])
+        let listed = try await runKBridge(["consume", "--bootstrap-servers", servers, "--topic", topic, "--count", "3", "--keys"])
         #expect(listed.status == 0, "\(listed.stderr)")
         let lines = listed.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 3)
         #expect(Set(lines.map { $0.split(separator: "\t").first.map(String.init) ?? "" }) == ["k0", "k1", "k2"])
         #expect(lines.allSatisfy { $0.contains("\"body\":\"v") })
-        let counted = try runKBridge(["consume", "-b", servers, "-t", topic, "--count", "3", "--count-only"])
+        let counted = try await runKBridge(["consume", "-b", servers, "-t", topic, "--count", "3", "--count-only"])
         #expect(counted.stdout == "3\n")
-        let short = try runKBridge(["consume", "-b", servers, "-t", topic, "--count", "4", "--timeout", "1"])
+        let short = try await runKBridge(["consume", "-b", servers, "-t", topic, "--count", "4", "--timeout", "1"])
         #expect(short.status == 1 && short.stderr.contains("read 3 of 4 messages"), "\(short.stderr)")
     }
 }

@@ -19,7 +19,7 @@ struct KafkaHardeningTests {
     /// once the broker answers again, and every message answered 200 is in the topic exactly once
     /// (`acks: -1`, so the producer is idempotent: a request the broker got twice is written once).
     @Test func aHangingBrokerIsReportedDownAndNothingAcceptedIsLostOrDuplicated() async throws {
-        let broker = try ProxiedTansu()
+        let broker = try await onOwnThread { try ProxiedTansu() }  // it waits for Tansu to start
         defer { broker.stop() }
         let topic = uniqueTopic("stall")
         var route = try testRoute(path: "/in", topic: topic, async: true, broker: BrokerAddress(host: "127.0.0.1", port: broker.port))
@@ -142,7 +142,7 @@ struct KafkaHardeningTests {
                 topic: t
                 bootstrap_servers: [127.0.0.1:9]
             """
-        let (status, _, stderr) = try runKBridge(["check", try temporaryFile(configuration)])
+        let (status, _, stderr) = try await runKBridge(["check", try temporaryFile(configuration)])
         #expect(status == 0, "\(stderr)")
         #expect(!stderr.contains("%5|") && !stderr.contains("%4|") && !stderr.contains("%3|") && !stderr.contains("CONFWARN"), "\(stderr)")
     }

@@ -153,7 +153,7 @@ struct SchemaRegistryRouteTests {
         let message = try #require(try await readTopic(topic, minimumCount: 1).first)
         let value = try #require(ConfluentWireFormat.unframe(message.value))
         #expect(value.schemaID == id)
-        #expect(try decodeWithFastavro(Array(value.payload), schema: Self.avroOrder, references: [Self.avroCustomer])
+        #expect(try await decodeWithFastavro(Array(value.payload), schema: Self.avroOrder, references: [Self.avroCustomer])
             == #"{"at": "2024-05-01T10:00:00+00:00", "customer": {"name": "Ada"}, "id": "o-7", "note": "gift", "price": "19.90", "qty": 2}"#)
         let key = try #require(message.key.flatMap { ConfluentWireFormat.unframe($0) })
         #expect(key.schemaID == keyID && Array(key.payload) == [84])  // zigzag(42) = 84

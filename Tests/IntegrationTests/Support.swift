@@ -119,26 +119,8 @@ func temporaryFile(_ text: String) throws -> String {
     return file.path
 }
 
-/// Runs the `kbridge` binary to completion with `arguments`.
-func runKBridge(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try kbridgeBinary())
-    process.arguments = arguments
-    // Files rather than pipes: a full pipe would block the process before it exits.
-    let stdoutFile = try temporaryFile("")
-    let stderrFile = try temporaryFile("")
-    defer {
-        try? FileManager.default.removeItem(atPath: stdoutFile)
-        try? FileManager.default.removeItem(atPath: stderrFile)
-    }
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutFile))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrFile))
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        throw TestSetupError("kbridge \(arguments.joined(separator: " ")) did not finish within \(timeout)")
-    }
-    return (process.terminationStatus, try String(contentsOfFile: stdoutFile, encoding: .utf8), try String(contentsOfFile: stderrFile, encoding: .utf8))
+/// Runs the `kbridge` binary to completion with `arguments` (on a thread of its own: see ``runProcess``).
+func runKBridge(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (status: Int32, stdout: String, stderr: String) {
+    let result = try await runProcess(try kbridgeBinary(), arguments, timeout: timeout)
+    return (result.status, result.stdoutText, result.stderrText)
 }

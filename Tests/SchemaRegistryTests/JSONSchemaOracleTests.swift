@@ -156,28 +156,15 @@ import Testing
     }
 
     /// Runs the oracle on `{schema, instance}` lines; one verdict per line.
-    static func oracle(_ lines: [String]) throws -> [String] {
+    static func oracle(_ lines: [String]) async throws -> [String] {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../scripts/testing/jsonschema-oracle.py").standardized.path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script]
-        // The input from a file: the oracle answers while it reads, and a pipe's buffer is small.
-        let inputFile = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-oracle-\(UUID().uuidString).jsonl")
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: inputFile)
-        defer { try? FileManager.default.removeItem(at: inputFile) }
-        let input = try FileHandle(forReadingFrom: inputFile)
-        defer { try? input.close() }
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        let answer = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: answer, as: UTF8.self).split(separator: "\n").map(String.init)
+        let result = try await runProcess("python3", [script], input: Data((lines.joined(separator: "\n") + "\n").utf8))
+        try #require(result.status == 0, "the oracle failed: \(result.stderrText)")
+        return result.stdoutText.split(separator: "\n").map(String.init)
     }
 
-    @Test func verdictsMatchPythonJsonschema() throws {
+    @Test func verdictsMatchPythonJsonschema() async throws {
         var lines: [String] = []
         var cases: [(schema: String, validator: JSONSchemaValidator, instance: String)] = []
         for (index, entry) in Self.schemas.enumerated() {
@@ -203,7 +190,7 @@ import Testing
                 cases.append((entry.name, validator, instance))
             }
         }
-        let verdicts = try Self.oracle(lines)
+        let verdicts = try await Self.oracle(lines)
         try #require(verdicts.count == cases.count, "the oracle answered \(verdicts.count) of \(cases.count): \(verdicts.suffix(3))")
         var valid = [String: Int]()
         var invalid = [String: Int]()

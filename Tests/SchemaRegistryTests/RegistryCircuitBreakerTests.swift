@@ -75,7 +75,8 @@ struct RegistryCircuitBreakerTests {
         let registry = try await FakeSchemaRegistry()
         registry.register(subject: "huge", schema: #"{"type":"string","doc":""# + String(repeating: "x", count: 17 << 20) + #""}"#)
         registry.register(subject: "s", schema: orderSchema)
-        let client = try makeClient(registry)
+        // 17 MiB through a debug-built fake registry: the default 5 s can pass on a loaded machine before the limit is met.
+        let client = try makeClient(registry) { $0.requestTimeout = .seconds(60) }
         let error = await #expect(throws: SchemaRegistryError.self) { try await client.schema(subject: "huge", version: .latest) }
         #expect(error?.code == .invalidResponse && error?.message.contains("larger than 16 MiB") == true, "\(String(describing: error))")
         #expect(try await client.schema(subject: "s", version: .latest).schema == orderSchema)

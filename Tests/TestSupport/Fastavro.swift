@@ -1,7 +1,7 @@
 import Foundation
 
 /// Decodes Avro binary with fastavro (`scripts/testing/avro-decode.py`) and returns its JSON rendering.
-public func decodeWithFastavro(_ bytes: [UInt8], schema: String, references: [String] = []) throws -> String {
+public func decodeWithFastavro(_ bytes: [UInt8], schema: String, references: [String] = []) async throws -> String {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-avro-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
@@ -14,19 +14,9 @@ public func decodeWithFastavro(_ bytes: [UInt8], schema: String, references: [St
         arguments.append(file.path)
     }
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/testing/avro-decode.py").standardized.path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script] + arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    process.waitUntilExit()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        throw DecodeFailure(message: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    }
+    let result = try await runProcess("python3", [script] + arguments)
+    guard result.status == 0 else { throw DecodeFailure(message: result.stderrText) }
+    let text = result.stdoutText
     return text.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 

@@ -61,7 +61,7 @@ struct WorkflowExecutionTests {
           {"name": "B", "type": "call", "url": "\(server.url)/b"},
           {"name": "J", "type": "jq", "inputs": {"a": "A.body", "b": "B.body"}, "jq": ".a.ok and .b.ok"},
           {"name": "E", "type": "exit", "inputs": {"body": "J"}}]}
-        """)
+        """, timeout: .seconds(60))  // a deadline far from the 5 s answers, so a loaded machine cannot fail this
         let decision = try await flow.execution(for: request()).runUntilProduce()
         guard case .exit(let response) = decision else { Issue.record("expected an exit"); return }
         #expect(String(decoding: response.body, as: UTF8.self) == "true")

@@ -1,0 +1,77 @@
+import Foundation
+
+/// Runs `work` on a thread of its own and awaits its result.
+///
+/// Blocking work (a child process, a blocking read, a busy loop) must never run on one of Swift concurrency's
+/// cooperative threads: there are as many as cores (2 on CI), every test of the process shares them, and two blocked
+/// ones stall every timer and every `await` in the run (a jq timeout fired 33 s late that way).
+public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try work() }) }
+        thread.name = "kbridge-test-blocking"
+        thread.start()
+    }
+}
+
+/// What a child process left: its exit status and everything it wrote.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: Data
+    public var stderr: Data
+
+    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+    public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+}
+
+/// Runs `executable` (a path, or a name looked up on `PATH`) to completion on a thread of its own, with `input` on its
+/// standard input, and returns its status and output. Standard input and output go through files, not pipes, so a
+/// child that writes a lot before it reads everything (or the other way round) cannot block on a full pipe.
+/// A child still running after `timeout` is killed and ``ProcessTimedOut`` thrown.
+public func runProcess(
+    _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, timeout: Duration = .seconds(300)
+) async throws -> ProcessOutput {
+    try await onOwnThread {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-process-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (inputFile, outputFile, errorFile) =
+            (scratch.appendingPathComponent("stdin"), scratch.appendingPathComponent("stdout"), scratch.appendingPathComponent("stderr"))
+        try input.write(to: inputFile)
+        try Data().write(to: outputFile)
+        try Data().write(to: errorFile)
+
+        let process = Process()
+        if executable.contains("/") {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [executable] + arguments
+        }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let standardInput = try FileHandle(forReadingFrom: inputFile)
+        let standardOutput = try FileHandle(forWritingTo: outputFile)
+        let standardError = try FileHandle(forWritingTo: errorFile)
+        defer { for handle in [standardInput, standardOutput, standardError] { try? handle.close() } }
+        process.standardInput = standardInput
+        process.standardOutput = standardOutput
+        process.standardError = standardError
+        try process.run()
+        // On this function's own thread: waiting here holds no cooperative thread.
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw ProcessTimedOut(command: ([executable] + arguments).joined(separator: " "), timeout: timeout)
+        }
+        return ProcessOutput(status: process.terminationStatus, stdout: try Data(contentsOf: outputFile), stderr: try Data(contentsOf: errorFile))
+    }
+}
+
+/// A child process that did not finish in time (and was killed).
+public struct ProcessTimedOut: Error, CustomStringConvertible {
+    public var command: String
+    public var timeout: Duration
+    public var description: String { "\(command) did not finish within \(timeout)" }
+}
