@@ -90,6 +90,8 @@ let package = Package(
             dependencies: [
                 "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // SHA-256 of request-callout cache keys.
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The bridge: configuration, routes, Kong message encoding, the NIO ingest server.

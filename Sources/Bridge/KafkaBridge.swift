@@ -82,7 +82,7 @@ public final class KafkaBridge: Service, Sendable {
                         workflow = try Workflow(definition, services: workflowServices, defaultTimeout: .milliseconds(route.kafka.timeout))
                     } catch {
                         throw ConfigurationError(issues: error.issues.map {
-                            ConfigurationIssue(file: "", key: "\(route.name).workflow.\($0.path)", reason: $0.reason)
+                            ConfigurationIssue(file: "", key: "\(route.name).\(route.workflow?.kind.rawValue ?? "workflow").\($0.path)", reason: $0.reason)
                         })
                     }
                 }

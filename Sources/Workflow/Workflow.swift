@@ -35,18 +35,22 @@ public final class Workflow: Sendable {
         var namedInputs: [Int: [String]] = [:]
         var issues: [WorkflowConfigurationError.Issue] = []
         var client: CalloutClient?
-        if nodes.contains(where: { if case .call? = $0.settings { true } else { false } }) {
+        if nodes.contains(where: { switch $0.settings { case .call?, .callout?: true; default: false } }) {
             do throws(CalloutError) {
                 client = try services.calloutClient(caCertificateFiles: definition.caCertificateFiles)
             } catch {
                 issues.append(.init(path: "ca_certificates", reason: error.description))
             }
         }
+        let cache = definition.memoryCache.map(MemoryCache.init(limits:))
         for (index, node) in nodes.enumerated() {
             switch node.settings {
             case .call(let call)?:
                 guard let client else { continue }
                 work[index] = CallNode(settings: call, policy: definition.callDestinations, client: client).work
+            case .callout(let callout)?:
+                guard let client else { continue }
+                work[index] = RequestCalloutNode(settings: callout, policy: definition.callDestinations, client: client, cache: cache).work
             case .jq(let program)?:
                 let named = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
                 work[index] = JQNode(program: program, namedInputs: named, services: services).work
@@ -59,7 +63,7 @@ public final class Workflow: Sendable {
         self.nodes = nodes
         asynchronousWork = work
         self.namedInputs = namedInputs
-        cache = definition.memoryCache.map(MemoryCache.init(limits:))
+        self.cache = cache
         debug = definition.debug
         timeout = definition.timeout ?? defaultTimeout
         vault = definition.vault
@@ -116,9 +120,13 @@ public struct WorkflowNodeError: Error, CustomStringConvertible, Sendable {
     public var description: String
     /// Outputs known at the time of the failure (a call's status and headers), for the trace.
     var partialOutputs: NodeOutputs?
+    /// The answer the failure gives the client instead of the workflow error (a request-callout's
+    /// `error_response_code` and `error_response_msg`); the run ends as an `exit` node would end it.
+    var response: WorkflowResponse?
 
-    init(_ description: String, partialOutputs: NodeOutputs? = nil) {
+    init(_ description: String, partialOutputs: NodeOutputs? = nil, response: WorkflowResponse? = nil) {
         self.description = description
         self.partialOutputs = partialOutputs
+        self.response = response
     }
 }

@@ -66,6 +66,11 @@ public struct NodeDefinition: Sendable {
 public enum WorkflowNodeType: String, Sendable, CaseIterable {
     case call, jq, exit, property, `static`, branch, cache
     case xmlToJSON = "xml_to_json", jsonToXML = "json_to_xml", handlebars
+    /// A request-callout callout and its `upstream` customizations (``RequestCallout``): not written in workflows.
+    case callout, upstream
+
+    /// The types a workflow's `nodes` may use.
+    static var userTypes: [WorkflowNodeType] { allCases.filter { $0 != .callout && $0 != .upstream } }
 
     /// Datakit node types that kbridge does not run yet, so that a Kong configuration with one gets a clear refusal.
     static let notYetSupported = ["jwt_decode", "jwt_sign", "jwt_verify"]
@@ -85,6 +90,8 @@ public enum NodeSettings: Sendable {
     case jsonToXML(JSONToXMLOptions)
     /// The compiled template and the `content_type` of what it renders.
     case handlebars(HandlebarsTemplate, contentType: String)
+    case callout(RequestCalloutSettings)
+    case upstream(UpstreamSettings)
 
     public var type: WorkflowNodeType {
         switch self {
@@ -98,6 +105,8 @@ public enum NodeSettings: Sendable {
         case .xmlToJSON: .xmlToJSON
         case .jsonToXML: .jsonToXML
         case .handlebars: .handlebars
+        case .callout: .callout
+        case .upstream: .upstream
         }
     }
 }
@@ -232,16 +241,16 @@ struct DefinitionReader {
             return nil
         }
         guard let typeValue = object["type"] else {
-            issue("\(path).type", "required key missing (one of \(WorkflowNodeType.allCases.map(\.rawValue).joined(separator: ", ")))")
+            issue("\(path).type", "required key missing (one of \(WorkflowNodeType.userTypes.map(\.rawValue).joined(separator: ", ")))")
             return nil
         }
         guard let typeName = string(typeValue, "\(path).type") else { return nil }
-        guard let type = WorkflowNodeType(rawValue: typeName) else {
+        guard let type = WorkflowNodeType(rawValue: typeName), WorkflowNodeType.userTypes.contains(type) else {
             if WorkflowNodeType.notYetSupported.contains(typeName) {
                 issue("\(path).type", "node type '\(typeName)' is not supported by this version of kbridge")
             } else {
                 issue("\(path).type", "unknown node type '\(typeName)'"
-                      + Suggestion.didYouMean(typeName, among: WorkflowNodeType.allCases.map(\.rawValue) + WorkflowNodeType.notYetSupported))
+                      + Suggestion.didYouMean(typeName, among: WorkflowNodeType.userTypes.map(\.rawValue) + WorkflowNodeType.notYetSupported))
             }
             return nil
         }
@@ -363,6 +372,8 @@ struct DefinitionReader {
             if !inputs.isEmpty { issue("\(path).inputs", "an \(type.rawValue) node has one input: use 'input'") }
             if !outputs.isEmpty { issue("\(path).outputs", "an \(type.rawValue) node has one output: use 'output'") }
             settings = converter
+        case .callout, .upstream:
+            return nil  // refused above
         case .handlebars:
             guard let value = object["template"] else {
                 issue("\(path).template", "required key missing: the Handlebars template")

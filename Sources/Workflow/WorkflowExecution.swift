@@ -172,6 +172,11 @@ public actor WorkflowExecution {
                         let failure = fail(index, error)
                         group.cancelAll()
                         cancelRunning()
+                        if let response = error.response {
+                            // The node says how the client is answered (a request-callout's error policy).
+                            exitResponse = response
+                            return nil
+                        }
                         return failure
                     }
                     if let failure = startReady() { group.cancelAll(); cancelRunning(); return failure }
@@ -357,6 +362,8 @@ public actor WorkflowExecution {
             } catch {
                 return .failure(WorkflowNodeError(error.description))
             }
+        case .upstream(let settings)?:
+            return .success(RequestCalloutNode.upstream(settings, inputs: inputs))
         case .jsonToXML(let options)?:
             guard let value = inputs.whole else { return .failure(WorkflowNodeError("json_to_xml has no input value")) }
             do throws(XMLConversionError) {

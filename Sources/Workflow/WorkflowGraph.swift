@@ -37,6 +37,12 @@ struct PortSchema {
         case .handlebars: return PortSchema(wholeInput: .any, wholeOutput: .any, anyInputName: true)
         case .xmlToJSON: return PortSchema(wholeInput: .any, wholeOutput: .any)
         case .jsonToXML: return PortSchema(wholeInput: .any, wholeOutput: .string)
+        case .callout:
+            return PortSchema(outputs: ["request": .object, "response": .object], wholeOutput: .object, anyInputName: true,
+                              outputOrder: ["request", "response"])
+        case .upstream:
+            return PortSchema(outputs: ["body": .any, "headers": .map, "query": .map], wholeOutput: .object, anyInputName: true,
+                              outputOrder: ["body", "headers", "query"])
         case .cache:
             return PortSchema(inputs: ["key": .string, "ttl": .number, "data": .any],
                               outputs: ["hit": .any, "miss": .any, "stored": .any, "data": .any], wholeOutput: .object,

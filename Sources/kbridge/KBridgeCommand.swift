@@ -101,7 +101,7 @@ struct Check: ParsableCommand {
             let routes = loaded.configuration.routes
             print("\(config): OK (\(routes.count) route\(routes.count == 1 ? "" : "s"))")
             for route in routes {
-                let workflow = route.workflow.map { ", workflow of \($0.nodeCount) node\($0.nodeCount == 1 ? "" : "s")" } ?? ""
+                let workflow = route.workflow.map { ", \($0.summary)" } ?? ""
                 print("  \(route.methods.joined(separator: ",")) \(route.path) -> \(route.topic ?? "{topic}") (\(route.kafka.async ? "async" : "sync")\(workflow))")
             }
         } catch {

@@ -78,7 +78,7 @@ final class ConfigurationReader {
         "async_delivery_timeout", "idempotent", "stall_timeout",
         "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
     ]
-    static let routeOnlyKeys = ["name", "path", "workflow"]
+    static let routeOnlyKeys = ["name", "path", "workflow", "request_callout"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.
     static let unsupportedKongKeys: [String: String] = [
         "message_by_lua_functions": "kbridge runs no Lua; the message format is Kong's default envelope",

@@ -168,6 +168,12 @@ extension ConfigurationReader {
         read("security", readSecurity) { route.kafka.tls = $0 }
         read("schema_registry", readSchemaRegistry) { route.schemaRegistry = $0 }
         read("workflow", readWorkflow) { route.workflow = $0 }
+        if values["request_callout"] != nil, values["workflow"] != nil {
+            issue(node, "\(path).request_callout", "a route has either a workflow or a request_callout, not both: "
+                  + "write the callouts as call nodes of the workflow")
+        } else {
+            read("request_callout", readRequestCallout) { route.workflow = $0 }
+        }
         read("name", nonEmptyString) { route.name = $0 }
         if values["name"] == nil { route.name = "\(route.methods.joined(separator: ",")) \(routePath)" }
 

@@ -4,15 +4,23 @@ import Secrets
 import Workflow
 import Yams
 
-/// A route's `workflow:` (Kong Datakit's `config`), with the YAML it was read from for equality.
+/// A route's `workflow:` (Kong Datakit's `config`) or `request_callout:` (Kong request-callout's `config`, compiled
+/// onto the same engine), with the YAML it was read from for equality.
 public struct RouteWorkflow: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case workflow
+        case requestCallout = "request_callout"
+    }
+
     public var definition: WorkflowDefinition
+    public var kind: Kind
     /// The configuration as written, minus `resources.vault` (compared instead by its secrets).
     let source: JSONValue
 
-    public init(definition: WorkflowDefinition, source: JSONValue) {
+    public init(definition: WorkflowDefinition, source: JSONValue, kind: Kind = .workflow) {
         self.definition = definition
         self.source = source
+        self.kind = kind
     }
 
     public static func == (lhs: RouteWorkflow, rhs: RouteWorkflow) -> Bool {
@@ -24,6 +32,16 @@ public struct RouteWorkflow: Sendable, Hashable {
 
     /// How many nodes the user wrote.
     public var nodeCount: Int { definition.nodes.count }
+
+    /// What `kbridge check` says of it: "workflow of 4 nodes", "request-callout of 2 callouts".
+    public var summary: String {
+        switch kind {
+        case .workflow: return "workflow of \(nodeCount) node\(nodeCount == 1 ? "" : "s")"
+        case .requestCallout:
+            let callouts = definition.nodes.filter { $0.type == .callout }.count
+            return "request-callout of \(callouts) callout\(callouts == 1 ? "" : "s")"
+        }
+    }
 }
 
 extension ConfigurationReader {
@@ -57,6 +75,48 @@ extension ConfigurationReader {
                 issue(Self.locate(problem.path, in: node) ?? node, "\(path).\(problem.path)", problem.reason)
             }
             return nil
+        }
+    }
+
+    /// Reads `request_callout:` (Kong request-callout's `config`): the `Workflow` module compiles it onto the
+    /// workflow engine. `{vault://env/NAME}` references anywhere in it (Kong marks `url` and the proxy credentials
+    /// referenceable) are resolved here and masked in errors and traces.
+    func readRequestCallout(_ node: Node, _ path: String) -> RouteWorkflow? {
+        var vault: [(name: String, secret: Secret)] = []
+        let written = jsonValue(of: node, depth: 0)
+        let source = resolvingVaultReferences(written, in: node, path, into: &vault)
+        do {
+            var definition = try RequestCallout.definition(from: source, vault: vault)
+            if let files = node.mapping?["ca_certificates"]?.sequence {
+                definition.caCertificateFiles = files.enumerated().compactMap { readFile($1, "\(path).ca_certificates[\($0)]") }
+            }
+            return RouteWorkflow(definition: definition, source: written, kind: .requestCallout)
+        } catch {
+            for problem in error.issues {
+                issue(Self.locate(problem.path, in: node) ?? node, "\(path).\(problem.path)", problem.reason)
+            }
+            return nil
+        }
+    }
+
+    /// `value` with each string that is a whole `{vault://env/NAME}` reference replaced by the secret's value, which is
+    /// added to `vault` (so that it is masked).
+    private func resolvingVaultReferences(_ value: JSONValue, in node: Node, _ path: String, into vault: inout [(name: String, secret: Secret)])
+        -> JSONValue
+    {
+        switch value {
+        case .string(let text) where text.hasPrefix("{vault://") && text.hasSuffix("}"):
+            guard let secret = readVaultSecret(.scalar(.init(text)), path) else { return value }
+            vault.append(("request_callout_\(vault.count + 1)", secret))
+            return .string(secret.value)
+        case .array(let elements):
+            return .array(elements.map { resolvingVaultReferences($0, in: node, path, into: &vault) })
+        case .object(let object):
+            var resolved = JSONObject()
+            for (key, member) in object { resolved[key] = resolvingVaultReferences(member, in: node, "\(path).\(key)", into: &vault) }
+            return .object(resolved)
+        default:
+            return value
         }
     }
 
