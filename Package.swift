@@ -153,6 +153,7 @@ let package = Package(
         .executableTarget(name: "FuzzAvro", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzAvro"),
         .executableTarget(name: "FuzzConfiguration", dependencies: ["Bridge", "FuzzSupport"], path: "Sources/Fuzz/FuzzConfiguration"),
         .executableTarget(name: "FuzzHandlebars", dependencies: ["Handlebars", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzHandlebars"),
+        .executableTarget(name: "FuzzCalloutTemplate", dependencies: ["Workflow", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzCalloutTemplate"),
         .executableTarget(name: "FuzzXML", dependencies: ["XML", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzXML"),
         .executableTarget(
             name: "FuzzHTTPPipeline",
