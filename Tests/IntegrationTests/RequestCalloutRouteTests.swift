@@ -10,12 +10,6 @@ import Testing
 /// messages are read back.
 @Suite(.timeLimit(.minutes(3)))
 struct RequestCalloutRouteTests {
-    func withYAMLBridge<T>(_ yaml: String, environment: [String: String] = [:], _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
-        let text = yaml.replacingOccurrences(of: "BROKER", with: try TestBroker.bootstrapServers)
-        let configuration = try BridgeConfiguration.parse(yaml: text, file: "test.yaml", environment: environment).configuration
-        return try await withBridge(configuration: configuration, body)
-    }
-
     /// The blog's "auth header injection": a token callout whose URL and client secret come from Kong's env vault,
     /// cached (strategy memory), and the token in the produced message's headers.
     @Test func aCachedTokenCalloutAuthorizesEveryMessage() async throws {

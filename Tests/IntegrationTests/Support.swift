@@ -54,6 +54,13 @@ func withBridge<T>(_ routes: [RouteConfiguration], _ body: (String, KafkaBridge)
 }
 
 /// Starts a real bridge with `configuration` on a free loopback port, runs `body` with its base URL, then shuts it down.
+/// Starts a bridge from YAML text (`BROKER` filled in with the test broker), as `kbridge` reads its file.
+func withYAMLBridge<T>(_ yaml: String, environment: [String: String] = [:], _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
+    let text = yaml.replacingOccurrences(of: "BROKER", with: try TestBroker.bootstrapServers)
+    let configuration = try BridgeConfiguration.parse(yaml: text, file: "test.yaml", environment: environment).configuration
+    return try await withBridge(configuration: configuration, body)
+}
+
 func withBridge<T>(configuration: BridgeConfiguration, _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
     var configuration = configuration
     configuration.server.host = "127.0.0.1"

@@ -10,12 +10,6 @@ import Testing
 /// local HTTP servers in place of the internet APIs → the real broker, whose messages are read back.
 @Suite(.timeLimit(.minutes(3)))
 struct WorkflowRouteTests {
-    /// Starts a bridge from YAML text (`BROKER` filled in), as `kbridge` reads its file.
-    func withYAMLBridge<T>(_ yaml: String, _ body: (String, KafkaBridge) async throws -> T) async throws -> T {
-        let text = yaml.replacingOccurrences(of: "BROKER", with: try TestBroker.bootstrapServers)
-        return try await withBridge(configuration: try BridgeConfiguration.parse(yaml: text, file: "test.yaml").configuration, body)
-    }
-
     @Test func authenticateThirdPartyInjectsTheTokenIntoTheMessage() async throws {
         let tokens = try await TestHTTPServer { _ in .json(#"{"token_type":"Bearer","access_token":"tok-123"}"#) }
         let topic = uniqueTopic("wf-auth")
