@@ -66,9 +66,10 @@ public struct NodeDefinition: Sendable {
 public enum WorkflowNodeType: String, Sendable, CaseIterable {
     case call, jq, exit, property, `static`, branch, cache
     case xmlToJSON = "xml_to_json", jsonToXML = "json_to_xml", handlebars
+    case jwtDecode = "jwt_decode", jwtSign = "jwt_sign", jwtVerify = "jwt_verify"
 
     /// Datakit node types that kbridge does not run yet, so that a Kong configuration with one gets a clear refusal.
-    static let notYetSupported = ["jwt_decode", "jwt_sign", "jwt_verify"]
+    static let notYetSupported: [String] = []
 }
 
 /// The settings of each node type (Kong 3.15/3.16 field names, defaults and ranges).
@@ -85,6 +86,10 @@ public enum NodeSettings: Sendable {
     case jsonToXML(JSONToXMLOptions)
     /// The compiled template and the `content_type` of what it renders.
     case handlebars(HandlebarsTemplate, contentType: String)
+    /// The JWT nodes (Sources/Workflow/Nodes/JWTNodes.swift).
+    case jwtDecode
+    case jwtSign(JWTSignSettings)
+    case jwtVerify(JWTVerifySettings)
 
     public var type: WorkflowNodeType {
         switch self {
@@ -98,6 +103,9 @@ public enum NodeSettings: Sendable {
         case .xmlToJSON: .xmlToJSON
         case .jsonToXML: .jsonToXML
         case .handlebars: .handlebars
+        case .jwtDecode: .jwtDecode
+        case .jwtSign: .jwtSign
+        case .jwtVerify: .jwtVerify
         }
     }
 }
@@ -224,6 +232,9 @@ struct DefinitionReader {
         .xmlToJSON: ["attributes_block_name", "attributes_name_prefix", "text_block_name", "text_as_property", "recognize_type", "xpath"],
         .jsonToXML: ["root_element_name", "attributes_block_name", "attributes_name_prefix", "text_block_name"],
         .handlebars: ["template", "content_type"],
+        .jwtDecode: [],
+        .jwtSign: DefinitionReader.jwtSignKeys,
+        .jwtVerify: DefinitionReader.jwtVerifyKeys,
     ]
 
     mutating func readNode(_ value: JSONValue, _ path: String, index: Int) -> NodeDefinition? {
@@ -377,6 +388,10 @@ struct DefinitionReader {
                 issue("\(path).template", error.description)
                 return nil
             }
+        case .jwtDecode, .jwtSign, .jwtVerify:
+            guard let jwt = readJWTSettings(type, object, path) else { return nil }
+            if type == .jwtDecode, !inputs.isEmpty { issue("\(path).inputs", "a jwt_decode node has one input, the token: use 'input'") }
+            settings = jwt
         }
         guard issues.count == issuesBefore else { return nil }
         return NodeDefinition(name: name, index: index, input: input, inputs: inputs, output: output, outputs: outputs, settings: settings)

@@ -37,6 +37,7 @@ struct PortSchema {
         case .handlebars: return PortSchema(wholeInput: .any, wholeOutput: .any, anyInputName: true)
         case .xmlToJSON: return PortSchema(wholeInput: .any, wholeOutput: .any)
         case .jsonToXML: return PortSchema(wholeInput: .any, wholeOutput: .string)
+        case .jwtDecode, .jwtSign, .jwtVerify: return .jwt(settings)
         case .cache:
             return PortSchema(inputs: ["key": .string, "ttl": .number, "data": .any],
                               outputs: ["hit": .any, "miss": .any, "stored": .any, "data": .any], wholeOutput: .object,
