@@ -317,6 +317,33 @@ struct JWTTests {
         }
     }
 
+    @Test func corruptedTokensNeverVerifyAndNeverTrap() async throws {
+        // Every byte of a valid token changed in turn to every other base64url-ish byte (and a few others), then
+        // truncations: each copy is refused with a JWTError (a trap would end the test process).
+        let keys = try await JWTVerificationKeys(parsing: TestKeys.publicKey(for: .es256))
+        let token = try await sign(.parsing(#"{"sub":"u","n":1}"#), .es256)
+        let bytes = Array(token.utf8)
+        let replacements = Array("AZaz09-_.=+/ \u{0}".utf8) + [0xC3, 0xFF]
+        var refused = 0
+        for position in bytes.indices {
+            for replacement in replacements where replacement != bytes[position] {
+                var copy = bytes
+                copy[position] = replacement
+                let text = String(decoding: copy, as: UTF8.self)
+                // Flipping a base64url character's unused low bits can leave the decoded bytes unchanged.
+                if let verified = try? keys.verify(text, options: options()) {
+                    #expect(verified.claims == .parsing(#"{"sub":"u","n":1}"#), "\(text)")
+                } else {
+                    refused += 1
+                }
+            }
+        }
+        for length in 0..<bytes.count {
+            #expect(throws: JWTError.self) { try keys.verify(String(decoding: bytes[..<length], as: UTF8.self), options: options()) }
+        }
+        #expect(refused > bytes.count * (replacements.count - 4))
+    }
+
     @Test func theKeyCacheParsesEachKeyTextOnce() async throws {
         let cache = JWTKeyCache<JWTVerificationKeys>(capacity: 2)
         let parses = Counter()
