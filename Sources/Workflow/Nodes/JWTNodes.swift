@@ -124,9 +124,10 @@ enum JWTNodes {
         }
     }
 
-    static func sign(_ settings: JWTSignSettings) -> AsynchronousNodeWork {
-        let cache = JWTKeyCache<JWTSigningKey>(capacity: keyCacheCapacity)
-        return { inputs, _ async throws(WorkflowNodeError) -> NodeOutputs in
+    static func sign(_ settings: JWTSignSettings, cache: JWTKeyCache<JWTSigningKey> = .init(capacity: keyCacheCapacity))
+        -> AsynchronousNodeWork
+    {
+        { inputs, _ async throws(WorkflowNodeError) -> NodeOutputs in
             let keyText = try self.keyText(inputs)
             var claims = settings.staticClaims
             if let dynamic = inputs.ports["claims"] {
@@ -152,9 +153,10 @@ enum JWTNodes {
         }
     }
 
-    static func verify(_ settings: JWTVerifySettings) -> AsynchronousNodeWork {
-        let cache = JWTKeyCache<JWTVerificationKeys>(capacity: keyCacheCapacity)
-        return { inputs, _ async throws(WorkflowNodeError) -> NodeOutputs in
+    static func verify(_ settings: JWTVerifySettings, cache: JWTKeyCache<JWTVerificationKeys> = .init(capacity: keyCacheCapacity))
+        -> AsynchronousNodeWork
+    {
+        { inputs, _ async throws(WorkflowNodeError) -> NodeOutputs in
             let keyText = try self.keyText(inputs)
             guard case .string(let token)? = inputs.ports["token"] else {
                 throw WorkflowNodeError("jwt_verify has no token (inputs.token)")
