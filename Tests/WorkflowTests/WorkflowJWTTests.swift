@@ -170,6 +170,21 @@ struct WorkflowJWTTests {
         #expect(!String(decoding: await execution.traceJSON(), as: UTF8.self).contains(Self.secret))
     }
 
+    @Test func aPrivateKeyInAStaticNodeNeverShowsInTheTrace() async throws {
+        let flow = try workflow("""
+        {"debug": true, "nodes": [
+          {"name": "KEYS", "type": "static", "values": {"private": \(Self.literal(Self.key("ed25519.pem")))}},
+          {"name": "SIGN", "type": "jwt_sign", "algorithm": "EdDSA", "inputs": {"claims": "request.body", "key": "KEYS.private"}},
+          {"name": "EXIT", "type": "exit", "inputs": {"body": "SIGN.token"}}]}
+        """)
+        let execution = flow.execution(for: request(authorization: nil))
+        guard case .exit(let response) = try await execution.runUntilProduce() else { Issue.record("expected an exit"); return }
+        let token = String(decoding: response.body, as: UTF8.self)
+        #expect(try await JWTVerificationKeys(parsing: Self.key("ed25519.pub.pem")).verify(token).claims["order"] == .integer(1))
+        let trace = String(decoding: await execution.traceJSON(), as: UTF8.self)
+        #expect(trace.contains("KEYS") && !trace.contains("PRIVATE KEY") && !trace.contains("MC4CAQAwBQYDK2Vw"), "\(trace)")
+    }
+
     @Test func eachNodeParsesAKeyTextOnce() async throws {
         // The nodes' work with caches the test can see: 20 runs with one key text parse it once (one entry, every
         // later run a hit); a second text adds an entry; the tokens verify.
