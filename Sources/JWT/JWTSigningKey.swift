@@ -12,6 +12,23 @@ public struct JWTSigningKey: Sendable {
     /// that it fits `algorithm`: an RSA key signs RS*/PS*, an EC key the ES* of its curve, an Ed25519 key EdDSA, a
     /// secret HS* (at least as long as the hash, RFC 7518 §3.2). A PEM or JWK text is never taken as an HMAC secret.
     public init(parsing keyText: String, algorithm: JWTSignatureAlgorithm) async throws(JWTError) {
+        let (material, keyID) = try Self.read(keyText, algorithm: algorithm)
+        guard let signer = await material.signers(restrictedTo: algorithm)[algorithm] else {
+            throw .invalidKey("jwt-kit has no \(algorithm.rawValue) signer for this key")
+        }
+        self.algorithm = algorithm
+        self.keyID = keyID
+        self.signer = signer
+    }
+
+    /// Checks `keyText` for `algorithm` as ``init(parsing:algorithm:)`` reads it, without making a signer (for
+    /// start-up checks).
+    public static func validate(_ keyText: String, algorithm: JWTSignatureAlgorithm) throws(JWTError) {
+        _ = try read(keyText, algorithm: algorithm)
+    }
+
+    /// The key read from `keyText` and checked against `algorithm`, and the JWK's `kid`.
+    static func read(_ keyText: String, algorithm: JWTSignatureAlgorithm) throws(JWTError) -> (KeyMaterial, String?) {
         guard keyText.utf8.count <= KeyMaterial.maximumKeyTextBytes else {
             throw .invalidKey("the key text has \(keyText.utf8.count) bytes, more than \(KeyMaterial.maximumKeyTextBytes)")
         }
@@ -47,12 +64,7 @@ public struct JWTSigningKey: Sendable {
         if case .hmac(let secret) = material, secret.count < algorithm.minimumSecretBytes {
             throw .invalidKey("the HMAC secret has \(secret.count) bytes; \(algorithm.rawValue) needs at least \(algorithm.minimumSecretBytes) (RFC 7518 §3.2)")
         }
-        guard let signer = await material.signers(restrictedTo: algorithm)[algorithm] else {
-            throw .invalidKey("jwt-kit has no \(algorithm.rawValue) signer for this key")
-        }
-        self.algorithm = algorithm
-        self.keyID = keyID
-        self.signer = signer
+        return (material, keyID)
     }
 
     /// A signed token over `claims` (any JSON, written as kbridge's JSON writer writes it: numbers keep their text),

@@ -42,56 +42,69 @@ public struct JWTVerificationKeys: Sendable {
     /// Reads `keyText`: text starting with `-----BEGIN` is PEM, text starting with `{` a JWK or a JWKS (`keys`), anything
     /// else an HMAC secret. In a JWKS, keys for encryption (`use: enc`) and of unsupported types are left out.
     public init(parsing keyText: String) async throws(JWTError) {
-        guard keyText.utf8.count <= KeyMaterial.maximumKeyTextBytes else {
-            throw .invalidKey("the key text has \(keyText.utf8.count) bytes, more than \(KeyMaterial.maximumKeyTextBytes)")
-        }
-        let trimmed = keyText.drop { $0.isWhitespace }
         var entries: [Entry] = []
-        if KeyMaterial.isPEM(trimmed) {
-            let material = try KeyMaterial.fromPEM(keyText)
-            entries.append(Entry(type: material.type, signers: await material.signers()))
-        } else if trimmed.hasPrefix("{") {
-            let object: JSONObject
-            do {
-                guard case .object(let parsed) = try JSONParser.parse(keyText, duplicateKeys: .refuse) else { throw JWTError.invalidKey("") }
-                object = parsed
-            } catch {
-                throw .invalidKey("the key starts with '{' but is not a JWK or JWKS JSON object")
-            }
-            if let keys = object["keys"] {
-                guard case .array(let list) = keys else { throw .invalidKey("the JWKS member 'keys' must be a list") }
-                guard list.count <= KeyMaterial.maximumKeysInSet else {
-                    throw .invalidKey("the JWKS has \(list.count) keys, more than \(KeyMaterial.maximumKeysInSet)")
-                }
-                var skipped: [String] = []
-                for (position, element) in list.enumerated() {
-                    guard case .object(let jwk) = element else { throw .invalidKey("JWKS key #\(position) is not an object") }
-                    if case .string("enc")? = jwk["use"] { continue }
-                    do throws(JWTError) {
-                        entries.append(try await Self.entry(jwk))
-                    } catch {
-                        skipped.append("#\(position): \(error.description)")
-                    }
-                }
-                guard !entries.isEmpty else {
-                    throw .invalidKey("the JWKS has no usable signature key" + (skipped.isEmpty ? "" : " (\(skipped.prefix(3).joined(separator: "; ")))"))
-                }
-            } else {
-                entries.append(try await Self.entry(object))
-            }
-        } else {
-            guard !keyText.isEmpty else { throw .invalidKey("the key is empty") }
-            let material = KeyMaterial.hmac(Array(keyText.utf8))
-            let signers = await material.signers()
-            guard !signers.isEmpty else {
-                throw .invalidKey("the HMAC secret has \(keyText.utf8.count) bytes; HS256 needs at least 32 (RFC 7518 §3.2)")
-            }
-            entries.append(Entry(type: .hmac, signers: signers))
+        for key in try Self.read(keyText) {
+            entries.append(Entry(type: key.material.type, keyID: key.keyID, pinnedAlgorithm: key.pinnedAlgorithm,
+                                 signers: await key.material.signers(restrictedTo: key.pinnedAlgorithm)))
         }
         self.entries = entries
     }
 
-    private static func entry(_ jwk: JSONObject) async throws(JWTError) -> Entry {
+    /// Checks `keyText` as ``init(parsing:)`` reads it, without making signers (for start-up checks).
+    public static func validate(_ keyText: String) throws(JWTError) {
+        _ = try read(keyText)
+    }
+
+    /// A key read, not yet bound to jwt-kit's signers.
+    struct ReadKey {
+        var material: KeyMaterial
+        var keyID: String?
+        var pinnedAlgorithm: JWTSignatureAlgorithm?
+    }
+
+    static func read(_ keyText: String) throws(JWTError) -> [ReadKey] {
+        guard keyText.utf8.count <= KeyMaterial.maximumKeyTextBytes else {
+            throw .invalidKey("the key text has \(keyText.utf8.count) bytes, more than \(KeyMaterial.maximumKeyTextBytes)")
+        }
+        let trimmed = keyText.drop { $0.isWhitespace }
+        if KeyMaterial.isPEM(trimmed) { return [ReadKey(material: try KeyMaterial.fromPEM(keyText))] }
+        guard trimmed.hasPrefix("{") else {
+            guard !keyText.isEmpty else { throw .invalidKey("the key is empty") }
+            guard keyText.utf8.count >= JWTSignatureAlgorithm.hs256.minimumSecretBytes else {
+                throw .invalidKey("the HMAC secret has \(keyText.utf8.count) bytes; HS256 needs at least 32 (RFC 7518 §3.2)")
+            }
+            return [ReadKey(material: .hmac(Array(keyText.utf8)))]
+        }
+        let object: JSONObject
+        do {
+            guard case .object(let parsed) = try JSONParser.parse(keyText, duplicateKeys: .refuse) else { throw JWTError.invalidKey("") }
+            object = parsed
+        } catch {
+            throw .invalidKey("the key starts with '{' but is not a JWK or JWKS JSON object")
+        }
+        guard let keys = object["keys"] else { return [try readJWK(object)] }
+        guard case .array(let list) = keys else { throw .invalidKey("the JWKS member 'keys' must be a list") }
+        guard list.count <= KeyMaterial.maximumKeysInSet else {
+            throw .invalidKey("the JWKS has \(list.count) keys, more than \(KeyMaterial.maximumKeysInSet)")
+        }
+        var read: [ReadKey] = []
+        var skipped: [String] = []
+        for (position, element) in list.enumerated() {
+            guard case .object(let jwk) = element else { throw .invalidKey("JWKS key #\(position) is not an object") }
+            if case .string("enc")? = jwk["use"] { continue }
+            do throws(JWTError) {
+                read.append(try readJWK(jwk))
+            } catch {
+                skipped.append("#\(position): \(error.description)")
+            }
+        }
+        guard !read.isEmpty else {
+            throw .invalidKey("the JWKS has no usable signature key" + (skipped.isEmpty ? "" : " (\(skipped.prefix(3).joined(separator: "; ")))"))
+        }
+        return read
+    }
+
+    private static func readJWK(_ jwk: JSONObject) throws(JWTError) -> ReadKey {
         let material = try KeyMaterial.fromJWK(jwk)
         var pinned: JWTSignatureAlgorithm?
         if let written = jwk["alg"] {
@@ -104,7 +117,7 @@ public struct JWTVerificationKeys: Sendable {
             pinned = algorithm
         }
         let keyID: String? = if case .string(let kid)? = jwk["kid"] { kid } else { nil }
-        return Entry(type: material.type, keyID: keyID, pinnedAlgorithm: pinned, signers: await material.signers(restrictedTo: pinned))
+        return ReadKey(material: material, keyID: keyID, pinnedAlgorithm: pinned)
     }
 
     /// Verifies `token` (a `Bearer ` prefix is allowed): its algorithm, its signature with the fitting key(s), then

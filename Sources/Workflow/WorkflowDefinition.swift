@@ -45,6 +45,8 @@ public struct WorkflowDefinition: Sendable {
         guard reader.issues.isEmpty else { throw WorkflowConfigurationError(issues: reader.issues) }
         // The connections, ports, types and order are checked now too, so `kbridge check` reports them.
         _ = try GraphBuilder.build(definition)
+        let keyIssues = definition.staticJWTKeyIssues()
+        guard keyIssues.isEmpty else { throw WorkflowConfigurationError(issues: keyIssues) }
         return definition
     }
 }

@@ -238,6 +238,20 @@ struct WorkflowJWTTests {
         expect(#"{"name":"V","type":"jwt_verify","inputs":{"tokn":"request.body"}}"#, at: "nodes[0].inputs.tokn", "invalid input port name")
         expect(#"{"name":"D","type":"jwt_decode","algorithm":"RS256"}"#, at: "nodes[0].algorithm", "unknown field for a jwt_decode node")
         expect(#"{"name":"D","type":"jwt_decode","outputs":{"claims":"response.body"}}"#, at: "nodes[0].outputs.claims", "invalid output port name")
+        // A key from a static node is checked at start-up (and never quoted).
+        let publicPEM = Self.literal(Self.key("rsa.pub.pem"))
+        expect(#"{"name":"K","type":"static","values":{"k":\#(publicPEM),"short":"abc","jwks":{"keys":[]}}},"#
+               + #"{"name":"S","type":"jwt_sign","algorithm":"RS256","inputs":{"key":"K.k"}}"#, at: "nodes[1].inputs.key",
+               "the key from K.k is not usable: invalid key: a RSA public key cannot sign")
+        expect(#"{"name":"K","type":"static","values":{"k":\#(publicPEM)}},{"name":"S","type":"jwt_sign","algorithm":"HS256","inputs":{"key":"K.k"}}"#,
+               at: "nodes[1].inputs.key", "algorithm 'HS256' not allowed for an RSA key")
+        expect(#"{"name":"K","type":"static","values":{"short":"abc"}},{"name":"V","type":"jwt_verify","inputs":{"key":"K.short"}}"#,
+               at: "nodes[1].inputs.key", "the HMAC secret has 3 bytes")
+        expect(#"{"name":"K","type":"static","values":{"jwks":{"keys":[]}}},{"name":"V","type":"jwt_verify","inputs":{"key":"K.jwks"}}"#,
+               at: "nodes[1].inputs.key", "the JWKS has no usable signature key")
+        #expect(problems(#"{"name":"K","type":"static","values":{"k":\#(publicPEM)}},{"name":"V","type":"jwt_verify","inputs":{"key":"K.k"}}"#).isEmpty)
+        #expect(!problems(#"{"name":"K","type":"static","values":{"k":\#(publicPEM)}},{"name":"S","type":"jwt_sign","algorithm":"RS256","inputs":{"key":"K.k"}}"#)
+            .contains { $0.reason.contains("BEGIN") })
         // Defaults (Kong's).
         let definition = try WorkflowDefinition.parse(try JSONParser.parse(
             #"{"nodes":[{"name":"S","type":"jwt_sign","algorithm":"EdDSA"},{"name":"V","type":"jwt_verify"},{"name":"D","type":"jwt_decode"}]}"#))

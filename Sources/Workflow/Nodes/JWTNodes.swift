@@ -181,3 +181,34 @@ enum JWTNodes {
         }
     }
 }
+
+extension WorkflowDefinition {
+    /// A key wired straight from a `static` node's value is the same for every request: it is checked at start-up, at
+    /// the key path of its `inputs.key`, so that `kbridge check` reports an unusable key (the error never shows it).
+    func staticJWTKeyIssues() -> [WorkflowConfigurationError.Issue] {
+        var staticValues: [String: JSONObject] = [:]
+        for node in nodes { if case .static(let values) = node.settings { staticValues[node.name] = values } }
+        var issues: [WorkflowConfigurationError.Issue] = []
+        for node in nodes {
+            guard let label = node.inputs.first(where: { $0.port == "key" })?.label, let dot = label.firstIndex(of: "."),
+                  let values = staticValues[String(label[..<dot])], let value = values[String(label[label.index(after: dot)...])]
+            else { continue }
+            let text: String
+            switch value {
+            case .string(let string): text = string
+            case .object: text = value.jsonText
+            default: continue
+            }
+            do throws(JWTError) {
+                switch node.settings {
+                case .jwtSign(let settings): try JWTSigningKey.validate(text, algorithm: settings.algorithm)
+                case .jwtVerify: try JWTVerificationKeys.validate(text)
+                default: continue
+                }
+            } catch {
+                issues.append(.init(path: "nodes[\(node.index - 1)].inputs.key", reason: "the key from \(label) is not usable: \(error.description)"))
+            }
+        }
+        return issues
+    }
+}
