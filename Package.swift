@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // librdkafka's C API. Only the `Kafka` module imports it.
@@ -84,11 +85,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // JSON Web Tokens (Datakit `jwt_decode`, `jwt_sign`, `jwt_verify`) over jwt-kit's keys: decode, sign and verify
+        // with the algorithm bound to the key type; knows nothing of workflows or HTTP.
+        .target(name: "JWT", dependencies: ["JSON", .product(name: "JWTKit", package: "jwt-kit")]),
         // The workflow pre-stage (Kong Datakit): configuration, graph compilation and the per-request run.
         .target(
             name: "Workflow",
             dependencies: [
-                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars",
+                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars", "JWT",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // SHA-256 of request-callout cache keys.
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -204,10 +208,16 @@ let package = Package(
             // The handlebars.js spec suite is read from the source tree by the conformance test, not bundled.
             exclude: ["handlebars-spec"]
         ),
+        .testTarget(
+            name: "JWTTests",
+            dependencies: ["JWT", "JSON", .product(name: "Crypto", package: "swift-crypto")],
+            // Test-only keys and the PyJWT oracle script, read from the source tree.
+            exclude: ["keys", "oracle"]
+        ),
         .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "WorkflowTests",
-            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport"]
+            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport", "JWT"]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
@@ -231,6 +241,7 @@ let package = Package(
                 "Kafka",
                 "SchemaRegistry",
                 "TestSupport",
+                "JWT",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

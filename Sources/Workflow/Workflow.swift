@@ -7,7 +7,7 @@ import Secrets
 /// then run for each request by a ``WorkflowExecution``.
 public final class Workflow: Sendable {
     let nodes: [GraphNode]
-    /// The work of each `call` and `jq` node, which runs as a child task; other nodes run inline.
+    /// The work of each `call`, `jq` and JWT node, which runs as a child task; other nodes run inline.
     let asynchronousWork: [Int: AsynchronousNodeWork]
     public let debug: Bool
     /// How long each phase of a run may take (before and after producing).
@@ -54,6 +54,9 @@ public final class Workflow: Sendable {
             case .jq(let program)?:
                 let named = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
                 work[index] = JQNode(program: program, namedInputs: named, services: services).work
+            case .jwtDecode?: work[index] = JWTNodes.decode()
+            case .jwtSign(let settings)?: work[index] = JWTNodes.sign(settings)
+            case .jwtVerify(let settings)?: work[index] = JWTNodes.verify(settings)
             case .handlebars?:
                 namedInputs[index] = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
             default: continue

@@ -45,6 +45,8 @@ public struct WorkflowDefinition: Sendable {
         guard reader.issues.isEmpty else { throw WorkflowConfigurationError(issues: reader.issues) }
         // The connections, ports, types and order are checked now too, so `kbridge check` reports them.
         _ = try GraphBuilder.build(definition)
+        let keyIssues = definition.staticJWTKeyIssues()
+        guard keyIssues.isEmpty else { throw WorkflowConfigurationError(issues: keyIssues) }
         return definition
     }
 }
@@ -66,6 +68,7 @@ public struct NodeDefinition: Sendable {
 public enum WorkflowNodeType: String, Sendable, CaseIterable {
     case call, jq, exit, property, `static`, branch, cache
     case xmlToJSON = "xml_to_json", jsonToXML = "json_to_xml", handlebars
+    case jwtDecode = "jwt_decode", jwtSign = "jwt_sign", jwtVerify = "jwt_verify"
     /// A request-callout callout and its `upstream` customizations (``RequestCallout``): not written in workflows.
     case callout, upstream
 
@@ -73,7 +76,7 @@ public enum WorkflowNodeType: String, Sendable, CaseIterable {
     static var userTypes: [WorkflowNodeType] { allCases.filter { $0 != .callout && $0 != .upstream } }
 
     /// Datakit node types that kbridge does not run yet, so that a Kong configuration with one gets a clear refusal.
-    static let notYetSupported = ["jwt_decode", "jwt_sign", "jwt_verify"]
+    static let notYetSupported: [String] = []
 }
 
 /// The settings of each node type (Kong 3.15/3.16 field names, defaults and ranges).
@@ -92,6 +95,10 @@ public enum NodeSettings: Sendable {
     case handlebars(HandlebarsTemplate, contentType: String)
     case callout(RequestCalloutSettings)
     case upstream(UpstreamSettings)
+    /// The JWT nodes (Sources/Workflow/Nodes/JWTNodes.swift).
+    case jwtDecode
+    case jwtSign(JWTSignSettings)
+    case jwtVerify(JWTVerifySettings)
 
     public var type: WorkflowNodeType {
         switch self {
@@ -107,6 +114,9 @@ public enum NodeSettings: Sendable {
         case .handlebars: .handlebars
         case .callout: .callout
         case .upstream: .upstream
+        case .jwtDecode: .jwtDecode
+        case .jwtSign: .jwtSign
+        case .jwtVerify: .jwtVerify
         }
     }
 }
@@ -233,6 +243,9 @@ struct DefinitionReader {
         .xmlToJSON: ["attributes_block_name", "attributes_name_prefix", "text_block_name", "text_as_property", "recognize_type", "xpath"],
         .jsonToXML: ["root_element_name", "attributes_block_name", "attributes_name_prefix", "text_block_name"],
         .handlebars: ["template", "content_type"],
+        .jwtDecode: [],
+        .jwtSign: DefinitionReader.jwtSignKeys,
+        .jwtVerify: DefinitionReader.jwtVerifyKeys,
     ]
 
     mutating func readNode(_ value: JSONValue, _ path: String, index: Int) -> NodeDefinition? {
@@ -388,6 +401,10 @@ struct DefinitionReader {
                 issue("\(path).template", error.description)
                 return nil
             }
+        case .jwtDecode, .jwtSign, .jwtVerify:
+            guard let jwt = readJWTSettings(type, object, path) else { return nil }
+            if type == .jwtDecode, !inputs.isEmpty { issue("\(path).inputs", "a jwt_decode node has one input, the token: use 'input'") }
+            settings = jwt
         }
         guard issues.count == issuesBefore else { return nil }
         return NodeDefinition(name: name, index: index, input: input, inputs: inputs, output: output, outputs: outputs, settings: settings)

@@ -119,7 +119,7 @@ public actor WorkflowExecution {
                         }
                         status[index] = .running
                         startedAt[index] = .now
-                        trace.record(node: workflow.nodes[index], index: index, action: "run", values: inputValues(inputs))
+                        trace.record(node: workflow.nodes[index], index: index, action: "run", values: inputValues(inputs, of: index))
                         if let work = workflow.asynchronousWork[index] {
                             running += 1
                             if !timerStarted {
@@ -513,11 +513,13 @@ public actor WorkflowExecution {
 
     // MARK: - Trace values
 
-    private func inputValues(_ inputs: NodeInputs) -> [WorkflowTrace.Value] {
+    private func inputValues(_ inputs: NodeInputs, of index: Int) -> [WorkflowTrace.Value] {
         var values: [WorkflowTrace.Value] = []
         if let whole = inputs.whole { values.append(.init(key: nil, type: whole.datakitTypeName, value: whole)) }
+        // The key of jwt_sign and jwt_verify is a secret (a private key, an HMAC secret) wherever it comes from.
+        let maskedKey: String? = switch workflow.nodes[index].settings { case .jwtSign?, .jwtVerify?: "key"; default: nil }
         for (key, value) in inputs.ports.sorted(by: { $0.key < $1.key }) {
-            values.append(.init(key: key, type: value.datakitTypeName, value: value))
+            values.append(.init(key: key, type: value.datakitTypeName, value: key == maskedKey ? .string(WorkflowTrace.mask) : value))
         }
         return values
     }

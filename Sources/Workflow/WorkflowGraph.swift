@@ -43,6 +43,7 @@ struct PortSchema {
         case .upstream:
             return PortSchema(outputs: ["body": .any, "headers": .map, "query": .map], wholeOutput: .object, anyInputName: true,
                               outputOrder: ["body", "headers", "query"])
+        case .jwtDecode, .jwtSign, .jwtVerify: return .jwt(settings)
         case .cache:
             return PortSchema(inputs: ["key": .string, "ttl": .number, "data": .any],
                               outputs: ["hit": .any, "miss": .any, "stored": .any, "data": .any], wholeOutput: .object,

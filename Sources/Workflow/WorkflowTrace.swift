@@ -96,6 +96,8 @@ struct WorkflowTrace: Sendable {
         if let key, Self.sensitiveHeaders.contains(key.lowercased()) { return .string(Self.mask) }
         switch value {
         case .string(let text):
+            // A PEM private key (a jwt_sign key in a static node, say) is a secret wherever it shows.
+            if text.contains("PRIVATE KEY-----") { return .string(Self.mask) }
             return masked.contains(where: { text.contains($0) }) ? .string(Self.mask) : value
         case .array(let elements):
             return .array(elements.map { hide($0, key: key) })
