@@ -9,6 +9,9 @@ public final class Workflow: Sendable {
     let nodes: [GraphNode]
     /// The work of each `call`, `jq` and JWT node, which runs as a child task; other nodes run inline.
     let asynchronousWork: [Int: AsynchronousNodeWork]
+    /// For some asynchronous nodes, a check that can answer at once without a child task (a request-callout whose
+    /// response is in the memory cache); `nil` from it: run the asynchronous work.
+    let immediateWork: [Int: ImmediateNodeWork]
     public let debug: Bool
     /// How long each phase of a run may take (before and after producing).
     public let timeout: Duration
@@ -32,6 +35,7 @@ public final class Workflow: Sendable {
     public init(_ definition: WorkflowDefinition, services: WorkflowServices, defaultTimeout: Duration) throws(WorkflowConfigurationError) {
         let nodes = try GraphBuilder.build(definition)
         var work: [Int: AsynchronousNodeWork] = [:]
+        var immediate: [Int: ImmediateNodeWork] = [:]
         var namedInputs: [Int: [String]] = [:]
         var issues: [WorkflowConfigurationError.Issue] = []
         var client: CalloutClient?
@@ -50,7 +54,9 @@ public final class Workflow: Sendable {
                 work[index] = CallNode(settings: call, policy: definition.callDestinations, client: client).work
             case .callout(let callout)?:
                 guard let client else { continue }
-                work[index] = RequestCalloutNode(settings: callout, policy: definition.callDestinations, client: client, cache: cache).work
+                let calloutNode = RequestCalloutNode(settings: callout, policy: definition.callDestinations, client: client, cache: cache)
+                work[index] = calloutNode.work
+                immediate[index] = calloutNode.cachedAnswer
             case .jq(let program)?:
                 let named = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
                 work[index] = JQNode(program: program, namedInputs: named, services: services).work
@@ -65,6 +71,7 @@ public final class Workflow: Sendable {
         guard issues.isEmpty else { throw WorkflowConfigurationError(issues: issues) }
         self.nodes = nodes
         asynchronousWork = work
+        immediateWork = immediate
         self.namedInputs = namedInputs
         self.cache = cache
         debug = definition.debug
@@ -95,6 +102,9 @@ public final class Workflow: Sendable {
 
 /// What a `call` or `jq` node does with its inputs, off the caller's task.
 typealias AsynchronousNodeWork = @Sendable (NodeInputs, ContinuousClock.Instant) async throws(WorkflowNodeError) -> NodeOutputs
+
+/// An answer an asynchronous node can give at once, or `nil`.
+typealias ImmediateNodeWork = @Sendable (NodeInputs, ContinuousClock.Instant) -> NodeOutputs?
 
 /// The inputs a node received: its node-wise value and its named ports.
 struct NodeInputs: Sendable {

@@ -120,7 +120,10 @@ public actor WorkflowExecution {
                         status[index] = .running
                         startedAt[index] = .now
                         trace.record(node: workflow.nodes[index], index: index, action: "run", values: inputValues(inputs, of: index))
-                        if let work = workflow.asynchronousWork[index] {
+                        if let answer = workflow.immediateWork[index]?(inputs, deadline) {
+                            // Answered without waiting (a cache hit): no child task, no timer.
+                            finish(index, answer)
+                        } else if let work = workflow.asynchronousWork[index] {
                             running += 1
                             if !timerStarted {
                                 timerStarted = true

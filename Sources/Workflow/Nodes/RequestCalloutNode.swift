@@ -12,10 +12,20 @@ import JSON
 /// from request data: Kong has no such check, and a template that reads a header could otherwise reach any address.
 struct RequestCalloutNode {
     let work: AsynchronousNodeWork
+    /// The cached response, when there is one: the run goes on without a child task.
+    let cachedAnswer: ImmediateNodeWork
 
     init(settings: RequestCalloutSettings, policy: CalloutDestinationPolicy?, client: CalloutClient, cache: MemoryCache?) {
         work = { inputs, deadline async throws(WorkflowNodeError) -> NodeOutputs in
             try await Self.run(settings, policy: policy, client: client, cache: cache, inputs: inputs, deadline: deadline)
+        }
+        cachedAnswer = { inputs, deadline in
+            guard settings.cacheTTL != nil, let cache else { return nil }
+            let client = ClientRequest(inputs)
+            let context = client.context(callouts: inputs.ports.filter { $0.key != "request" })
+            guard let request = try? Self.build(settings, context: context, client: client, policy: policy, deadline: deadline),
+                  let cached = cache.value(for: Self.cacheKey(settings.name, request)), let stored = StoredResponse(cached) else { return nil }
+            return Self.outputs(settings, request: request, response: stored, retries: [], cached: true)
         }
     }
 
@@ -34,7 +44,7 @@ struct RequestCalloutNode {
 
         let cacheKey = settings.cacheTTL.map { _ in Self.cacheKey(settings.name, request) }
         if let cacheKey, let cached = cache?.value(for: cacheKey), let stored = StoredResponse(cached) {
-            return outputs(settings, request: request, response: stored, retries: [], cached: true)
+            return Self.outputs(settings, request: request, response: stored, retries: [], cached: true)
         }
 
         var retries: [JSONValue] = []
