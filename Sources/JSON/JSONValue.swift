@@ -441,3 +441,14 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         }
     }
 }
+
+extension JSONNumber {
+    /// A number from text that is a JSON number (surrounding spaces allowed), else `nil`: `"12"`, `" 1.5e3 "`; not
+    /// `"0x10"`, `"NaN"` or `"1,5"`. Bounded as the parser is (``JSONParser/maximumNumberLength``).
+    public static func parse(_ text: String) -> JSONNumber? {
+        let trimmed = text.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        guard !trimmed.isEmpty, trimmed.count <= JSONParser.maximumNumberLength else { return nil }
+        guard case .number(let number)? = try? JSONParser.parse(Array(trimmed)) else { return nil }
+        return number
+    }
+}

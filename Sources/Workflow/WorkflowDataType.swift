@@ -61,14 +61,3 @@ extension JSONValue {
         }
     }
 }
-
-extension JSONNumber {
-    /// A number from text that is a JSON number (surrounding spaces allowed), else `nil`.
-    static func parse(_ text: String) -> JSONNumber? {
-        var trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= JSONParser.maximumNumberLength else { return nil }
-        let parsed = trimmed.withUTF8 { try? JSONParser.parse(UnsafeRawBufferPointer($0)) }
-        guard case .number(let number)? = parsed else { return nil }
-        return number
-    }
-}

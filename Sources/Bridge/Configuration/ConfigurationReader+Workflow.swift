@@ -152,7 +152,7 @@ extension ConfigurationReader {
             if scalar.style != .plain { return .string(scalar.string) }
             if node.null != nil { return .null }
             if let flag = node.bool { return .bool(flag) }
-            if node.int != nil || node.float != nil, let number = Self.jsonNumber(scalar.string) { return .number(number) }
+            if node.int != nil || node.float != nil, let number = JSONNumber.parse(scalar.string) { return .number(number) }
             return .string(scalar.string)
         case .mapping(let mapping):
             var object = JSONObject()
@@ -172,13 +172,6 @@ extension ConfigurationReader {
         case .alias:
             return .null
         }
-    }
-
-    private static func jsonNumber(_ text: String) -> JSONNumber? {
-        var copy = text
-        let parsed = copy.withUTF8 { try? JSONParser.parse(UnsafeRawBufferPointer($0)) }
-        if case .number(let number)? = parsed { return number }
-        return nil
     }
 
     /// The YAML node at a workflow key path such as `nodes[2].inputs.body`, or the deepest one found on the way.
