@@ -12,7 +12,7 @@ struct KBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kbridge",
         abstract: "An HTTP to Kafka ingestion bridge: HTTP requests become Kafka messages in Kong kafka-upstream's format.",
-        subcommands: [Run.self, Check.self, Consume.self],
+        subcommands: [Run.self, Check.self, Consume.self, ImportKong.self],
         defaultSubcommand: Run.self)
 }
 
@@ -157,4 +157,55 @@ struct Consume: ParsableCommand {
 
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+struct ImportKong: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import-kong",
+        abstract: "Translate a Kong declarative configuration (decK format) into kbridge's YAML.",
+        discussion: """
+            Routes with an enabled kafka-upstream plugin (on the route, its service, or global) become kbridge routes, one \
+            per path, with the plugin's config as their keys; a datakit plugin becomes the route's workflow and a \
+            request-callout plugin its request_callout. Everything that cannot be mapped is listed on standard error \
+            and at the top of the output. Check the result with `kbridge check`.
+            """)
+
+    @Argument(help: "The Kong declarative configuration (YAML or JSON, as `deck gateway dump` writes it).")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "Write the kbridge configuration here instead of standard output.")
+    var output: String?
+
+    func run() throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            printError("kbridge import-kong: cannot read \(file): \(error.localizedDescription)")
+            throw ExitCode(66)  // EX_NOINPUT
+        }
+        let translation: KongImport.Translation
+        do {
+            translation = try KongImport.translate(yaml: text)
+        } catch {
+            printError("kbridge import-kong: \(file): \(error)")
+            throw ExitCode(65)  // EX_DATAERR
+        }
+        for item in translation.unmapped { printError("not mapped: \(item)") }
+        guard translation.routeCount > 0 else {
+            printError("kbridge import-kong: \(file): no route has a kafka-upstream plugin; nothing to write")
+            throw ExitCode(65)
+        }
+        if let output {
+            do {
+                try translation.yaml.write(toFile: output, atomically: true, encoding: .utf8)
+            } catch {
+                printError("kbridge import-kong: cannot write \(output): \(error.localizedDescription)")
+                throw ExitCode(73)  // EX_CANTCREAT
+            }
+            printError("kbridge import-kong: wrote \(translation.routeCount) route\(translation.routeCount == 1 ? "" : "s") to \(output)")
+        } else {
+            print(translation.yaml, terminator: "")
+        }
+    }
 }

@@ -61,6 +61,37 @@ struct DocumentedAnswersTests {
         #expect(ok.status == 0 && ok.stdout.contains("OK (1 route)"), "\(ok.stdout) \(ok.stderr)")
     }
 
+    /// `kbridge import-kong` writes a file that `kbridge check` accepts, and lists what it did not map.
+    @Test func importKongWritesAConfigurationThatChecks() async throws {
+        let deck = try temporaryFile("""
+            _format_version: "3.0"
+            services:
+              - name: events-service
+                url: http://events.internal
+                plugins:
+                  - {name: kafka-upstream, config: {bootstrap_servers: [{host: 127.0.0.1, port: 9092}], topic: events, authentication: {strategy: null, mechanism: null}}}
+                routes:
+                  - {name: events, paths: [/events], methods: [POST]}
+                  - name: enriched
+                    paths: [/enriched]
+                    methods: [POST]
+                    plugins: [{name: datakit, config: {nodes: [{name: TAG, type: static, values: {source: kong}}]}}]
+            plugins:
+              - {name: rate-limiting, config: {minute: 100}}
+            """)
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-imported-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let imported = try await runKBridge(["import-kong", deck, "--output", output])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stderr.contains("not mapped: plugin rate-limiting: kbridge has no equivalent"), "\(imported.stderr)")
+        #expect(imported.stderr.contains("wrote 2 routes to \(output)"), "\(imported.stderr)")
+        let checked = try await runKBridge(["check", output])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        #expect(checked.stdout.contains("POST /enriched -> events (async, workflow of 1 node)"), "\(checked.stdout)")
+        let nothing = try await runKBridge(["import-kong", try temporaryFile("services: []")])
+        #expect(nothing.status == 65 && nothing.stderr.contains("no route has a kafka-upstream plugin"), "\(nothing.stderr)")
+    }
+
     @Test func consumePrintsTheTopicWithKeysAndCounts() async throws {
         let topic = uniqueTopic("consume")
         var route = try testRoute(path: "/c", topic: topic, async: false)
