@@ -56,10 +56,29 @@ final class RouteIngestor: Sendable {
         readsQuery = route.topicsQueryArgument != nil || route.keyQueryArgument != nil
     }
 
+    /// The answer to a request, as the client sees it: with `error_handling.return_error_message` false, a client
+    /// library's detail is replaced by a generic message here, and logged.
     func ingest(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
+        switch answer(request, match: match, eventLoop: eventLoop) {
+        case .immediate(let response): return .immediate(present(response))
+        case .pending(let future): return .pending(future.map { self.present($0) })
+        }
+    }
+
+    private func present(_ response: IngestResponse) -> IngestResponse {
+        guard !route.returnErrorMessage, response.genericBody != nil else { return response }
+        if let detail = response.detail {
+            logger.notice("request refused; the detail is not returned (error_handling.return_error_message is false)", metadata: [
+                "route": "\(route.name)", "status": "\(response.status.code)", "detail": "\(detail)",
+            ])
+        }
+        return response.presented(returnErrorMessage: false)
+    }
+
+    private func answer(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
         if producer.isDown, case .down(let reason) = producer.health {
-            return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable",
-                                     "the Kafka cluster is unreachable: \(reason)", headers: [("retry-after", "1")]))
+            return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable", "\(IngestResponse.kafkaUnavailableMessage): \(reason)",
+                                     generic: IngestResponse.kafkaUnavailableMessage, detail: reason, headers: [("retry-after", "1")]))
         }
         if let workflow { return ingest(request, match: match, workflow: workflow, eventLoop: eventLoop) }
         var query = FormArguments()
@@ -74,6 +93,7 @@ final class RouteIngestor: Sendable {
         case .failure(let error): return .immediate(error.response)
         }
         let key = match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
+        let headers = route.recordHeaders.recordHeaders(for: request.headers)
 
         if let schemaEncoder {
             // Registry lookups are asynchronous (and usually cached); validation runs off the event loop.
@@ -84,7 +104,7 @@ final class RouteIngestor: Sendable {
                 for topic in topics {
                     switch await schemaEncoder.encode(body: body, key: key, topic: topic) {
                     case .success(let record):
-                        records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key))
+                        records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key, headers: headers))
                     case .failure(let error):
                         promise.succeed(error.response)
                         return
@@ -105,7 +125,7 @@ final class RouteIngestor: Sendable {
             return .immediate(.error(.badRequest, code: "invalid_body", error.reason))
         }
         let keyBytes = key.map { Array($0.utf8) }
-        return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes) }, eventLoop: eventLoop)
+        return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes, headers: headers) }, eventLoop: eventLoop)
     }
 
     func produce(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
