@@ -28,7 +28,7 @@ struct KongParityTests {
         ("{include_headers: [x-tag], repeated_headers_behavior: take_first}", ["x-tag=a"]),
         ("{include_headers: [x-tag, x-request-id], repeated_headers_behavior: retain_duplicates, name_mappings: {X-Request-Id: trace-id}}",
          ["x-tag=a", "trace-id=r-1", "x-tag=b", "x-tag=c"]),
-        ("{forward_all_by_default: true, exclude_headers: [authorization, X-TAG, user-agent, host, content-length]}",
+        ("{forward_all_by_default: true, exclude_headers: [authorization, X-TAG, user-agent, host, content-length, accept-encoding]}",
          ["content-type=application/json", "x-request-id=r-1"]),
         ("{forward_http_headers_as_record_headers: false, forward_all_by_default: true}", [String]()),
     ])
@@ -208,6 +208,7 @@ struct KongParityTests {
 
     /// `producer_async_health_recovery_threshold: 4` with probes every 500 ms: once the broker is back, the cluster is
     /// reported up no sooner than the fourth successful probe (1.5 s after the first); with 1 it is up at the first.
+    /// Measured: 1.34-1.52 s with 4, 0.05 s with 1.
     @Test(arguments: [1, 4])
     func recoveryWaitsForTheConfiguredNumberOfProbes(threshold: Int) async throws {
         let cluster = try KafkaMockCluster()
@@ -243,7 +244,9 @@ struct KongParityTests {
             let recoveredAfter = clock.now - back
             #expect(health == .ok)
             print("recovery threshold \(threshold), probes every 500 ms: up \(recoveredAfter) after the broker came back")
-            if threshold == 4 { #expect(recoveredAfter >= .milliseconds(1500), "up after \(recoveredAfter)") }
+            // Four successes are three intervals apart, and the first may be a probe sent up to one interval before
+            // the broker came back (it waits up to 500 ms for an answer): at least 1 s.
+            if threshold == 4 { #expect(recoveredAfter >= .milliseconds(1000), "up after \(recoveredAfter)") }
             #expect(recoveredAfter < .seconds(15), "up after \(recoveredAfter)")
         }
     }
