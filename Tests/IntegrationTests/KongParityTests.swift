@@ -82,6 +82,31 @@ struct KongParityTests {
         try await registry.shutdown()
     }
 
+    /// Kong 3.16's Confluent Cloud ids, from the YAML to the registry's request headers.
+    @Test func confluentCloudIdsReachTheRegistry() async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-cloud")
+        _ = registry.register(subject: "\(topic)-value", schema: #"{"type":"object"}"#, schemaType: "JSON")
+        let yaml = """
+        routes:
+          - path: /orders
+            topic: \(topic)
+            bootstrap_servers: BROKER
+            schema_registry:
+              confluent:
+                url: \(registry.url)
+                authentication: {mode: none, identity_pool_id: pool-Ab1, logical_cluster_id: lsrc-123}
+        """
+        try await withYAMLBridge(yaml) { base, _ in
+            let answer = try await request("\(base)/orders", body: "{}", headers: [("content-type", "application/json")])
+            #expect(answer.status == .ok, "\(answer.body)")
+        }
+        let headers = registry.lastRequestHeaders
+        #expect(headers.first { $0.name.lowercased() == "confluent-identity-pool-id" }?.value == "pool-Ab1", "\(headers)")
+        #expect(headers.first { $0.name.lowercased() == "target-sr-cluster" }?.value == "lsrc-123", "\(headers)")
+        try await registry.shutdown()
+    }
+
     @Test func aWorkflowsKafkaHeadersComeAfterTheRoutes() async throws {
         let topic = uniqueTopic("rec-headers-wf")
         let yaml = """

@@ -14,6 +14,8 @@ struct IngestResponse: Sendable {
     var genericBody: ByteBuffer?
     /// The text `body` carries that `genericBody` leaves out, for the log.
     var detail: String?
+    /// The answer's stable `code`, when it is an error with a detail.
+    var code: String?
 
     /// Kong's answer for an accepted message: `200 {"message":"message sent"}`.
     static let messageSent = IngestResponse(status: .ok, body: ByteBuffer(string: #"{"message":"message sent"}"#))
@@ -30,6 +32,7 @@ struct IngestResponse: Sendable {
         var response = IngestResponse.error(status, code: code, message, headers: headers)
         response.genericBody = JSONBody.error(message: generic, code: code)
         response.detail = detail
+        response.code = code
         return response
     }
 

@@ -40,6 +40,10 @@ final class RouteIngestor: Sendable {
 
     /// Logs what a workflow run says went wrong.
     let logger: Logger
+    /// When each answer code's hidden detail was last logged, and how many were not logged since (at most one line
+    /// per code and ``detailLogInterval``: an outage refuses every request, and each would log the same reason).
+    private let detailLog = Mutex<[String: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
+    static let detailLogInterval: Duration = .seconds(1)
 
     init(
         route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil,
@@ -68,9 +72,22 @@ final class RouteIngestor: Sendable {
     private func present(_ response: IngestResponse) -> IngestResponse {
         guard !route.returnErrorMessage, response.genericBody != nil else { return response }
         if let detail = response.detail {
-            logger.notice("request refused; the detail is not returned (error_handling.return_error_message is false)", metadata: [
-                "route": "\(route.name)", "status": "\(response.status.code)", "detail": "\(detail)",
-            ])
+            let code = response.code ?? "error"
+            let now = ContinuousClock.now
+            let suppressed = detailLog.withLock { entries -> Int? in
+                if let entry = entries[code], now - entry.last < Self.detailLogInterval {
+                    entries[code] = (entry.last, entry.suppressed + 1)
+                    return nil
+                }
+                defer { entries[code] = (now, 0) }
+                return entries[code]?.suppressed ?? 0
+            }
+            if let suppressed {
+                logger.notice("request refused; the detail is not returned (error_handling.return_error_message is false)", metadata: [
+                    "route": "\(route.name)", "status": "\(response.status.code)", "code": "\(code)", "detail": "\(detail)",
+                    "not_logged_since": "\(suppressed)",
+                ])
+            }
         }
         return response.presented(returnErrorMessage: false)
     }
