@@ -74,7 +74,10 @@ public final class KafkaBridge: Service, Sendable {
                 let stallTimeout = route.kafka.effectiveStallTimeout
                 let producer = try producersBySettings[route.kafka] ?? KafkaProducer(
                     properties: sized.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin,
-                    options: KafkaProducerOptions(stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil), logger: logger)
+                    options: KafkaProducerOptions(
+                        stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil, probeInterval: .milliseconds(route.kafka.healthProbeInterval),
+                        recoveryProbes: route.kafka.healthRecoveryThreshold),
+                    logger: logger)
                 producersBySettings[route.kafka] = producer
                 var workflow: Workflow?
                 if let definition = route.workflow?.definition, let workflowServices {

@@ -59,8 +59,17 @@ public struct KafkaProducerOptions: Sendable, Hashable {
     /// long, the producer reports itself `.down`: a broker that accepts connections but answers nothing is
     /// otherwise only noticed when messages time out. `nil`: no such check.
     public var stallTimeout: Duration?
+    /// While the producer is not up, how often the poll thread asks the cluster for metadata (a probe). Default: 1 s.
+    public var probeInterval: Duration
+    /// Consecutive successful probes before a producer that is down is reported up again. A delivered message
+    /// reports it up at once. Default: 1.
+    public var recoveryProbes: Int
 
-    public init(stallTimeout: Duration? = nil) { self.stallTimeout = stallTimeout }
+    public init(stallTimeout: Duration? = nil, probeInterval: Duration = .seconds(1), recoveryProbes: Int = 1) {
+        self.stallTimeout = stallTimeout
+        self.probeInterval = probeInterval
+        self.recoveryProbes = max(1, recoveryProbes)
+    }
 }
 
 /// A librdkafka producer: non-blocking ``send(topic:key:value:onDelivery:)`` with one delivery report per
@@ -145,7 +154,7 @@ public final class KafkaProducer: Sendable {
         }
         self.handle = RDKafkaHandle(pointer)
         self.callbacks = callbacks
-        self.pollThread = PollThread(handle: handle, callbacks: callbacks, stallTimeout: options.stallTimeout)
+        self.pollThread = PollThread(handle: handle, callbacks: callbacks, options: options)
         callbacks.logger.debug("Kafka producer started", metadata: ["librdkafka": "\(RDKafkaConfiguration.runtimeVersion)"])
     }
 
@@ -627,12 +636,15 @@ final class PollThread: Sendable {
     private final class Flag: Sendable { let running = Atomic<Bool>(true) }
     private let flag = Flag()
     private let finished = DispatchSemaphore(value: 0)
-    static let probeInterval: Duration = .seconds(1)
-
-    /// - Parameter stallTimeout: see ``KafkaProducerOptions/stallTimeout``; checked here, after every poll.
-    init(handle: RDKafkaHandle, callbacks: ProducerCallbacks, stallTimeout: Duration?) {
+    /// - Parameter options: the stall timeout (checked here, after every poll), the probe interval and the number of
+    ///   successful probes that report the cluster up again.
+    init(handle: RDKafkaHandle, callbacks: ProducerCallbacks, options: KafkaProducerOptions) {
+        let stallTimeout = options.stallTimeout
+        let probeInterval = options.probeInterval
+        let recoveryProbes = options.recoveryProbes
         let thread = Thread { [flag, finished] in
-            var lastProbe = ContinuousClock.now - Self.probeInterval
+            var lastProbe = ContinuousClock.now - probeInterval
+            var successfulProbes = 0
             var stallCheck = StallCheck(timeout: stallTimeout)
             while flag.running.load(ordering: .relaxed) {
                 rd_kafka_poll(handle.pointer, 50)
@@ -640,13 +652,22 @@ final class PollThread: Sendable {
                 if let stallTimeout, stallCheck.observe(progress: callbacks.progress.load(ordering: .relaxed), inFlight: inFlight, now: .now) != nil {
                     callbacks.markStalled(after: stallTimeout, inFlight: inFlight)
                 }
-                if callbacks.healthState.load(ordering: .relaxed) != ProducerCallbacks.HealthState.up, ContinuousClock.now - lastProbe >= Self.probeInterval {
+                if callbacks.healthState.load(ordering: .relaxed) == ProducerCallbacks.HealthState.up {
+                    successfulProbes = 0
+                } else if ContinuousClock.now - lastProbe >= probeInterval {
                     lastProbe = .now
                     var metadata: UnsafePointer<rd_kafka_metadata>?
                     // A broker that answers metadata but not produce requests is not up while messages stay stuck.
                     if rd_kafka_metadata(handle.pointer, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR,
                        !callbacks.stalled.load(ordering: .relaxed) || callbacks.counts.inFlight == 0 {
-                        callbacks.markUp()
+                        successfulProbes += 1
+                        // Only a cluster that is down waits for more than one probe; one still connecting is up at once.
+                        if successfulProbes >= recoveryProbes || callbacks.healthState.load(ordering: .relaxed) != ProducerCallbacks.HealthState.down {
+                            callbacks.markUp()
+                            successfulProbes = 0
+                        }
+                    } else {
+                        successfulProbes = 0
                     }
                     if let metadata { rd_kafka_metadata_destroy(metadata) }
                 }

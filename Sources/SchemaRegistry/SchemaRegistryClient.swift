@@ -141,6 +141,8 @@ public final class SchemaRegistryClient: Sendable {
         case .oauth2:
             request.headers.add(name: "authorization", value: "Bearer \(try await tokens!.token())")
         }
+        if let identityPoolID = configuration.identityPoolID { request.headers.add(name: "Confluent-Identity-Pool-Id", value: identityPoolID) }
+        if let logicalClusterID = configuration.logicalClusterID { request.headers.add(name: "target-sr-cluster", value: logicalClusterID) }
         if case .refused(let lastFailure, let retryIn) = breaker.admit() {
             throw SchemaRegistryError(code: .unavailable, message: "the schema registry at \(configuration.url) is unavailable for \(what) "
                 + "(not retried for another \(Self.seconds(retryIn)) s after: \(lastFailure))")

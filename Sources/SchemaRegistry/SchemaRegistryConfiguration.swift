@@ -22,6 +22,12 @@ public struct SchemaRegistryConfiguration: Sendable, Hashable {
     public var authentication: Authentication = .none
     /// TLS settings for an `https` registry. Default: the system trust store, with verification.
     public var tls = TLS()
+    /// `authentication.identity_pool_id` (Confluent Cloud): sent as `Confluent-Identity-Pool-Id` on every registry
+    /// request. Default: none.
+    public var identityPoolID: String?
+    /// `authentication.logical_cluster_id` (Confluent Cloud): the registry's cluster id, sent as `target-sr-cluster`
+    /// on every registry request. Default: none.
+    public var logicalClusterID: String?
 
     /// - Parameter url: the registry's base URL. Credentials in it (`https://user:pass@host`) are taken out of the URL
     ///   and become basic authentication (as Confluent's `basic.auth.credentials.source=URL`), so that they are never

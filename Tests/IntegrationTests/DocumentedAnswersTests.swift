@@ -16,6 +16,7 @@ struct DocumentedAnswersTests {
         route.topicsQueryArgument = "topics"
         route.kafka.asyncBufferedMessages = 1
         route.kafka.asyncFlushTimeout = 5000  // the first message stays buffered, so the second does not fit
+        route.returnErrorMessage = true
         let response = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
             try await request("\(base)/fan?topics=fan-a,fan-b", body: "half", headers: [("content-type", "text/plain")])
         }

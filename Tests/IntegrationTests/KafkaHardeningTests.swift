@@ -25,6 +25,7 @@ struct KafkaHardeningTests {
         var route = try testRoute(path: "/in", topic: topic, async: true, broker: BrokerAddress(host: "127.0.0.1", port: broker.port))
         route.kafka.acks = -1  // with Kong's default 1, this test finds ~90 duplicates
         route.kafka.stallTimeout = 2000
+        route.returnErrorMessage = true  // the answer names the stall
         route.kafka.timeout = 3000  // socket.timeout.ms: librdkafka gives up on an unanswered request and retries it
         let accepted = Mutex<[String]>([])
         let clock = ContinuousClock()
@@ -87,6 +88,7 @@ struct KafkaHardeningTests {
         var route = try testRoute(path: "/in", topic: uniqueTopic("sasl-fast"), async: false, broker: try SecurityTests.broker(.sasl))
         route.kafka.authentication = SecurityTests.sasl(.scramSHA256, "alice", "wrong")
         route.kafka.timeout = 10_000
+        route.returnErrorMessage = true  // the answer names the login's reason
         let clock = ContinuousClock()
         let (response, elapsed) = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
             let start = clock.now

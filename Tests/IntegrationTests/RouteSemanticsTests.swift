@@ -18,6 +18,7 @@ struct RouteSemanticsTests {
         var route = try testRoute(path: "/fan", topic: nil, async: false, broker: broker)
         route.topicsQueryArgument = "topics"
         route.kafka.timeout = 3000
+        route.returnErrorMessage = true
         let response = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
             try await request("\(base)/fan?topics=fan-good,fan-bad", body: "once", headers: [("content-type", "text/plain")])
         }

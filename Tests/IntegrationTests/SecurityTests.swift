@@ -79,6 +79,8 @@ struct SecurityTests {
     /// the right configuration produces one marker, and the marker is all the topic holds.
     func expectRefused(_ wrong: RouteConfiguration, right: RouteConfiguration, reason: String) async throws {
         // The answer's time, not the bridge's shutdown after it (which waits for the refused message to time out).
+        var wrong = wrong
+        wrong.returnErrorMessage = true  // the answer names the reason
         let (response, answeredAfter) = try await withBridge([wrong]) { (base: String, _: KafkaBridge) async throws in
             let clock = ContinuousClock()
             let start = clock.now
@@ -121,6 +123,7 @@ struct SecurityTests {
     @Test func asyncRouteStopsAcceptingOnceAuthenticationFails() async throws {
         var wrong = try route(.sasl, topic: uniqueTopic("sasl-async"), authentication: Self.sasl(.scramSHA256, "alice", "wrong"), async: true)
         wrong.kafka.asyncDeliveryTimeout = 3000  // async messages wait this long for the cluster (default 5 min)
+        wrong.returnErrorMessage = true  // the answer names the login's reason
         try await withBridge([wrong]) { (base: String, bridge: KafkaBridge) async throws in
             var last = TestResponse(status: .ok, headers: [:], body: "")
             for _ in 0..<50 where last.status == .ok {

@@ -21,6 +21,8 @@ public final class FakeSchemaRegistry: Sendable {
         var nextID: Int32 = 1
         var available = true
         var requests: [String: Int] = [:]
+        /// The headers of the last registry request (not the token endpoint's).
+        var lastRequestHeaders: [(name: String, value: String)] = []
         var tokensIssued = 0
     }
 
@@ -65,6 +67,9 @@ public final class FakeSchemaRegistry: Sendable {
         try await channel.close()
         try await group.shutdownGracefully()
     }
+
+    /// The headers of the last registry request (the token endpoint's requests are not recorded here).
+    public var lastRequestHeaders: [(name: String, value: String)] { box.withState { $0.lastRequestHeaders } }
 
     /// Registers a new version of `subject`; returns its id and version.
     @discardableResult
@@ -149,6 +154,7 @@ public final class FakeSchemaRegistry: Sendable {
             let path = String(head.uri.dropFirst(basePath.count))
             let available = box.withState { state in
                 state.requests[path, default: 0] += 1
+                state.lastRequestHeaders = head.headers.map { ($0.name, $0.value) }
                 return state.available
             }
             guard available else { return error(.serviceUnavailable, 50003, "Error while forwarding the request to the primary") }

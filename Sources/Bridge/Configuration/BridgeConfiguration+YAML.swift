@@ -77,22 +77,22 @@ final class ConfigurationReader {
         "producer_async", "producer_async_flush_timeout", "producer_async_buffering_limits_messages_in_memory",
         "async_delivery_timeout", "idempotent", "stall_timeout",
         "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
+        "headers", "error_handling", "producer_async_health_probe_interval", "producer_async_health_recovery_threshold",
     ]
     static let routeOnlyKeys = ["name", "path", "workflow", "request_callout"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.
     static let unsupportedKongKeys: [String: String] = [
-        "message_by_lua_functions": "kbridge runs no Lua; the message format is Kong's default envelope",
-        "headers": "Kafka record headers from HTTP headers are not supported by this version of kbridge",
+        "message_by_lua_functions": "kbridge runs no Lua: to change the message, give the route a 'workflow' "
+            + "whose 'jq' or 'handlebars' node writes service_request.body (the message is built from it)",
     ]
     /// Kong keys that have no effect in kbridge: accepted with a warning so that Kong configurations load.
     static let ignoredKongKeys: [String: String] = [
         "cluster_name": "ignored: kbridge shares one producer among all routes with identical Kafka settings",
         "new_kafka_async_producer": "ignored: kbridge's async producer is librdkafka's",
-        "producer_async_health_gating": "ignored: kbridge always answers 503 while the cluster is unreachable",
-        "producer_async_health_failure_threshold": "ignored: see producer_async_health_gating",
-        "producer_async_health_probe_interval": "ignored: see producer_async_health_gating",
-        "producer_async_health_recovery_threshold": "ignored: see producer_async_health_gating",
-        "error_handling": "ignored: kbridge always returns the Kafka error text, which never holds secrets",
+        "producer_async_health_gating": "ignored: kbridge always answers 503 while the cluster is unreachable (sync and async routes)",
+        "producer_async_health_failure_threshold": "ignored: kbridge reports the cluster down at the first failed login, "
+            + "at librdkafka's 'all brokers down', or after stall_timeout without delivery progress; librdkafka reports these "
+            + "once per outage, not once per attempt, so there is no count of consecutive failures to compare with a threshold",
     ]
 
     // MARK: - Issues
@@ -108,7 +108,9 @@ final class ConfigurationReader {
     // MARK: - Typed readers
 
     /// The entries of a mapping, in file order; reports keys not in `allowed` (with a suggestion).
-    func mapping(_ node: Node, _ path: String, allowed: [String]) -> [(key: String, node: Node)]? {
+    /// - Parameter nullIsUnset: leave out keys whose value is `null`, as Kong means them (an export lists every field,
+    ///   unset ones as `null`); for Kong's plugin configuration only.
+    func mapping(_ node: Node, _ path: String, allowed: [String], nullIsUnset: Bool = false) -> [(key: String, node: Node)]? {
         guard let mapping = node.mapping else {
             issue(node, path, "expected a mapping of keys to values")
             return nil
@@ -125,6 +127,8 @@ final class ConfigurationReader {
                 issue(keyNode, keyPath, "duplicate key")
                 continue
             }
+            if nullIsUnset, value.null != nil,
+               allowed.contains(key) || Self.unsupportedKongKeys[key] != nil || Self.ignoredKongKeys[key] != nil { continue }
             if allowed.contains(key) {
                 entries.append((key, value))
             } else if let reason = Self.unsupportedKongKeys[key], allowed.contains("topic") {

@@ -82,6 +82,12 @@ public struct RouteConfiguration: Sendable, Hashable {
     public var schemaRegistry: SchemaRegistrySettings?
     /// `workflow`: a Kong Datakit configuration run before the message is built.
     public var workflow: RouteWorkflow?
+    /// `headers`: HTTP request headers forwarded as Kafka record headers (Kong 3.15). Default: none.
+    public var recordHeaders = RecordHeaderSettings()
+    /// `error_handling.return_error_message`: whether error answers carry the Kafka client's (and the schema
+    /// registry's) own text; when false they carry kbridge's stable `code` and a generic message, and the detail
+    /// goes to the log only. Default: false (Kong's).
+    public var returnErrorMessage = false
 
     public init(path: String, topic: String?, kafka: KafkaSettings, name: String? = nil) {
         self.path = path
@@ -169,6 +175,12 @@ public struct KafkaSettings: Sendable, Hashable {
     public var authentication: KafkaAuthentication?
     /// `security`: TLS, when `ssl` is true. Default: none (plaintext).
     public var tls: KafkaTLS?
+    /// `producer_async_health_probe_interval` (ms, Kong 3.16): while the cluster is down, how often kbridge probes it
+    /// (a metadata request). Default: 1000 (Kong's is 5000, for its opt-in gating; kbridge always gates).
+    public var healthProbeInterval = 1000
+    /// `producer_async_health_recovery_threshold` (Kong 3.16): consecutive successful probes before a cluster that is
+    /// down is up again (routes accept again). A delivered message reports it up at once. Default: 1.
+    public var healthRecoveryThreshold = 1
     /// `kafka_properties`: extra librdkafka properties, set last (they win). Default: none.
     public var additionalProperties: [String: String] = [:]
 

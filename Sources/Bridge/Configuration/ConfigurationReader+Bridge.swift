@@ -21,7 +21,7 @@ extension ConfigurationReader {
             }
         }
         var defaults: [String: (node: Node, path: String)] = [:]
-        if let node = values["defaults"], let entries = mapping(node, "defaults", allowed: Self.sharedRouteKeys) {
+        if let node = values["defaults"], let entries = mapping(node, "defaults", allowed: Self.sharedRouteKeys, nullIsUnset: true) {
             for entry in entries { defaults[entry.key] = (entry.node, "defaults.\(entry.key)") }
         }
         guard let routesNode = values["routes"] else {
@@ -86,7 +86,7 @@ extension ConfigurationReader {
     }
 
     func readRoute(_ node: Node, _ path: String, defaults: [String: (node: Node, path: String)]) -> RouteConfiguration? {
-        guard let entries = mapping(node, path, allowed: Self.routeOnlyKeys + Self.sharedRouteKeys) else { return nil }
+        guard let entries = mapping(node, path, allowed: Self.routeOnlyKeys + Self.sharedRouteKeys, nullIsUnset: true) else { return nil }
         var values = defaults
         for entry in entries { values[entry.key] = (entry.node, "\(path).\(entry.key)") }
         let issuesBefore = issues.count
@@ -163,10 +163,14 @@ extension ConfigurationReader {
             }
             return codec
         }) { route.kafka.compression = $0 }
+        read("producer_async_health_probe_interval", { self.int($0, $1, in: 100...600_000) }) { route.kafka.healthProbeInterval = $0 }
+        read("producer_async_health_recovery_threshold", { self.int($0, $1, in: 1...100) }) { route.kafka.healthRecoveryThreshold = $0 }
         read("kafka_properties", readProperties) { route.kafka.additionalProperties = $0 }
         read("authentication", readAuthentication) { route.kafka.authentication = $0 }
         read("security", readSecurity) { route.kafka.tls = $0 }
         read("schema_registry", readSchemaRegistry) { route.schemaRegistry = $0 }
+        read("headers", readRecordHeaders) { route.recordHeaders = $0 }
+        read("error_handling", readErrorHandling) { route.returnErrorMessage = $0 }
         read("workflow", readWorkflow) { route.workflow = $0 }
         if values["request_callout"] != nil, values["workflow"] != nil {
             issue(node, "\(path).request_callout", "a route has either a workflow or a request_callout, not both: "

@@ -9,12 +9,17 @@ extension ConfigurationReader {
 
     /// `authentication:` (Kong's `strategy`, `mechanism`, `user`, `password`, `tokenauth`).
     func readAuthentication(_ node: Node, _ path: String) -> KafkaAuthentication? {
-        guard let entries = mapping(node, path, allowed: Self.authenticationKeys) else { return nil }
+        guard let entries = mapping(node, path, allowed: Self.authenticationKeys, nullIsUnset: true) else { return nil }
         let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+        // A Kong export lists `authentication` with every field unset (null) when there is no SASL.
+        if values["mechanism"] == nil, values["user"] == nil, values["password"] == nil, values["strategy"] == nil,
+           values["tokenauth"].map({ $0.bool == false }) ?? true, values["oauthbearer"].map(Self.isUnsetRecord) ?? true {
+            return nil
+        }
         if let strategy = values["strategy"], let text = string(strategy, "\(path).strategy"), text != "sasl" {
             issue(strategy, "\(path).strategy", "unknown strategy '\(text)' (the only strategy is 'sasl')")
         }
-        if let oauth = values["oauthbearer"] {
+        if let oauth = values["oauthbearer"], !Self.isUnsetRecord(oauth) {
             issue(oauth, "\(path).oauthbearer", "SASL OAUTHBEARER is not supported by this version of kbridge")
         }
         guard let mechanismNode = values["mechanism"] else {
@@ -50,7 +55,7 @@ extension ConfigurationReader {
 
     /// `security:` (Kong's `ssl`, `ssl_verify`; certificate files instead of Kong's `certificate_id`).
     func readSecurity(_ node: Node, _ path: String) -> KafkaTLS? {
-        guard let entries = mapping(node, path, allowed: Self.securityKeys) else { return nil }
+        guard let entries = mapping(node, path, allowed: Self.securityKeys, nullIsUnset: true) else { return nil }
         let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
         if let certificateID = values["certificate_id"] {
             issue(certificateID, "\(path).certificate_id",
@@ -58,7 +63,11 @@ extension ConfigurationReader {
         }
         let enabled = values["ssl"].flatMap { bool($0, "\(path).ssl") } ?? false
         guard enabled else {
-            for key in ["ssl_verify", "ca_file", "client_certificate_file", "client_key_file", "client_key_password"] {
+            // `ssl_verify` is in every Kong export (true since 3.14, false in 3.13): accepted, and said to do nothing when false.
+            if let verify = values["ssl_verify"], let flag = bool(verify, "\(path).ssl_verify"), !flag {
+                warning(verify, "\(path).ssl_verify", "has no effect without 'ssl: true'")
+            }
+            for key in ["ca_file", "client_certificate_file", "client_key_file", "client_key_password"] {
                 if let other = values[key] { issue(other, "\(path).\(key)", "has no effect without 'ssl: true'") }
             }
             return nil
@@ -130,5 +139,15 @@ extension ConfigurationReader {
         guard !path.hasPrefix("/") else { return path }
         let directory = (file as NSString).deletingLastPathComponent
         return directory.isEmpty ? path : "\(directory)/\(path)"
+    }
+
+    /// Whether a Kong record is unset: `null`, or only `null`s, empty collections and booleans at `true`
+    /// (the defaults an export fills in, such as `token_endpoint_tls_verify: true`).
+    static func isUnsetRecord(_ node: Node) -> Bool {
+        if node.null != nil { return true }
+        guard let mapping = node.mapping else { return false }
+        return mapping.allSatisfy { _, value in
+            value.null != nil || value.sequence?.isEmpty == true || value.mapping?.isEmpty == true || (value.scalar != nil && value.bool == true)
+        }
     }
 }

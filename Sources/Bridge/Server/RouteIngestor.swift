@@ -40,6 +40,10 @@ final class RouteIngestor: Sendable {
 
     /// Logs what a workflow run says went wrong.
     let logger: Logger
+    /// When each answer code's hidden detail was last logged, and how many were not logged since (at most one line
+    /// per code and ``detailLogInterval``: an outage refuses every request, and each would log the same reason).
+    private let detailLog = Mutex<[String: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
+    static let detailLogInterval: Duration = .seconds(1)
 
     init(
         route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil,
@@ -56,10 +60,42 @@ final class RouteIngestor: Sendable {
         readsQuery = route.topicsQueryArgument != nil || route.keyQueryArgument != nil
     }
 
+    /// The answer to a request, as the client sees it: with `error_handling.return_error_message` false, a client
+    /// library's detail is replaced by a generic message here, and logged.
     func ingest(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
+        switch answer(request, match: match, eventLoop: eventLoop) {
+        case .immediate(let response): return .immediate(present(response))
+        case .pending(let future): return .pending(future.map { self.present($0) })
+        }
+    }
+
+    private func present(_ response: IngestResponse) -> IngestResponse {
+        guard !route.returnErrorMessage, response.genericBody != nil else { return response }
+        if let detail = response.detail {
+            let code = response.code ?? "error"
+            let now = ContinuousClock.now
+            let suppressed = detailLog.withLock { entries -> Int? in
+                if let entry = entries[code], now - entry.last < Self.detailLogInterval {
+                    entries[code] = (entry.last, entry.suppressed + 1)
+                    return nil
+                }
+                defer { entries[code] = (now, 0) }
+                return entries[code]?.suppressed ?? 0
+            }
+            if let suppressed {
+                logger.notice("request refused; the detail is not returned (error_handling.return_error_message is false)", metadata: [
+                    "route": "\(route.name)", "status": "\(response.status.code)", "code": "\(code)", "detail": "\(detail)",
+                    "not_logged_since": "\(suppressed)",
+                ])
+            }
+        }
+        return response.presented(returnErrorMessage: false)
+    }
+
+    private func answer(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
         if producer.isDown, case .down(let reason) = producer.health {
-            return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable",
-                                     "the Kafka cluster is unreachable: \(reason)", headers: [("retry-after", "1")]))
+            return .immediate(.error(.serviceUnavailable, code: "kafka_unavailable", "\(IngestResponse.kafkaUnavailableMessage): \(reason)",
+                                     generic: IngestResponse.kafkaUnavailableMessage, detail: reason, headers: [("retry-after", "1")]))
         }
         if let workflow { return ingest(request, match: match, workflow: workflow, eventLoop: eventLoop) }
         var query = FormArguments()
@@ -74,6 +110,7 @@ final class RouteIngestor: Sendable {
         case .failure(let error): return .immediate(error.response)
         }
         let key = match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
+        let headers = route.recordHeaders.recordHeaders(for: request.headers)
 
         if let schemaEncoder {
             // Registry lookups are asynchronous (and usually cached); validation runs off the event loop.
@@ -84,7 +121,7 @@ final class RouteIngestor: Sendable {
                 for topic in topics {
                     switch await schemaEncoder.encode(body: body, key: key, topic: topic) {
                     case .success(let record):
-                        records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key))
+                        records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key, headers: headers))
                     case .failure(let error):
                         promise.succeed(error.response)
                         return
@@ -105,7 +142,7 @@ final class RouteIngestor: Sendable {
             return .immediate(.error(.badRequest, code: "invalid_body", error.reason))
         }
         let keyBytes = key.map { Array($0.utf8) }
-        return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes) }, eventLoop: eventLoop)
+        return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes, headers: headers) }, eventLoop: eventLoop)
     }
 
     func produce(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {

@@ -130,11 +130,12 @@ final class SchemaRecordEncoder: Sendable {
     }
 
     static func response(for error: SchemaRegistryError, subject: String) -> IngestResponse {
+        let generic = "no schema for subject '\(subject)'"
         if error.code == .unavailable {
-            return .error(.serviceUnavailable, code: "schema_registry_unavailable", "no schema for subject '\(subject)': \(error.message)",
-                          headers: [("retry-after", "1")])
+            return .error(.serviceUnavailable, code: "schema_registry_unavailable", "\(generic): \(error.message)",
+                          generic: "\(generic): the schema registry is unreachable", detail: error.message, headers: [("retry-after", "1")])
         }
-        return .error(.badGateway, code: "schema_registry_error", "no schema for subject '\(subject)': \(error.message)")
+        return .error(.badGateway, code: "schema_registry_error", "\(generic): \(error.message)", generic: generic, detail: error.message)
     }
 
     /// `400 {"message": "payload does not match schema <subject> v<version>", "errors": [{"path", "reason"}]}`.

@@ -69,7 +69,9 @@ extension RouteIngestor {
         case .failure(let error): return (error.response, .refused)
         }
         let key = serviceRequest.key ?? match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
-        let headers = (serviceRequest.recordHeaders ?? []).map { KafkaRecordHeader(name: $0.name, value: Array($0.value.utf8)) }
+        // The route's record headers (from the request as the workflow left it), then the workflow's `kafka.headers`.
+        let headers = route.recordHeaders.recordHeaders(for: rebuilt.headers)
+            + (serviceRequest.recordHeaders ?? []).map { KafkaRecordHeader(name: $0.name, value: Array($0.value.utf8)) }
         var records: [OutgoingRecord] = []
         if let schemaEncoder {
             for topic in topics {
