@@ -83,11 +83,11 @@ struct KafkaHardeningTests {
     // MARK: Login failures
 
     /// A sync request in flight when the login fails is answered with the login's reason at once, not after
-    /// `timeout` (10 s here).
+    /// `timeout` (60 s here; the bound of 20 s is far from both, so a loaded machine cannot fail this).
     @Test func aSyncRequestFailsAsSoonAsTheLoginFails() async throws {
         var route = try testRoute(path: "/in", topic: uniqueTopic("sasl-fast"), async: false, broker: try SecurityTests.broker(.sasl))
         route.kafka.authentication = SecurityTests.sasl(.scramSHA256, "alice", "wrong")
-        route.kafka.timeout = 10_000
+        route.kafka.timeout = 60_000
         route.returnErrorMessage = true  // the answer names the login's reason
         let clock = ContinuousClock()
         let (response, elapsed) = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
@@ -97,7 +97,7 @@ struct KafkaHardeningTests {
         }
         #expect(response.status == .serviceUnavailable, "\(response.body)")
         #expect((response.json["message"] as? String)?.contains("Authentication failed") == true, "\(response.body)")
-        #expect(elapsed < .seconds(3), "answered after \(elapsed)")
+        #expect(elapsed < .seconds(20), "answered after \(elapsed)")
     }
 
     /// With a wrong password, kbridge logs in again less and less often (at most once a second after a few

@@ -23,7 +23,7 @@ struct WorkflowJWTTests {
 
     func workflow(_ json: String, vault: [(name: String, secret: Secret)] = []) throws -> Workflow {
         let value = try JSONParser.parse(json)
-        return try Workflow(try WorkflowDefinition.parse(value, vault: vault), services: Self.services, defaultTimeout: .seconds(10))
+        return try Workflow(try WorkflowDefinition.parse(value, vault: vault), services: Self.services, defaultTimeout: .seconds(60))  // far from any run's time: see WorkflowExecutionTests
     }
 
     func request(authorization: String?) -> WorkflowRequest {
