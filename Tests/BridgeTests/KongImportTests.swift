@@ -1,6 +1,7 @@
-import Bridge
 import Foundation
 import Testing
+
+@testable import Bridge
 
 /// `kbridge import-kong`: Kong declarative configurations (decK's format) translated to kbridge's YAML, which must
 /// then load as kbridge's own configuration.
@@ -137,6 +138,30 @@ import Testing
         let routes = try BridgeConfiguration.parse(yaml: translation.yaml, file: "imported.yaml", environment: [:]).configuration.routes
         #expect(routes.map { "\($0.name)=\($0.topic ?? "")" } == ["own=from-route", "inherited=from-service", "global=from-global"])
         #expect(translation.unmapped.contains { $0.contains("route disabled: its kafka-upstream plugin is disabled") })
+    }
+
+    /// A decK dump lists every kafka-upstream field, unset ones as `null`: the translation loads with Kong's meaning.
+    @Test func aPluginAsKongExportsItTranslatesAndLoads() throws {
+        let config = KongExportTests.exportedConfig.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { "              " + $0 }.joined(separator: "\n")
+        let deck = """
+            _format_version: "3.0"
+            services:
+              - name: s
+                routes:
+                  - name: exported
+                    paths: [/exported]
+                    methods: [POST]
+                    plugins:
+                      - name: kafka-upstream
+                        enabled: true
+                        config:
+            \(config)
+            """
+        let translation = try KongImport.translate(yaml: deck)
+        #expect(translation.routeCount == 1)
+        let loaded = try BridgeConfiguration.parse(yaml: translation.yaml, file: "imported.yaml", environment: [:])
+        #expect(loaded.configuration.routes.first?.name == "exported")
     }
 
     @Test func unusableFilesAreRefusedWithTheReason() {

@@ -8,7 +8,8 @@ import Yams
 /// mapped is listed with the reason, never dropped silently.
 ///
 /// Plugin precedence is Kong's for the plugins read here: a route's own plugin, else its service's, else a global
-/// one. Values Kong exports as `null` (unset fields) are left out.
+/// one. The kafka-upstream config is copied as exported (kbridge reads Kong's `null`s as unset); in Datakit and
+/// request-callout configurations, `null` values (unset fields) are left out.
 public enum KongImport {
     public struct Translation: Sendable {
         /// kbridge's configuration, as YAML text (with the unmapped items as a comment at the top).
@@ -183,7 +184,8 @@ public enum KongImport {
                 }
             }
             let baseName = Self.identities(route.node).first ?? route.label.replacingOccurrences(of: " ", with: "-")
-            let kafkaConfig = kafka["config"].flatMap { Self.withoutNulls($0)?.mapping } ?? Node.Mapping([])
+            // As exported: kbridge reads Kong's `null`s in kafka-upstream's keys with Kong's meaning (unset).
+            let kafkaConfig = kafka["config"]?.mapping ?? Node.Mapping([])
             for path in paths where path.hasPrefix("~") {
                 unmapped.append("\(route.label): the regex path \(path) has no kbridge equivalent (paths are literal, with {topic} and {key})")
             }
