@@ -10,21 +10,28 @@ import Testing
 /// HTTP requests in, Kafka messages out, through a real broker and back.
 @Suite(.timeLimit(.minutes(3)))
 struct EndToEndTests {
-    @Test func syncRouteAnswersAfterTheAckWithKongsMessage() async throws {
+    /// Kong's `message`, and where the record landed: the topic, partition and offset the broker acknowledged.
+    @Test func syncRouteAnswersAfterTheAckWithKongsMessageAndWhereTheRecordLanded() async throws {
         let topic = uniqueTopic("sync")
         var route = try testRoute(path: "/orders", topic: topic, async: false)
         route.fields.method = true
         route.fields.uri = true
         route.fields.headers = true
-        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
-            let response = try await request("\(base)/orders?source=web&tag=a&tag=b&dry", body: #"{"id":7,"items":[{"sku":"x","qty":2}]}"#,
-                                             headers: [("content-type", "application/json"), ("x-trace", "1"), ("x-trace", "2")])
-            #expect(response.status == .ok)
-            #expect(response.body == #"{"message":"message sent"}"#)
+        let response = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            try await request("\(base)/orders?source=web&tag=a&tag=b&dry", body: #"{"id":7,"items":[{"sku":"x","qty":2}]}"#,
+                              headers: [("content-type", "application/json"), ("x-trace", "1"), ("x-trace", "2")])
         }
+        #expect(response.status == .ok)
         let messages = try await readTopic(topic, minimumCount: 1)
         #expect(messages.count == 1)
-        let message = try #require(messages.first).json
+        let consumed = try #require(messages.first)
+        #expect(response.json["message"] as? String == "message sent")
+        #expect(response.json["topic"] as? String == topic)
+        #expect(response.json["partition"] as? Int == Int(consumed.partition))
+        #expect(response.json["offset"] as? Int == Int(consumed.offset))
+        let deliveries = try #require(response.json["deliveries"] as? [[String: Any]], "\(response.body)")
+        #expect(deliveries.count == 1 && deliveries.first?["offset"] as? Int == Int(consumed.offset))
+        let message = consumed.json
         #expect(message["method"] as? String == "POST")
         #expect(message["uri"] as? String == "/orders?source=web&tag=a&tag=b&dry")
         let arguments = try #require(message["uri_args"] as? [String: Any])
@@ -87,6 +94,8 @@ struct EndToEndTests {
         try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
             let both = try await request("\(base)/multi?topics=\(first),\(second)", body: "fan-out", headers: [("content-type", "text/plain")])
             #expect(both.status == .ok)
+            // One delivery per topic, in the order asked.
+            #expect((both.json["deliveries"] as? [[String: Any]])?.compactMap { $0["topic"] as? String } == [first, second], "\(both.body)")
             let forbidden = try await request("\(base)/multi?topics=\(first),\(other)", body: "nope", headers: [("content-type", "text/plain")])
             #expect(forbidden.status == .forbidden)
             #expect(forbidden.json["code"] as? String == "topic_not_allowed")

@@ -58,6 +58,31 @@ extension ByteBuffer {
 
 /// A small JSON document builder for error bodies and other off-hot-path responses.
 enum JSONBody {
+    /// A sync answer: `{"message":"message sent","topic":"t","partition":0,"offset":42,"deliveries":[...]}`: where
+    /// each record landed (`deliveries`, one per topic in order; the first one's fields at the top level too, which
+    /// is all a single-topic client reads). Kong's clients read `message` and ignore the rest.
+    static func messageSent(_ deliveries: [(topic: String, partition: Int32, offset: Int64)]) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64 + deliveries.count * 64)
+        func writeFields(_ delivery: (topic: String, partition: Int32, offset: Int64)) {
+            buffer.writeStaticString("\"topic\":")
+            buffer.writeJSONString(delivery.topic)
+            buffer.writeString(",\"partition\":\(delivery.partition),\"offset\":\(delivery.offset)")
+        }
+        buffer.writeStaticString("{\"message\":\"message sent\"")
+        if let first = deliveries.first {
+            buffer.writeStaticString(",")
+            writeFields(first)
+        }
+        buffer.writeStaticString(",\"deliveries\":[")
+        for (index, delivery) in deliveries.enumerated() {
+            buffer.writeStaticString(index == 0 ? "{" : ",{")
+            writeFields(delivery)
+            buffer.writeStaticString("}")
+        }
+        buffer.writeStaticString("]}")
+        return buffer
+    }
+
     /// `{"message": "<text>", "code": "<code>"}` plus optional extra string fields.
     static func error(message: String, code: String, allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: message.utf8.count + code.utf8.count + 32)

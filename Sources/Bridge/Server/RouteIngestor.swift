@@ -265,7 +265,8 @@ private final class DeliveryCollector: Sendable {
         guard let (failures, reports) = outcome else { return }
         let promise = Completion(completion, reports: reports)
         guard let firstFailed = failures.keys.min(), var failure = failures[firstFailed] else {
-            promise.succeed(.messageSent)
+            let deliveries = topics.indices.compactMap { index in reports[index].map { (topics[index], $0.partition, $0.offset) } }
+            promise.succeed(IngestResponse(status: .ok, body: JSONBody.messageSent(deliveries)))
             return
         }
         // "Message timed out" says little; when the cluster is known to be down, say why.
