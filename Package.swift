@@ -84,12 +84,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A small hand-written RESP2 Redis client (the workflow cache's `redis` strategy): pool, timeouts, TLS.
+        // Knows nothing about workflows, JSON, Kafka or the Bridge.
+        .target(
+            name: "Redis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The workflow pre-stage (Kong Datakit): configuration, graph compilation and the per-request run.
         .target(
             name: "Workflow",
             dependencies: [
-                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars",
+                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars", "Redis",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The bridge: configuration, routes, Kong message encoding, the NIO ingest server.
@@ -152,6 +164,7 @@ let package = Package(
         .executableTarget(name: "FuzzConfiguration", dependencies: ["Bridge", "FuzzSupport"], path: "Sources/Fuzz/FuzzConfiguration"),
         .executableTarget(name: "FuzzHandlebars", dependencies: ["Handlebars", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzHandlebars"),
         .executableTarget(name: "FuzzXML", dependencies: ["XML", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzXML"),
+        .executableTarget(name: "FuzzRESP", dependencies: ["Redis", "FuzzSupport"], path: "Sources/Fuzz/FuzzRESP"),
         .executableTarget(
             name: "FuzzHTTPPipeline",
             dependencies: [
@@ -203,7 +216,16 @@ let package = Package(
         .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "WorkflowTests",
-            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport"]
+            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport", "Redis"]
+        ),
+        .testTarget(
+            name: "RedisTests",
+            dependencies: [
+                "Redis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

@@ -1,13 +1,14 @@
 import Callout
 import JQ
 import JSON
+import Redis
 import Secrets
 
 /// A compiled workflow: the user's nodes checked, connected and ordered once at start-up (Datakit's own design),
 /// then run for each request by a ``WorkflowExecution``.
 public final class Workflow: Sendable {
     let nodes: [GraphNode]
-    /// The work of each `call` and `jq` node, which runs as a child task; other nodes run inline.
+    /// The work of each `call`, `jq` and Redis `cache` node, which runs as a child task; other nodes run inline.
     let asynchronousWork: [Int: AsynchronousNodeWork]
     public let debug: Bool
     /// How long each phase of a run may take (before and after producing).
@@ -23,7 +24,7 @@ public final class Workflow: Sendable {
     /// The names of the `inputs` of handlebars nodes, in the order written (their context object).
     let namedInputs: [Int: [String]]
     /// The cache of `cache` nodes (`resources.cache`), shared by the workflow's requests.
-    let cache: MemoryCache?
+    let cache: WorkflowCache?
 
     /// Compiles `definition`; `services` builds the nodes that need outside resources (jq programs, the HTTP client).
     ///
@@ -35,6 +36,17 @@ public final class Workflow: Sendable {
         var namedInputs: [Int: [String]] = [:]
         var issues: [WorkflowConfigurationError.Issue] = []
         var client: CalloutClient?
+        var cache: WorkflowCache?
+        switch definition.cacheResource {
+        case .memory(let limits)?: cache = .memory(MemoryCache(limits: limits))
+        case .redis(let settings)?:
+            do throws(RedisError) {
+                cache = .redis(try services.redisCache(settings, caCertificateFiles: definition.caCertificateFiles))
+            } catch {
+                issues.append(.init(path: "resources.cache.redis", reason: error.description))
+            }
+        case nil: break
+        }
         if nodes.contains(where: { if case .call? = $0.settings { true } else { false } }) {
             do throws(CalloutError) {
                 client = try services.calloutClient(caCertificateFiles: definition.caCertificateFiles)
@@ -50,6 +62,9 @@ public final class Workflow: Sendable {
             case .jq(let program)?:
                 let named = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
                 work[index] = JQNode(program: program, namedInputs: named, services: services).work
+            case .cache(let ttl, let bypassOnError)?:
+                guard case .redis(let redis)? = cache else { continue }
+                work[index] = RedisCacheNode(ttl: ttl, bypassOnError: bypassOnError, cache: redis).work
             case .handlebars?:
                 namedInputs[index] = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
             default: continue
@@ -59,7 +74,7 @@ public final class Workflow: Sendable {
         self.nodes = nodes
         asynchronousWork = work
         self.namedInputs = namedInputs
-        cache = definition.memoryCache.map(MemoryCache.init(limits:))
+        self.cache = cache
         debug = definition.debug
         timeout = definition.timeout ?? defaultTimeout
         vault = definition.vault
