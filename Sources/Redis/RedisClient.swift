@@ -131,7 +131,9 @@ public final class RedisClient: Sendable {
         let limits = configuration.limits
         let tlsContext = tlsContext
         let serverName = configuration.serverName ?? (Self.isIPAddress(configuration.host) ? nil : configuration.host)
-        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+        let eventLoop = eventLoopGroup.next()
+        let handshake = tlsContext == nil ? nil : eventLoop.makePromise(of: Void.self)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(RedisConnection.timeAmount(configuration.connectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -139,17 +141,44 @@ public final class RedisClient: Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                     }
-                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(limits: limits, endpoint: endpoint))
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(limits: limits, endpoint: endpoint, handshake: handshake))
                 }
             }
+        // Cancelling the task (the workflow's deadline) stops the wait at once; a connection made after that is closed.
+        let connecting = bootstrap.connect(host: configuration.host, port: configuration.port)
+        let connected = connecting.eventLoop.makePromise(of: (any Channel).self)
+        connecting.cascade(to: connected)
+        connected.futureResult.whenFailure { _ in connecting.whenSuccess { $0.close(promise: nil) } }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+            channel = try await withTaskCancellationHandler {
+                try await connected.futureResult.get()
+            } onCancel: {
+                connected.fail(RedisError(.timeout, "redis \(endpoint): connecting cancelled (the workflow's deadline passed)"))
+            }
+        } catch let error as RedisError {
+            throw error
         } catch {
             throw RedisError(.connect, "redis \(endpoint): cannot connect: \(Self.connectReason(error))")
         }
         let connection = RedisConnection(channel: channel, endpoint: endpoint)
         do throws(RedisError) {
+            if let handshake {
+                // TLS problems are reported as such, before any command; the handshake counts against connect_timeout.
+                let timeout = eventLoop.scheduleTask(in: RedisConnection.timeAmount(configuration.connectTimeout)) {
+                    handshake.fail(RedisError(.timeout, "redis \(endpoint): the TLS handshake took longer than the connect timeout"))
+                }
+                defer { timeout.cancel() }
+                do {
+                    try await withTaskCancellationHandler {
+                        try await handshake.futureResult.get()
+                    } onCancel: {
+                        handshake.fail(RedisError(.timeout, "redis \(endpoint): the TLS handshake cancelled (the workflow's deadline passed)"))
+                    }
+                } catch {
+                    throw RedisChannelHandler.describe(error, endpoint: endpoint, doing: "the TLS handshake")
+                }
+            }
             if let password = configuration.password {
                 var arguments = [Array("AUTH".utf8)]
                 if let username = configuration.username { arguments.append(Array(username.utf8)) }
@@ -241,12 +270,16 @@ actor RedisConnectionPool {
         let id = nextWaiter
         nextWaiter += 1
         let size = size
-        return await withCheckedContinuation { continuation in
-            waiters.append((id, continuation))
-            Task {
-                try? await Task.sleep(for: wait)
-                self.expire(id, error: RedisError(.poolExhausted, "redis \(endpoint): all \(size) connections stayed busy for \(wait)"))
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiters.append((id, continuation))
+                Task {
+                    try? await Task.sleep(for: wait)
+                    self.expire(id, error: RedisError(.poolExhausted, "redis \(endpoint): all \(size) connections stayed busy for \(wait)"))
+                }
             }
+        } onCancel: {
+            Task { await self.expire(id, error: RedisError(.timeout, "redis \(endpoint): waiting for a connection cancelled")) }
         }
     }
 

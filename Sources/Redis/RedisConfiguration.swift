@@ -1,6 +1,6 @@
 /// Where and how to reach one Redis server (Kong's standard `redis` record, the fields that apply to a single
 /// server: no cluster, sentinel or cloud authentication).
-public struct RedisConfiguration: Sendable, Hashable {
+public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public var host: String
     public var port = 6379
     /// `SELECT`ed on every new connection when not 0.
@@ -27,6 +27,14 @@ public struct RedisConfiguration: Sendable, Hashable {
     public init(host: String, port: Int = 6379) {
         self.host = host
         self.port = port
+    }
+
+    /// The configuration for logs: the password never appears.
+    public var debugDescription: String { description }
+
+    public var description: String {
+        "redis \(host):\(port) database \(database)\(username.map { " user '\($0)'" } ?? "")\(password == nil ? "" : " with a password")"
+            + (tls ? " over TLS\(tlsVerify ? " (verified)" : "")" : "") + ", pool \(poolSize)"
     }
 
     /// The largest pool a configuration may ask for.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// One command on its way to the handler: the encoded bytes and where its reply goes.
@@ -26,16 +27,25 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var pending: (reply: EventLoopPromise<RESPValue>, name: String)?
     private var timer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
+    /// With TLS: completed when the handshake is (or failed with why not).
+    private let handshake: EventLoopPromise<Void>?
 
-    init(limits: RESPLimits, endpoint: String) {
+    init(limits: RESPLimits, endpoint: String, handshake: EventLoopPromise<Void>?) {
         self.limits = limits
         self.endpoint = endpoint
+        self.handshake = handshake
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) {
         fail(RedisError(.connectionClosed, "redis \(endpoint): the connection closed"))
+        handshake?.fail(RedisError(.tls, "redis \(endpoint): the connection closed during the TLS handshake"))
         self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { handshake?.succeed() }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -111,10 +121,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         fail(RedisError(.connectionClosed, "redis \(endpoint): the server closed the connection"))
+        handshake?.fail(RedisError(.tls, "redis \(endpoint): the server closed the connection during the TLS handshake"))
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        handshake?.fail(Self.describe(error, endpoint: endpoint, doing: "the TLS handshake"))
         failAndClose(Self.describe(error, endpoint: endpoint, doing: pending.map { "waiting for the reply to \($0.name)" } ?? "idle"))
     }
 

@@ -184,6 +184,33 @@ struct RedisClientTests {
         await silent.shutdown()
     }
 
+    @Test func cancellingTheTaskEndsTheCommandAtOnce() async throws {
+        let silent = try await FakeRedisServer(reply: nil)
+        let client = try TestRedis.client(TestRedis.configuration(port: silent.port, readTimeout: .seconds(600)))
+        let started = ContinuousClock.now
+        let pending = Task { try await client.get("k") }
+        try await Task.sleep(for: .milliseconds(200))
+        pending.cancel()
+        do {
+            _ = try await pending.value
+            Issue.record("a silent server answered")
+        } catch {
+            #expect((error as? RedisError)?.message.contains("cancelled") == true, "\(error)")
+        }
+        // The read timeout is ten minutes: returning at all shows the cancellation worked.
+        #expect(ContinuousClock.now - started < .seconds(60))
+        await client.shutdown()
+        await silent.shutdown()
+    }
+
+    @Test func theConfigurationNeverPrintsThePassword() {
+        var configuration = RedisConfiguration(host: "cache.internal")
+        configuration.username = "u"
+        configuration.password = "hunter2-secret"
+        #expect("\(configuration)" == "redis cache.internal:6379 database 0 user 'u' with a password, pool 256")
+        #expect(!String(reflecting: configuration).contains("hunter2"))
+    }
+
     @Test func aCommandWaitsForABusyPoolOnlySoLong() async throws {
         let silent = try await FakeRedisServer(reply: nil)
         var configuration = TestRedis.configuration(port: silent.port, readTimeout: .seconds(20))

@@ -246,3 +246,57 @@ struct WorkflowRedisCacheTests {
         await services.shutdown()
     }
 }
+
+/// A loopback TCP port that accepts connections (the kernel completes them) and never reads or answers: a Redis
+/// that hangs.
+final class SilentListener: Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard descriptor >= 0, bound == 0, listen(descriptor, 64) == 0, named == 0 else {
+            throw WorkflowRedisCacheTests.TestSetupError("cannot listen on loopback: errno \(errno)")
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(descriptor) }
+}
+
+extension WorkflowRedisCacheTests {
+    /// A Redis that never answers does not hold the workflow past its deadline: the node is cancelled at once,
+    /// whatever its `read_timeout`.
+    @Test func theWorkflowDeadlineIsNotHeldUpByAHangingRedis() async throws {
+        let silent = try SilentListener()
+        let services = WorkflowServices()
+        let flow = try Workflow(try definition("""
+        {"resources": {"cache": {"strategy": "redis", "redis": {"host": "127.0.0.1", "port": \(silent.port), "read_timeout": 600000}}},
+         "nodes": [{"name": "CACHED", "type": "cache", "inputs": {"key": "request.path"}},
+                   {"name": "EXIT", "type": "exit", "inputs": {"body": "CACHED.hit"}}]}
+        """), services: services, defaultTimeout: .milliseconds(300))
+        let started = ContinuousClock.now
+        do {
+            _ = try await flow.execution(for: request()).runUntilProduce()
+            Issue.record("a hanging Redis answered")
+        } catch {
+            guard case .timedOut(let pending, _) = error else { Issue.record("\(error)"); return }
+            #expect(pending.contains("CACHED"))
+        }
+        // The read timeout is ten minutes: returning at all shows the node was cancelled.
+        #expect(ContinuousClock.now - started < .seconds(60))
+        await services.shutdown()
+    }
+}
