@@ -39,16 +39,19 @@ public struct RESPProtocolError: Error, Sendable, Hashable, CustomStringConverti
 
 /// A RESP2 decoder over bytes that may be incomplete: ``decode(_:limits:)`` returns `nil` until one whole reply has
 /// arrived. Every length, count, depth and line is bounded by ``RESPLimits`` before it is used, arithmetic is checked,
-/// and hostile bytes end in a ``RESPProtocolError``, never a trap. A partial reply costs at most one scan of the bytes
-/// present (array element counts and line lengths are bounded, so rescanning as data arrives is bounded too).
+/// and hostile bytes end in a ``RESPProtocolError``, never a trap. A reply is first scanned without copying anything
+/// (bulk strings are skipped by their length), and built only once it is complete, so a reply arriving in many pieces
+/// costs one scan of its headers per piece and one copy of its data.
 public enum RESPDecoder {
     /// Decodes the first whole reply in `bytes`: the value and how many bytes it took, or `nil` if more are needed.
     public static func decode(_ bytes: UnsafeRawBufferPointer, limits: RESPLimits = RESPLimits()) throws(RESPProtocolError)
         -> (value: RESPValue, consumed: Int)?
     {
-        var state = State(bytes: bytes, limits: limits)
-        guard let value = try state.value(depth: 0) else { return nil }
-        return (value, state.position)
+        var scan = State(bytes: bytes, limits: limits, materialize: false)
+        guard try scan.value(depth: 0) != nil else { return nil }
+        var build = State(bytes: UnsafeRawBufferPointer(rebasing: bytes[..<scan.position]), limits: limits, materialize: true)
+        guard let value = try build.value(depth: 0) else { return nil }
+        return (value, build.position)
     }
 
     /// Convenience over an array (tests, the fuzz target).
@@ -66,6 +69,8 @@ public enum RESPDecoder {
     private struct State {
         let bytes: UnsafeRawBufferPointer
         let limits: RESPLimits
+        /// Whether to build the values (else only find where the reply ends).
+        let materialize: Bool
         var position = 0
         var elements = 0
 
@@ -131,9 +136,9 @@ public enum RESPDecoder {
             guard let text = try line() else { return nil }
             switch type {
             case UInt8(ascii: "+"):
-                return .simpleString(String(decoding: text, as: UTF8.self))
+                return .simpleString(materialize ? String(decoding: text, as: UTF8.self) : "")
             case UInt8(ascii: "-"):
-                return .error(String(decoding: text, as: UTF8.self))
+                return .error(materialize ? String(decoding: text, as: UTF8.self) : "")
             case UInt8(ascii: ":"):
                 return .integer(try integer(text, at: start + 1))
             case UInt8(ascii: "$"):
@@ -150,7 +155,7 @@ public enum RESPDecoder {
                 guard bytes[end] == UInt8(ascii: "\r"), bytes[end + 1] == UInt8(ascii: "\n") else {
                     throw fail("bulk string of \(count) bytes not followed by CRLF", at: end)
                 }
-                let data = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[position..<end]))
+                let data = materialize ? [UInt8](UnsafeRawBufferPointer(rebasing: bytes[position..<end])) : nil
                 position = end + 2
                 return .bulkString(data)
             case UInt8(ascii: "*"):
@@ -161,10 +166,10 @@ public enum RESPDecoder {
                     throw fail("array of \(count) values is larger than the limit of \(limits.maximumElements)", at: start + 1)
                 }
                 var values: [RESPValue] = []
-                values.reserveCapacity(Int(count))
+                if materialize { values.reserveCapacity(Int(count)) }
                 for _ in 0..<Int(count) {
                     guard let element = try value(depth: depth + 1) else { return nil }
-                    values.append(element)
+                    if materialize { values.append(element) }
                 }
                 return .array(values)
             default:
