@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// A small Redis client on SwiftNIO: RESP2, `PING`, `AUTH`, `SELECT`, `GET`, `SET … EX`, a bounded connection
 /// pool, connect/send/read timeouts and TLS.
@@ -80,7 +81,7 @@ public final class RedisClient: Sendable {
 
     /// Closes every pooled connection; commands after this fail with `shutdown`.
     public func shutdown() async {
-        for connection in await pool.shutdown() { connection.close() }
+        for connection in pool.shutdown() { connection.close() }
     }
 
     /// Sends one command on a pooled connection. An error reply is thrown as `server`. A connection taken from the
@@ -102,7 +103,7 @@ public final class RedisClient: Sendable {
                 do throws(RedisError) {
                     connection = try await connect()
                 } catch {
-                    await pool.slotFreed()
+                    pool.slotFreed()
                     throw error
                 }
                 reused = false
@@ -111,14 +112,14 @@ public final class RedisClient: Sendable {
             do throws(RedisError) {
                 reply = try await connection.send(arguments, name: name, sendTimeout: configuration.sendTimeout, readTimeout: configuration.readTimeout)
             } catch {
-                await pool.release(connection)
+                pool.release(connection)
                 if reused, attempt == 1, error.kind == .connectionClosed {
                     logger.debug("redis: a pooled connection was closed; retrying on a new one", metadata: ["endpoint": "\(endpoint)"])
                     continue
                 }
                 throw error
             }
-            await pool.release(connection)
+            pool.release(connection)
             if case .error(let message) = reply { throw RedisError(.server, "redis \(endpoint): \(name) failed: \(message)") }
             return reply
         }
@@ -237,87 +238,125 @@ public final class RedisClient: Sendable {
 }
 
 /// The pool: at most `size` connections open; idle ones are reused most-recent first; a command that finds all busy
-/// waits for one (or for a free slot) up to a bound.
-actor RedisConnectionPool {
+/// waits for one (or for a free slot) up to a bound. Taking an idle connection and giving it back are short critical
+/// sections under a lock (no actor hop on the hot path); only a command that has to wait suspends.
+final class RedisConnectionPool: Sendable {
     enum Lease: Sendable {
         case connection(RedisConnection)
         /// Room for a new connection, counted as open: the caller connects, or gives it back with ``slotFreed()``.
         case slot
     }
 
+    private struct State {
+        var idle: [RedisConnection] = []
+        var open = 0
+        var waiters: [(id: Int, continuation: CheckedContinuation<Result<Lease, RedisError>, Never>)] = []
+        var nextWaiter = 0
+        var isShutdown = false
+    }
+
     private let size: Int
-    private var idle: [RedisConnection] = []
-    private var open = 0
-    private var waiters: [(id: Int, continuation: CheckedContinuation<Result<Lease, RedisError>, Never>)] = []
-    private var nextWaiter = 0
-    private var isShutdown = false
+    private let state = Mutex(State())
 
     init(size: Int) {
         self.size = size
     }
 
     func acquire(wait: Duration, endpoint: String) async -> Result<Lease, RedisError> {
-        guard !isShutdown else { return .failure(RedisError(.shutdown, "redis \(endpoint): the client is shut down")) }
-        while let connection = idle.popLast() {
-            if connection.isUsable { return .success(.connection(connection)) }
-            connection.close()
-            open -= 1
+        enum Immediate { case lease(Result<Lease, RedisError>), wait(Int) }
+        var stale: [RedisConnection] = []
+        let immediate: Immediate = state.withLock { state in
+            guard !state.isShutdown else { return .lease(.failure(RedisError(.shutdown, "redis \(endpoint): the client is shut down"))) }
+            while let connection = state.idle.popLast() {
+                if connection.isUsable { return .lease(.success(.connection(connection))) }
+                stale.append(connection)
+                state.open -= 1
+            }
+            if state.open < size {
+                state.open += 1
+                return .lease(.success(.slot))
+            }
+            defer { state.nextWaiter += 1 }
+            return .wait(state.nextWaiter)
         }
-        if open < size {
-            open += 1
-            return .success(.slot)
+        for connection in stale { connection.close() }
+        let id: Int
+        switch immediate {
+        case .lease(let lease): return lease
+        case .wait(let waiter): id = waiter
         }
-        let id = nextWaiter
-        nextWaiter += 1
-        let size = size
+        let poolSize = size
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiters.append((id, continuation))
+                let registered = state.withLock { state in
+                    guard !state.isShutdown else { return false }
+                    state.waiters.append((id, continuation))
+                    return true
+                }
+                guard registered else {
+                    continuation.resume(returning: .failure(RedisError(.shutdown, "redis \(endpoint): the client is shut down")))
+                    return
+                }
                 Task {
                     try? await Task.sleep(for: wait)
-                    self.expire(id, error: RedisError(.poolExhausted, "redis \(endpoint): all \(size) connections stayed busy for \(wait)"))
+                    self.expire(id, error: RedisError(.poolExhausted, "redis \(endpoint): all \(poolSize) connections stayed busy for \(wait)"))
                 }
             }
         } onCancel: {
-            Task { await self.expire(id, error: RedisError(.timeout, "redis \(endpoint): waiting for a connection cancelled")) }
+            self.expire(id, error: RedisError(.timeout, "redis \(endpoint): waiting for a connection cancelled"))
         }
     }
 
+    /// Fails the waiter `id` if it is still waiting (its wait ran out, or its task was cancelled).
     private func expire(_ id: Int, error: RedisError) {
-        guard let position = waiters.firstIndex(where: { $0.id == id }) else { return }
-        waiters.remove(at: position).continuation.resume(returning: .failure(error))
+        let waiter = state.withLock { state -> CheckedContinuation<Result<Lease, RedisError>, Never>? in
+            guard let position = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: position).continuation
+        }
+        waiter?.resume(returning: .failure(error))
     }
 
     /// Gives a connection back: kept for reuse if usable, else closed and its slot freed.
     func release(_ connection: RedisConnection) {
-        guard !isShutdown, connection.isUsable else {
+        guard connection.isUsable else {
             connection.close()
             slotFreed()
             return
         }
-        if !waiters.isEmpty {
-            waiters.removeFirst().continuation.resume(returning: .success(.connection(connection)))
-        } else {
-            idle.append(connection)
+        let outcome = state.withLock { state -> (waiter: CheckedContinuation<Result<Lease, RedisError>, Never>?, close: Bool) in
+            if state.isShutdown {
+                state.open -= 1
+                return (nil, true)
+            }
+            if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, false) }
+            state.idle.append(connection)
+            return (nil, false)
         }
+        if outcome.close { connection.close() }
+        outcome.waiter?.resume(returning: .success(.connection(connection)))
     }
 
     /// A connection slot is free again: a waiter gets it, else the count goes down.
     func slotFreed() {
-        if !isShutdown, !waiters.isEmpty {
-            waiters.removeFirst().continuation.resume(returning: .success(.slot))
-        } else {
-            open -= 1
+        let waiter = state.withLock { state -> CheckedContinuation<Result<Lease, RedisError>, Never>? in
+            if !state.isShutdown, !state.waiters.isEmpty { return state.waiters.removeFirst().continuation }
+            state.open -= 1
+            return nil
         }
+        waiter?.resume(returning: .success(.slot))
     }
 
+    /// Stops the pool: waiters fail, and the idle connections are returned to be closed.
     func shutdown() -> [RedisConnection] {
-        isShutdown = true
-        for waiter in waiters {
-            waiter.continuation.resume(returning: .failure(RedisError(.shutdown, "redis: the client is shut down")))
+        let (waiters, idle) = state.withLock { state in
+            state.isShutdown = true
+            defer {
+                state.waiters = []
+                state.idle = []
+            }
+            return (state.waiters.map(\.continuation), state.idle)
         }
-        waiters = []
-        defer { idle = [] }
+        for waiter in waiters { waiter.resume(returning: .failure(RedisError(.shutdown, "redis: the client is shut down"))) }
         return idle
     }
 }
