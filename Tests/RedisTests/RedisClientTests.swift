@@ -184,6 +184,34 @@ struct RedisClientTests {
         await silent.shutdown()
     }
 
+    @Test func aConnectionThatTimedOutIsNeverReused() async throws {
+        // The first connection never answers; later ones answer PONG.
+        let fake = try await FakeRedisServer(replies: [nil, Array("+PONG\r\n".utf8)])
+        var configuration = TestRedis.configuration(port: fake.port, readTimeout: .milliseconds(300))
+        configuration.poolSize = 1
+        let client = try TestRedis.client(configuration)
+        let timedOut = await #expect(throws: RedisError.self) { try await client.ping() }
+        #expect(timedOut?.kind == .timeout)
+        // Reusing the silent connection would time out again: a new one answers.
+        try await client.ping()
+        try await client.ping()
+        #expect(fake.acceptedConnections == 2)
+        await client.shutdown()
+        await fake.shutdown()
+    }
+
+    @Test func aReplyInPiecesIsReassembled() async throws {
+        let value = Array(String(repeating: "0123456789", count: 5_000).utf8)
+        let reply = Array("$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8)
+        let fake = try await FakeRedisServer(replies: [reply], pieces: 7)
+        let client = try TestRedis.client(TestRedis.configuration(port: fake.port))
+        #expect(try await client.get("k") == value)
+        #expect(try await client.get("k") == value)
+        #expect(fake.acceptedConnections == 1)
+        await client.shutdown()
+        await fake.shutdown()
+    }
+
     @Test func cancellingTheTaskEndsTheCommandAtOnce() async throws {
         let silent = try await FakeRedisServer(reply: nil)
         let client = try TestRedis.client(TestRedis.configuration(port: silent.port, readTimeout: .seconds(600)))

@@ -108,17 +108,43 @@ func freePort() async throws -> Int {
 }
 
 /// A TCP server that pretends to be Redis: it reads a command and answers with `reply` (or never, when `nil`).
+/// `replies` gives each connection, in the order they arrive, its own answer (the last one for the rest); an answer
+/// is sent in `pieces` writes 20 ms apart.
 final class FakeRedisServer: Sendable {
     let channel: any Channel
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    init(reply: [UInt8]?) async throws {
+    convenience init(reply: [UInt8]?) async throws {
+        try await self.init(replies: [reply])
+    }
+
+    init(replies: [[UInt8]?], pieces: Int = 1) async throws {
+        let counter = Counter()
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { child in
-                child.eventLoop.makeCompletedFuture { try child.pipeline.syncOperations.addHandler(CannedReplyHandler(reply: reply)) }
+                let index = counter.next()
+                let reply = replies[min(index, replies.count - 1)]
+                return child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(CannedReplyHandler(reply: reply, pieces: pieces))
+                }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+        counterBox = counter
+    }
+
+    private let counterBox: Counter
+    var acceptedConnections: Int { counterBox.count }
+
+    final class Counter: Sendable {
+        private let value = Mutex(0)
+        func next() -> Int {
+            value.withLock { count in
+                defer { count += 1 }
+                return count
+            }
+        }
+        var count: Int { value.withLock { $0 } }
     }
 
     func shutdown() async { try? await channel.close() }
@@ -127,11 +153,20 @@ final class FakeRedisServer: Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
         let reply: [UInt8]?
-        init(reply: [UInt8]?) { self.reply = reply }
+        let pieces: Int
+        init(reply: [UInt8]?, pieces: Int) {
+            self.reply = reply
+            self.pieces = pieces
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard let reply else { return }
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            let size = max(1, (reply.count + pieces - 1) / pieces)
+            let channel = context.channel
+            for (position, start) in stride(from: 0, to: reply.count, by: size).enumerated() {
+                let piece = channel.allocator.buffer(bytes: reply[start..<min(reply.count, start + size)])
+                channel.eventLoop.scheduleTask(in: .milliseconds(20 * Int64(position))) { channel.writeAndFlush(piece, promise: nil) }
+            }
         }
     }
 }
