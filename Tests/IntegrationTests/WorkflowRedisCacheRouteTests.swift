@@ -70,6 +70,35 @@ struct WorkflowRedisCacheRouteTests {
         #expect(hits == ["false", "true", "true", "true"])
     }
 
+    @Test func redisConfigurationErrorsNameFileLineColumnAndKey() throws {
+        let yaml = """
+        routes:
+          - path: /x
+            topic: t
+            bootstrap_servers: 127.0.0.1:9092
+            workflow:
+              resources:
+                cache:
+                  strategy: redis
+                  redis:
+                    host: redis.internal
+                    sentinel_master: mymaster
+                    keepalive_pool_size: 0
+              nodes:
+                - {name: C, type: cache, inputs: {key: request.path}}
+        """
+        do {
+            _ = try BridgeConfiguration.parse(yaml: yaml, file: "kbridge.yaml")
+            Issue.record("expected a configuration error")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("kbridge.yaml:11:"), "\(text)")
+            #expect(text.contains("routes[0].workflow.resources.cache.redis.sentinel_master: kbridge's redis cache talks to one server"), "\(text)")
+            #expect(text.contains("kbridge.yaml:12:"), "\(text)")
+            #expect(text.contains("routes[0].workflow.resources.cache.redis.keepalive_pool_size: 0 is out of range"), "\(text)")
+        }
+    }
+
     @Test func redisDownFailsTheNodeAsKongDoesOrIsBypassed() async throws {
         for bypass in [false, true] {
             let topic = uniqueTopic("wf-redis-down")
