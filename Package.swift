@@ -88,12 +88,25 @@ let package = Package(
         // JSON Web Tokens (Datakit `jwt_decode`, `jwt_sign`, `jwt_verify`) over jwt-kit's keys: decode, sign and verify
         // with the algorithm bound to the key type; knows nothing of workflows or HTTP.
         .target(name: "JWT", dependencies: ["JSON", .product(name: "JWTKit", package: "jwt-kit")]),
+        // A small hand-written RESP2 Redis client (the workflow cache's `redis` strategy): pool, timeouts, TLS.
+        // Knows nothing about workflows, JSON, Kafka or the Bridge.
+        .target(
+            name: "Redis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The workflow pre-stage (Kong Datakit): configuration, graph compilation and the per-request run.
         .target(
             name: "Workflow",
             dependencies: [
-                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars", "JWT",
+                "JSON", "Secrets", "JQ", "Callout", "XML", "Handlebars", "JWT", "Redis",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 // SHA-256 of request-callout cache keys.
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -159,6 +172,7 @@ let package = Package(
         .executableTarget(name: "FuzzHandlebars", dependencies: ["Handlebars", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzHandlebars"),
         .executableTarget(name: "FuzzCalloutTemplate", dependencies: ["Workflow", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzCalloutTemplate"),
         .executableTarget(name: "FuzzXML", dependencies: ["XML", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzXML"),
+        .executableTarget(name: "FuzzRESP", dependencies: ["Redis", "FuzzSupport"], path: "Sources/Fuzz/FuzzRESP"),
         .executableTarget(
             name: "FuzzHTTPPipeline",
             dependencies: [
@@ -210,14 +224,24 @@ let package = Package(
         ),
         .testTarget(
             name: "JWTTests",
-            dependencies: ["JWT", "JSON", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["JWT", "JSON", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             // Test-only keys and the PyJWT oracle script, read from the source tree.
             exclude: ["keys", "oracle"]
         ),
-        .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "JQTests", dependencies: ["JQ", "JSON", "TestSupport", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "WorkflowTests",
-            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport", "JWT"]
+            dependencies: ["Workflow", "JSON", "Secrets", "TestSupport", "JWT", "Redis"]
+        ),
+        .testTarget(
+            name: "RedisTests",
+            dependencies: [
+                "Redis",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

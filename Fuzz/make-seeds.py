@@ -210,6 +210,30 @@ YAML_WORDS = ["routes:", "- path: ", "topic: ", "server:", "defaults:", "host: "
               "url: ", "value_schema_id:", "basic_auth:", "log_level:", "health_path:", "metrics_path:", "&a ", "*a", "<<: ",
               "!!str ", "!!int ", "!!binary ", "---\n", "...\n", "? ", "|\n", "> ", "'", '"', "{", "}", "[", "]", ": ", "\n  ",
               "\n    - ", "~", "null", "0x", "0o", "1e3", ".inf", "{topic}", "{key}"]
+# --- FuzzRESP: first byte = flags (1: small limits, 2: prefix check), then what a "server" sent -------------
+RESP_REPLIES = {
+    "ok": b"+OK\r\n",
+    "pong": b"+PONG\r\n",
+    "error": b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    "integer": b":-42\r\n",
+    "bulk": b'$13\r\n{"token":"x"}\r\n',
+    "null-bulk": b"$-1\r\n",
+    "empty-bulk": b"$0\r\n\r\n",
+    "array": b"*3\r\n$3\r\nfoo\r\n:1\r\n*1\r\n+x\r\n",
+    "null-array": b"*-1\r\n",
+    "deep": b"*1\r\n" * 12 + b":1\r\n",
+    "bad-huge-bulk": b"$9999999999999\r\n",
+    "bad-overflow": b":99999999999999999999\r\n",
+    "bad-type": b"%1\r\n+a\r\n+b\r\n",
+    "bad-bare-lf": b"+OK\n",
+    "partial": b"$10\r\nabc",
+}
+for name, reply in RESP_REPLIES.items():
+    write("FuzzRESP", name, b"\x02" + reply)
+    write("FuzzRESP", name + "-small", b"\x03" + reply)
+RESP_WORDS = ["+OK\r\n", "-ERR ", "$-1\r\n", "*-1\r\n", ":0\r\n", "\r\n", "$", "*", ":", "+", "-", "*1\r\n", "$3\r\nabc\r\n",
+              "9223372036854775807", "-9223372036854775808", "16777216"]
+
 DICTIONARIES = {
     "FuzzJSONParser": JSON_TOKENS,
     "FuzzJSONSchema": JSON_TOKENS + ['"%s"' % w for w in SCHEMA_WORDS],
@@ -217,6 +241,7 @@ DICTIONARIES = {
     "FuzzKongEnvelope": JSON_TOKENS + KONG_WORDS,
     "FuzzHTTPPipeline": HTTP_WORDS,
     "FuzzConfiguration": YAML_WORDS,
+    "FuzzRESP": RESP_WORDS,
 }
 DICTIONARY_DIR = pathlib.Path(__file__).resolve().parent / "dictionaries"
 DICTIONARY_DIR.mkdir(exist_ok=True)

@@ -1,13 +1,15 @@
 import Callout
 import JQ
 import JSON
+import Redis
 import Secrets
 
 /// A compiled workflow: the user's nodes checked, connected and ordered once at start-up (Datakit's own design),
 /// then run for each request by a ``WorkflowExecution``.
 public final class Workflow: Sendable {
     let nodes: [GraphNode]
-    /// The work of each `call`, `jq` and JWT node, which runs as a child task; other nodes run inline.
+    /// The work of each `call`, `jq`, JWT, request-callout and Redis `cache` node, which runs as a child task; other
+    /// nodes run inline.
     let asynchronousWork: [Int: AsynchronousNodeWork]
     /// For some asynchronous nodes, a check that can answer at once without a child task (a request-callout whose
     /// response is in the memory cache); `nil` from it: run the asynchronous work.
@@ -26,7 +28,7 @@ public final class Workflow: Sendable {
     /// The names of the `inputs` of handlebars nodes, in the order written (their context object).
     let namedInputs: [Int: [String]]
     /// The cache of `cache` nodes (`resources.cache`), shared by the workflow's requests.
-    let cache: MemoryCache?
+    let cache: WorkflowCache?
 
     /// Compiles `definition`; `services` builds the nodes that need outside resources (jq programs, the HTTP client).
     ///
@@ -39,6 +41,17 @@ public final class Workflow: Sendable {
         var namedInputs: [Int: [String]] = [:]
         var issues: [WorkflowConfigurationError.Issue] = []
         var client: CalloutClient?
+        var cache: WorkflowCache?
+        switch definition.cacheResource {
+        case .memory(let limits)?: cache = .memory(MemoryCache(limits: limits))
+        case .redis(let settings)?:
+            do throws(RedisError) {
+                cache = .redis(try services.redisCache(settings, caCertificateFiles: definition.caCertificateFiles))
+            } catch {
+                issues.append(.init(path: "resources.cache.redis", reason: error.description))
+            }
+        case nil: break
+        }
         if nodes.contains(where: { switch $0.settings { case .call?, .callout?: true; default: false } }) {
             do throws(CalloutError) {
                 client = try services.calloutClient(caCertificateFiles: definition.caCertificateFiles)
@@ -46,7 +59,6 @@ public final class Workflow: Sendable {
                 issues.append(.init(path: "ca_certificates", reason: error.description))
             }
         }
-        let cache = definition.memoryCache.map(MemoryCache.init(limits:))
         for (index, node) in nodes.enumerated() {
             switch node.settings {
             case .call(let call)?:
@@ -63,6 +75,9 @@ public final class Workflow: Sendable {
             case .jwtDecode?: work[index] = JWTNodes.decode()
             case .jwtSign(let settings)?: work[index] = JWTNodes.sign(settings)
             case .jwtVerify(let settings)?: work[index] = JWTNodes.verify(settings)
+            case .cache(let ttl, let bypassOnError)?:
+                guard case .redis(let redis)? = cache else { continue }
+                work[index] = RedisCacheNode(ttl: ttl, bypassOnError: bypassOnError, cache: redis).work
             case .handlebars?:
                 namedInputs[index] = definition.nodes.first { $0.index == node.index }?.inputs.map(\.port) ?? []
             default: continue

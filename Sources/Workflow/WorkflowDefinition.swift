@@ -22,8 +22,8 @@ public struct WorkflowDefinition: Sendable {
     public var callAllowedHosts: [String] = []
     /// PEM files trusted for `call` nodes' TLS, besides the system's roots (Kong 3.16 `ca_certificates`).
     public var caCertificateFiles: [String] = []
-    /// `resources.cache` with `strategy: memory`: the bounds of the workflow's cache (`nil`: no cache configured).
-    var memoryCache: MemoryCache.Limits?
+    /// `resources.cache`: the memory cache's bounds or the Redis server (`nil`: no cache configured).
+    var cacheResource: CacheResource?
 
     public init() {}
 
@@ -175,7 +175,7 @@ struct DefinitionReader {
         }
         if let files = object["ca_certificates"] { definition.caCertificateFiles = stringList(files, "ca_certificates") ?? [] }
         if let resources = object["resources"], let entries = mapping(resources, "resources", allowed: ["vault", "cache"]) {
-            if let cache = entries["cache"] { definition.memoryCache = readCacheResource(cache) }
+            if let cache = entries["cache"] { definition.cacheResource = readCacheResource(cache, nodes: object["nodes"]) }
             if let vault = entries["vault"], let map = vault.objectValue, map.count > 64 {
                 issue("resources.vault", "at most 64 entries (Kong's limit), found \(map.count)")
             }
@@ -195,24 +195,24 @@ struct DefinitionReader {
         for (position, node) in nodes.enumerated() {
             if let parsed = readNode(node, "nodes[\(position)]", index: position + 1) { definition.nodes.append(parsed) }
         }
-        if definition.memoryCache == nil, let position = definition.nodes.firstIndex(where: { $0.type == .cache }) {
-            issue("nodes[\(position)].type", "a cache node needs resources.cache (strategy: memory)")
+        if definition.cacheResource == nil, let position = definition.nodes.firstIndex(where: { $0.type == .cache }) {
+            issue("nodes[\(position)].type", "a cache node needs resources.cache (strategy: memory or redis)")
         }
         return definition
     }
 
-    /// `resources.cache`: Kong's `strategy` and `memory.dictionary_name`, and kbridge's bounds of the memory cache.
-    mutating func readCacheResource(_ value: JSONValue) -> MemoryCache.Limits? {
+    /// `resources.cache`: Kong's `strategy`, `memory.dictionary_name` and `redis` record, and kbridge's bounds of the
+    /// memory cache.
+    mutating func readCacheResource(_ value: JSONValue, nodes: JSONValue?) -> CacheResource? {
         guard let cache = mapping(value, "resources.cache", allowed: ["strategy", "memory", "redis"]) else { return nil }
         guard let strategyValue = cache["strategy"], let strategy = string(strategyValue, "resources.cache.strategy") else {
-            issue("resources.cache.strategy", "required: memory")
+            issue("resources.cache.strategy", "required: memory or redis")
             return nil
         }
         switch strategy {
         case "memory": break
         case "redis":
-            issue("resources.cache.strategy", "the redis strategy is not supported by this version of kbridge; use memory")
-            return nil
+            return readRedisCacheRecord(cache["redis"], nodes: nodes).map(CacheResource.redis)
         default:
             issue("resources.cache.strategy", "unknown strategy '\(strategy)' (memory or redis)")
             return nil
@@ -228,7 +228,7 @@ struct DefinitionReader {
                 limits.maximumBytes = size
             }
         }
-        return limits
+        return .memory(limits)
     }
 
     static let commonKeys = ["name", "type", "input", "inputs", "output", "outputs"]

@@ -410,7 +410,7 @@ public actor WorkflowExecution {
 
     /// A `cache` node: SET when `data` is not null (for the `ttl` input, else the node's `ttl`, else 60 s), else GET.
     private func cache(ttl: Int?, inputs: NodeInputs) -> Result<NodeOutputs, WorkflowNodeError> {
-        guard let cache = workflow.cache else { return .failure(WorkflowNodeError("no cache is configured (resources.cache)")) }
+        guard case .memory(let cache)? = workflow.cache else { return .failure(WorkflowNodeError("no memory cache is configured (resources.cache)")) }
         guard case .string(let key)? = inputs.ports["key"], !key.isEmpty else {
             return .failure(WorkflowNodeError("the cache key is missing"))
         }

@@ -1,8 +1,10 @@
 import Callout
 import NIOPosix
+import Redis
 import Synchronization
 
-/// What running workflows share in a process: the HTTP client(s) of `call` nodes and the threads jq runs on.
+/// What running workflows share in a process: the HTTP client(s) of `call` nodes, the Redis client(s) of `cache`
+/// nodes and the threads jq runs on.
 /// Created once by the bridge and shut down when it stops.
 public final class WorkflowServices: Sendable {
     /// jq programs run here, off the event loops.
@@ -10,6 +12,8 @@ public final class WorkflowServices: Sendable {
     private let calloutConfiguration: CalloutClient.Configuration
     /// One pooled client per distinct set of extra CA files (most workflows share the one without).
     private let clients = Mutex<[[String]: CalloutClient]>([:])
+    /// One Redis client per distinct server configuration (`cache` nodes with `strategy: redis`).
+    let redisClients = Mutex<[RedisConfiguration: RedisClient]>([:])
 
     public init(jqThreads: Int = 2, calloutConfiguration: CalloutClient.Configuration = CalloutClient.Configuration()) {
         jqThreadPool = NIOThreadPool(numberOfThreads: max(1, jqThreads))
@@ -42,6 +46,11 @@ public final class WorkflowServices: Sendable {
             return Array(clients.values)
         }
         for client in all { try? await client.shutdown() }
+        let redis = redisClients.withLock { clients in
+            defer { clients = [:] }
+            return Array(clients.values)
+        }
+        for client in redis { await client.shutdown() }
         jqThreadPool.shutdownGracefully { _ in }
     }
 }

@@ -62,7 +62,9 @@ struct FaultInjectionTests {
         let broker = try #require(BrokerAddress.list(cluster.bootstrapServers).first)
         var route = try testRoute(path: "/events", topic: "events", async: true, broker: broker)
         route.kafka.asyncBufferedMessages = 5
-        route.kafka.asyncFlushTimeout = 5000  // messages stay buffered for the whole test, so the buffer fills
+        // Messages stay buffered for the whole test, so the buffer fills: a linger far longer than the requests take,
+        // even on a loaded machine (5 s once let a batch go out mid-test). Stopping the bridge flushes at once.
+        route.kafka.asyncFlushTimeout = 120_000
         route.kafka.timeout = 20000
         let accepted = try await withBridge([route]) { (base: String, _: KafkaBridge) async throws -> Int in
             var statuses: [HTTPResponseStatus] = []

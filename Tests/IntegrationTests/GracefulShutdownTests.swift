@@ -89,11 +89,11 @@ struct GracefulShutdownTests {
 
 /// A running `kbridge` process and the port it reported.
 final class BridgeProcess: Sendable {
-    /// Text collected from the process's standard error.
+    /// The process's standard error, written to a file (a pipe's reader can die on an interrupted read).
     final class Output: Sendable {
-        private let text = Mutex("")
-        func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        var value: String { text.withLock { $0 } }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-stderr-\(UUID().uuidString).log").path
+        var value: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
     }
 
     let process: Process
@@ -116,12 +116,11 @@ final class BridgeProcess: Sendable {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = [file]
         }
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
         let output = self.output
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
-        try process.run()
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: output.path))
+        process.standardOutput = FileHandle.nullDevice
+        try launch(process)
         self.process = process
         // The listening port is in the start-up log line: "address=127.0.0.1:PORT".
         var port: Int?

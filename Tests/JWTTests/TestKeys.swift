@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import JSON
 @testable import JWT
 
@@ -39,38 +40,12 @@ enum TestKeys {
 /// Runs `python3` with `arguments`, `input` on stdin, on a thread of its own (never on a Swift concurrency thread),
 /// and returns its standard output; throws with its standard error when it fails.
 func runPython(_ arguments: [String], input: [UInt8]) async throws -> [UInt8] {
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
-        let thread = Thread {
-            do {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["python3"] + arguments
-                let stdin = Pipe(), stdout = Pipe()
-                let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-python-\(UUID().uuidString).err")
-                _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-                let errors = try FileHandle(forWritingTo: errorFile)
-                defer { try? FileManager.default.removeItem(at: errorFile) }
-                process.standardInput = stdin
-                process.standardOutput = stdout
-                process.standardError = errors
-                try process.run()
-                // The script reads all of its input before it writes: no pipe can fill up both ways.
-                stdin.fileHandleForWriting.write(Data(input))
-                try stdin.fileHandleForWriting.close()
-                let output = stdout.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                try errors.close()
-                guard process.terminationStatus == 0 else {
-                    let message = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-                    throw PythonFailure(message: "python3 \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(message)")
-                }
-                continuation.resume(returning: [UInt8](output))
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-        thread.start()
+    // Input and output through files (TestSupport's runProcess): the script reads all of its input before it writes.
+    let result = try await runProcess("python3", arguments, input: Data(input))
+    guard result.status == 0 else {
+        throw PythonFailure(message: "python3 \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderrText)")
     }
+    return [UInt8](result.stdout)
 }
 
 struct PythonFailure: Error, CustomStringConvertible {

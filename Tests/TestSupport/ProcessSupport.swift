@@ -1,4 +1,14 @@
 import Foundation
+import Synchronization
+
+/// Starts `process`, one launch at a time in this test process: Foundation's `Process.run()` on Linux is not safe to
+/// call from several threads at once (a crash in its argument copying was seen with parallel suites). Every test
+/// that starts a child process goes through here.
+public func launch(_ process: Process) throws {
+    try processLaunches.withLock { _ in try process.run() }
+}
+
+private let processLaunches = Mutex(())
 
 /// Runs `work` on a thread of its own and awaits its result.
 ///
@@ -30,43 +40,48 @@ public struct ProcessOutput: Sendable {
 public func runProcess(
     _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, timeout: Duration = .seconds(300)
 ) async throws -> ProcessOutput {
-    try await onOwnThread {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-process-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let (inputFile, outputFile, errorFile) =
-            (scratch.appendingPathComponent("stdin"), scratch.appendingPathComponent("stdout"), scratch.appendingPathComponent("stderr"))
-        try input.write(to: inputFile)
-        try Data().write(to: outputFile)
-        try Data().write(to: errorFile)
+    try await onOwnThread { try runProcessBlocking(executable, arguments, input: input, directory: directory, timeout: timeout) }
+}
 
-        let process = Process()
-        if executable.contains("/") {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [executable] + arguments
-        }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let standardInput = try FileHandle(forReadingFrom: inputFile)
-        let standardOutput = try FileHandle(forWritingTo: outputFile)
-        let standardError = try FileHandle(forWritingTo: errorFile)
-        defer { for handle in [standardInput, standardOutput, standardError] { try? handle.close() } }
-        process.standardInput = standardInput
-        process.standardOutput = standardOutput
-        process.standardError = standardError
-        try process.run()
-        // On this function's own thread: waiting here holds no cooperative thread.
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw ProcessTimedOut(command: ([executable] + arguments).joined(separator: " "), timeout: timeout)
-        }
-        return ProcessOutput(status: process.terminationStatus, stdout: try Data(contentsOf: outputFile), stderr: try Data(contentsOf: errorFile))
+/// ``runProcess`` on the calling thread, which it blocks: only for code already on a thread of its own.
+public func runProcessBlocking(
+    _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, timeout: Duration = .seconds(300)
+) throws -> ProcessOutput {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-process-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let (inputFile, outputFile, errorFile) =
+        (scratch.appendingPathComponent("stdin"), scratch.appendingPathComponent("stdout"), scratch.appendingPathComponent("stderr"))
+    try input.write(to: inputFile)
+    try Data().write(to: outputFile)
+    try Data().write(to: errorFile)
+
+    let process = Process()
+    if executable.contains("/") {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
     }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let standardInput = try FileHandle(forReadingFrom: inputFile)
+    let standardOutput = try FileHandle(forWritingTo: outputFile)
+    let standardError = try FileHandle(forWritingTo: errorFile)
+    defer { for handle in [standardInput, standardOutput, standardError] { try? handle.close() } }
+    process.standardInput = standardInput
+    process.standardOutput = standardOutput
+    process.standardError = standardError
+    try launch(process)
+    // On a thread of its own: waiting here holds no cooperative thread.
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        throw ProcessTimedOut(command: ([executable] + arguments).joined(separator: " "), timeout: timeout)
+    }
+    return ProcessOutput(status: process.terminationStatus, stdout: try Data(contentsOf: outputFile), stderr: try Data(contentsOf: errorFile))
 }
 
 /// A child process that did not finish in time (and was killed).

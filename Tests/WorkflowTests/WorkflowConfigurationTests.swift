@@ -54,8 +54,8 @@ import Testing
     @Test func nodeTypesOfPartTwoAreRefusedClearly() throws {
         try expectProblem(#"{"nodes":[{"name":"A","type":"jwt_sign"}]}"#, at: "nodes[0].algorithm", containing: "required key missing")
         try expectProblem(#"{"nodes":[{"name":"A","type":"cache"}]}"#, at: "nodes[0].type", containing: "needs resources.cache")
-        try expectProblem(#"{"resources":{"cache":{"strategy":"redis"}},"nodes":[{"name":"A","type":"cache"}]}"#, at: "resources.cache.strategy",
-                          containing: "redis strategy is not supported")
+        try expectProblem(#"{"resources":{"cache":{"strategy":"redis"}},"nodes":[{"name":"A","type":"cache"}]}"#, at: "resources.cache.redis",
+                          containing: "required with strategy redis")
     }
 
     @Test func xmlNodeFieldsAreChecked() throws {

@@ -77,7 +77,7 @@ final class DelegationTokenRelay: Sendable {
             if let password = tls.keyPassword {
                 configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem) { $0(Array(password.utf8)) })
             } else {
-                configuration.privateKey = .file(keyFile)
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
             }
         }
         return try NIOSSLContext(configuration: configuration)
@@ -186,13 +186,14 @@ final class DelegationTokenRelay: Sendable {
 
     /// Once logged in: the frame decoder and login handler leave, and bytes flow both ways unchanged.
     private static func glue(_ client: any Channel, _ broker: any Channel) {
-        let (clientSide, brokerSide) = GlueHandler.matchedPair()
+        // The broker connection was made on the client's event loop: both handlers live there, and so do these
+        // callbacks.
+        let pair = NIOLoopBound(GlueHandler.matchedPair(), eventLoop: broker.eventLoop)
         broker.pipeline.removeHandler(name: "login").flatMap {
             broker.pipeline.removeHandler(name: "frames")
-        }.flatMap {
-            broker.pipeline.addHandler(brokerSide)
-        }.flatMap {
-            client.pipeline.addHandler(clientSide)
+        }.flatMapThrowing {
+            try broker.pipeline.syncOperations.addHandler(pair.value.1)
+            try client.pipeline.syncOperations.addHandler(pair.value.0)
         }.whenComplete { result in
             switch result {
             case .success: client.setOption(.autoRead, value: true).whenComplete { _ in client.read() }

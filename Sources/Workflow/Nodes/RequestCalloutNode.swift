@@ -15,12 +15,13 @@ struct RequestCalloutNode {
     /// The cached response, when there is one: the run goes on without a child task.
     let cachedAnswer: ImmediateNodeWork
 
-    init(settings: RequestCalloutSettings, policy: CalloutDestinationPolicy?, client: CalloutClient, cache: MemoryCache?) {
+    init(settings: RequestCalloutSettings, policy: CalloutDestinationPolicy?, client: CalloutClient, cache: WorkflowCache?) {
         work = { inputs, deadline async throws(WorkflowNodeError) -> NodeOutputs in
             try await Self.run(settings, policy: policy, client: client, cache: cache, inputs: inputs, deadline: deadline)
         }
         cachedAnswer = { inputs, deadline in
-            guard settings.cacheTTL != nil, let cache else { return nil }
+            // Only the memory cache answers without waiting; a Redis lookup is the asynchronous work's.
+            guard settings.cacheTTL != nil, case .memory(let cache)? = cache else { return nil }
             let client = ClientRequest(inputs)
             let context = client.context(callouts: inputs.ports.filter { $0.key != "request" })
             guard let request = try? Self.build(settings, context: context, client: client, policy: policy, deadline: deadline),
@@ -35,7 +36,7 @@ struct RequestCalloutNode {
     static let userAgent = "kbridge/request-callout"
 
     static func run(
-        _ settings: RequestCalloutSettings, policy: CalloutDestinationPolicy?, client: CalloutClient, cache: MemoryCache?, inputs: NodeInputs,
+        _ settings: RequestCalloutSettings, policy: CalloutDestinationPolicy?, client: CalloutClient, cache: WorkflowCache?, inputs: NodeInputs,
         deadline: ContinuousClock.Instant
     ) async throws(WorkflowNodeError) -> NodeOutputs {
         let client_ = ClientRequest(inputs)
@@ -43,7 +44,7 @@ struct RequestCalloutNode {
         let request = try build(settings, context: context, client: client_, policy: policy, deadline: deadline)
 
         let cacheKey = settings.cacheTTL.map { _ in Self.cacheKey(settings.name, request) }
-        if let cacheKey, let cached = cache?.value(for: cacheKey), let stored = StoredResponse(cached) {
+        if let cacheKey, let cache, let cached = await lookUp(cacheKey, in: cache), let stored = StoredResponse(cached) {
             return Self.outputs(settings, request: request, response: stored, retries: [], cached: true)
         }
 
@@ -56,7 +57,7 @@ struct RequestCalloutNode {
             do throws(CalloutError) {
                 let response = StoredResponse(try await client.execute(attempt))
                 guard settings.errorStatuses.contains(response.status) else {
-                    if let cacheKey, let cache { _ = cache.store(response.value, for: cacheKey, ttl: .seconds(settings.cacheTTL ?? 0)) }
+                    if let cacheKey, let cache { await store(response.value, for: cacheKey, seconds: settings.cacheTTL ?? 0, in: cache) }
                     return outputs(settings, request: request, response: response, retries: retries, cached: false)
                 }
                 failure = ("code", .integer(response.status), response)
@@ -76,6 +77,26 @@ struct RequestCalloutNode {
             throw WorkflowNodeError(
                 "callout \(settings.name) failed\(retries.isEmpty ? "" : " after \(retries.count) retries"): \(what)",
                 response: WorkflowResponse(status: settings.errorResponseCode, headers: [], body: message, contentType: "application/json"))
+        }
+    }
+
+    // MARK: - The cache
+
+    /// A cached response, or `nil`. Kong's request-callout has no `bypass_on_error`: a Redis failure is a miss, and
+    /// the callout is made.
+    static func lookUp(_ key: String, in cache: WorkflowCache) async -> JSONValue? {
+        switch cache {
+        case .memory(let memory): return memory.value(for: key)
+        case .redis(let redis): return try? await redis.value(for: key)
+        }
+    }
+
+    /// Stores a response; a Redis failure leaves it uncached (the callout's answer stands).
+    static func store(_ value: JSONValue, for key: String, seconds: Int, in cache: WorkflowCache) async {
+        guard seconds > 0 else { return }
+        switch cache {
+        case .memory(let memory): _ = memory.store(value, for: key, ttl: .seconds(seconds))
+        case .redis(let redis): try? await redis.store(value, for: key, seconds: seconds)
         }
     }
 

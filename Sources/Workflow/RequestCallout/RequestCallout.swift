@@ -116,7 +116,7 @@ struct RequestCalloutReader {
         var definition = WorkflowDefinition()
         guard let object = base.mapping(value, "", allowed: RequestCallout.topLevelKeys) else { return definition }
         var cacheTTL: Int?
-        if let cache = object["cache"] { cacheTTL = readCache(cache, into: &definition) }
+        if let cache = object["cache"] { cacheTTL = readCache(cache, callouts: object["callouts"], into: &definition) }
         if let hosts = object["call_allowed_hosts"] { definition.callAllowedHosts = base.stringList(hosts, "call_allowed_hosts") ?? [] }
         let allowLinkLocal = object["call_allow_link_local"].flatMap { base.bool($0, "call_allow_link_local") } ?? false
         if !definition.callAllowedHosts.isEmpty {
@@ -196,7 +196,8 @@ struct RequestCalloutReader {
     }
 
     /// `cache`: the strategy and `cache_ttl`; returns the TTL of cached callouts (`nil`: strategy `off`).
-    private mutating func readCache(_ value: JSONValue, into definition: inout WorkflowDefinition) -> Int? {
+    /// `callouts` as written: the default Redis key prefix is derived from it (as a workflow's from its nodes).
+    private mutating func readCache(_ value: JSONValue, callouts: JSONValue?, into definition: inout WorkflowDefinition) -> Int? {
         guard let cache = base.mapping(value, "cache", allowed: ["strategy", "cache_ttl", "memory", "redis"]) else { return nil }
         let ttl = cache["cache_ttl"].flatMap { base.int($0, "cache.cache_ttl", in: 1...31_536_000) } ?? 300
         let strategy = cache["strategy"].flatMap { base.string($0, "cache.strategy") } ?? "off"
@@ -209,7 +210,7 @@ struct RequestCalloutReader {
             if let redis = cache["redis"] { resource["redis"] = redis }
             // The same reader as a workflow's `resources.cache`, with this configuration's key paths.
             var cacheReader = DefinitionReader()
-            definition.memoryCache = cacheReader.readCacheResource(.object(resource))
+            definition.cacheResource = cacheReader.readCacheResource(.object(resource), nodes: callouts)
             base.issues += cacheReader.issues.map { .init(path: $0.path.replacingOccurrences(of: "resources.cache", with: "cache"), reason: $0.reason) }
             return ttl
         default:
