@@ -252,6 +252,41 @@ struct RequestCalloutTests {
         await server.shutdown()
     }
 
+    /// `cache.strategy: redis`: two compiled copies of the configuration (two kbridge processes) share the cached
+    /// response; with Redis unreachable, the cache is a miss and the callout is made (Kong has no bypass_on_error).
+    @Test func redisCachedCalloutsAreSharedAndAnOutageIsAMiss() async throws {
+        guard let portText = ProcessInfo.processInfo.environment["KBRIDGE_TEST_REDIS_PORT"], let port = Int(portText) else {
+            throw TestFailure("KBRIDGE_TEST_REDIS_PORT is not set: run the tests with scripts/test (it starts Redis)")
+        }
+        let counter = Mutex(0)
+        let server = try await TestHTTPServer { _ in
+            let count = counter.withLock { $0 += 1; return $0 }
+            return .json(#"{"token": "t\#(count)"}"#)
+        }
+        let prefix = "kbridge-test-rc-\(UUID().uuidString.prefix(8)):"
+        func configuration(port: Int) -> String {
+            """
+            {"cache": {"strategy": "redis", "cache_ttl": 60, "redis": {"host": "127.0.0.1", "port": \(port), "key_prefix": "\(prefix)",
+                       "connect_timeout": 1000, "read_timeout": 1000, "send_timeout": 1000}},
+             "callouts": [{"name": "auth", "request": {"url": "\(server.url)/token"}, "response": {"body": {"decode": true}}}],
+             "upstream": {"headers": {"custom": {"Authorization": "Bearer $(callouts.auth.response.body.token)"}}}}
+            """
+        }
+        let first = try workflow(configuration(port: port))
+        let second = try workflow(configuration(port: port))
+        var tokens: [String?] = []
+        for flow in [first, second, first, second] {
+            tokens.append(try await produced(flow, request()).headers?.first { $0.name == "Authorization" }?.value)
+        }
+        #expect(tokens == Array(repeating: "Bearer t1", count: 4))
+        #expect(server.requests.count == 1)
+        // Nothing listens on port 9: every lookup fails, so every request makes the callout, and still gets its token.
+        let down = try workflow(configuration(port: 9))
+        for _ in 0..<2 { #expect(try await produced(down, request()).headers?.first { $0.name == "Authorization" } != nil) }
+        #expect(server.requests.count == 3)
+        await server.shutdown()
+    }
+
     @Test func forwardingAndUpstreamReplacement() async throws {
         let server = try await TestHTTPServer { _ in .json("{}") }
         let flow = try workflow("""
