@@ -197,7 +197,9 @@ struct EndToEndTests {
             #expect(first.status == .serviceUnavailable)
             #expect(first.json["code"] as? String == "kafka_unavailable")
             #expect(first.headers.first(name: "retry-after") == "1")
-            #expect(clock.now - start < .seconds(5))
+            // Within `timeout` (1.5 s) in principle; the bound is far from it so that a loaded machine cannot fail
+            // this, and a silent drop would hang until the client's 30 s.
+            #expect(clock.now - start < .seconds(20))
             // The async route stops accepting once librdkafka reports the cluster down (at the latest after
             // its first connection attempts), so messages are not buffered where they can never drain.
             var asyncStatus = HTTPResponseStatus.ok

@@ -124,7 +124,7 @@ struct PatternGrammar {
             print("ReDoS \(pattern) on \(string.unicodeScalars.count) characters: \(result) in \(elapsed)")
             #expect(result == (expected ? .match : .noMatch), "\(pattern)")
             // A safety net only (debug build, shared machine): backtracking would take longer than the age of the universe.
-            #expect(elapsed < .seconds(3), "\(pattern) took \(elapsed)")
+            #expect(elapsed < .seconds(20), "\(pattern) took \(elapsed)")
         }
     }
 

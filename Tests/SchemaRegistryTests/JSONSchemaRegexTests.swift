@@ -54,7 +54,7 @@ import Testing
         let start = clock.now
         let violations = validator.validate(.string(String(repeating: "a", count: 100_000) + "!"))
         #expect(violations.map(\.keyword) == ["pattern"])
-        #expect(clock.now - start < .seconds(3))
+        #expect(clock.now - start < .seconds(20))  // backtracking would take years; a loaded machine takes seconds
         let keys = try JSONSchemaValidator(schema: try JSONParser.parse(#"{"patternProperties": {"^(a|aa)+$": false}}"#))
         let name = String(repeating: "a", count: 50_000) + "b"
         #expect(keys.validate(.object(JSONObject([(name, .bool(true))]))).isEmpty)
