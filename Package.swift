@@ -170,6 +170,7 @@ let package = Package(
         .executableTarget(name: "FuzzAvro", dependencies: ["SchemaRegistry", "FuzzSupport"], path: "Sources/Fuzz/FuzzAvro"),
         .executableTarget(name: "FuzzConfiguration", dependencies: ["Bridge", "FuzzSupport"], path: "Sources/Fuzz/FuzzConfiguration"),
         .executableTarget(name: "FuzzHandlebars", dependencies: ["Handlebars", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzHandlebars"),
+        .executableTarget(name: "FuzzJWT", dependencies: ["JWT", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzJWT"),
         .executableTarget(name: "FuzzCalloutTemplate", dependencies: ["Workflow", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzCalloutTemplate"),
         .executableTarget(name: "FuzzXML", dependencies: ["XML", "JSON", "FuzzSupport"], path: "Sources/Fuzz/FuzzXML"),
         .executableTarget(name: "FuzzRESP", dependencies: ["Redis", "FuzzSupport"], path: "Sources/Fuzz/FuzzRESP"),
