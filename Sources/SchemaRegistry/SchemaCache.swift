@@ -13,7 +13,8 @@ actor SchemaCache {
         var fetchedAt: ContinuousClock.Instant
     }
 
-    private var entries: [Key: Entry] = [:]
+    /// Behind a lock rather than the actor, so that a request whose schema is cached reads it without awaiting.
+    private nonisolated let entries = Mutex<[Key: Entry]>([:])
     private var inFlight: [Key: Task<RegisteredSchema, any Error>] = [:]
     /// How many times a stale schema was served because the registry was unavailable (readable without awaiting).
     nonisolated let staleServed = Counter()
@@ -30,8 +31,7 @@ actor SchemaCache {
     func schema(
         for key: Key, ttl: Duration?, fetch: @escaping @Sendable () async throws(SchemaRegistryError) -> RegisteredSchema
     ) async throws(SchemaRegistryError) -> RegisteredSchema {
-        let now = ContinuousClock.now
-        if let entry = entries[key], ttl.map({ now - entry.fetchedAt < $0 }) ?? true { return entry.schema }
+        if let fresh = cached(key, ttl: ttl) { return fresh }
         let task: Task<RegisteredSchema, any Error>
         if let running = inFlight[key] {
             task = running
@@ -42,16 +42,22 @@ actor SchemaCache {
         do {
             let schema = try await task.value
             inFlight[key] = nil
-            entries[key] = Entry(schema: schema, fetchedAt: .now)
+            entries.withLock { $0[key] = Entry(schema: schema, fetchedAt: .now) }
             return schema
         } catch {
             inFlight[key] = nil
             let failure = error as? SchemaRegistryError ?? SchemaRegistryError(code: .unavailable, message: "\(error)")
-            if failure.code == .unavailable, let stale = entries[key] {
+            if failure.code == .unavailable, let stale = entries.withLock({ $0[key] }) {
                 staleServed.increment()
                 return stale.schema
             }
             throw failure
         }
+    }
+
+    /// The cached schema for `key` if it is younger than `ttl` (`nil`: never expires), without waiting.
+    nonisolated func cached(_ key: Key, ttl: Duration?) -> RegisteredSchema? {
+        guard let entry = entries.withLock({ $0[key] }) else { return nil }
+        return ttl.map { ContinuousClock.now - entry.fetchedAt < $0 } ?? true ? entry.schema : nil
     }
 }

@@ -58,6 +58,12 @@ public final class SchemaRegistryClient: Sendable {
         }
     }
 
+    /// The schema registered under `subject` at `version` if it is cached and fresh, without waiting; `nil` when
+    /// ``schema(subject:version:)`` would have to ask the registry.
+    public func cachedSchema(subject: String, version: SchemaVersion) -> RegisteredSchema? {
+        cache.cached(.subject(subject, version), ttl: version == .latest ? configuration.cacheTTL : nil)
+    }
+
     /// The schema with the global id `id`.
     public func schema(id: Int32) async throws(SchemaRegistryError) -> RegisteredSchema {
         try await cache.schema(for: .id(id), ttl: nil) { () throws(SchemaRegistryError) in

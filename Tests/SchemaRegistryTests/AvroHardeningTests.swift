@@ -48,7 +48,8 @@ import Testing
         let clock = ContinuousClock()
         let start = clock.now
         let violations = try Self.violations("amount", number)
-        #expect(Self.seconds(clock.now - start) < 2)
+        // Far from the milliseconds it takes and from the old failure (a trap, or a loop over the exponent).
+        #expect(Self.seconds(clock.now - start) < 20)
         #expect(violations.count == 1)
         #expect(violations.first?.path == "$.amount" && violations.first?.keyword == "decimal", "\(violations)")
         // As a string too.
@@ -64,7 +65,7 @@ import Testing
         let hugeExponent = try Self.violations("amount", "\"1e\(String(repeating: "9", count: 1_000_000))\"")
         // Generous bounds for debug builds on a busy machine: the old code was quadratic, hours for these.
         let elapsed = Self.seconds(clock.now - start)
-        #expect(elapsed < 10, "took \(elapsed) s")
+        #expect(elapsed < 60, "took \(elapsed) s")
         #expect(tooMany.first?.reason.contains("more than 10 significant digits") == true, "\(tooMany)")
         #expect(needsRounding.first?.reason.contains("without rounding") == true, "\(needsRounding)")
         #expect(hugeExponent.first?.keyword == "decimal")
@@ -73,7 +74,7 @@ import Testing
         // Leading zeros and trailing fraction zeros are no significant digits: this one fits.
         let padded = String(repeating: "0", count: 1_000_000) + "12.5" + String(repeating: "0", count: 1_000_000)
         #expect(try Self.violations("amount", "\"\(padded)\"").isEmpty)
-        #expect(Self.seconds(clock.now - start) < 20)
+        #expect(Self.seconds(clock.now - start) < 90)
     }
 
     @Test(arguments: ["abc", "1,5", "", "-", " 12", "12 ", "12.3.4", "1e", "1e+", ".5", "5.", "0x10", "NaN", "Infinity", "1_000", "１２", "+-1"])

@@ -113,23 +113,40 @@ final class RouteIngestor: Sendable {
         let headers = route.recordHeaders.recordHeaders(for: request.headers)
 
         if let schemaEncoder {
-            // Registry lookups are asynchronous (and usually cached); validation runs off the event loop.
-            let promise = eventLoop.makePromise(of: IngestResponse.self)
             let body = request.body
-            Task {
-                var records: [OutgoingRecord] = []
+            // The usual case, every schema cached and compiled and a small body: validated and produced right here.
+            if body.readableBytes <= SchemaRecordEncoder.inlineBodyLimit {
+                var schemas: [SchemaRecordEncoder.TopicSchemas] = []
                 for topic in topics {
-                    switch await schemaEncoder.encode(body: body, key: key, topic: topic) {
-                    case .success(let record):
-                        records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key, headers: headers))
+                    guard let cached = schemaEncoder.cachedSchemas(topic: topic) else { break }
+                    schemas.append(cached)
+                }
+                if schemas.count == topics.count {
+                    switch schemaRecords(schemaEncoder, body: body, key: key, topics: topics, schemas: schemas, headers: headers) {
+                    case .success(let records): return produce(records, eventLoop: eventLoop)
+                    case .failure(let error): return .immediate(error.response)
+                    }
+                }
+            }
+            // Otherwise registry lookups are awaited (once per schema: then cached), and validation runs off the event loop.
+            let promise = eventLoop.makePromise(of: IngestResponse.self)
+            Task {
+                var schemas: [SchemaRecordEncoder.TopicSchemas] = []
+                for topic in topics {
+                    switch await schemaEncoder.schemas(topic: topic) {
+                    case .success(let prepared): schemas.append(prepared)
                     case .failure(let error):
                         promise.succeed(error.response)
                         return
                     }
                 }
-                switch self.produce(records, eventLoop: eventLoop) {
-                case .immediate(let response): promise.succeed(response)
-                case .pending(let future): promise.completeWith(future)
+                switch self.schemaRecords(schemaEncoder, body: body, key: key, topics: topics, schemas: schemas, headers: headers) {
+                case .success(let records):
+                    switch self.produce(records, eventLoop: eventLoop) {
+                    case .immediate(let response): promise.succeed(response)
+                    case .pending(let future): promise.completeWith(future)
+                    }
+                case .failure(let error): promise.succeed(error.response)
                 }
             }
             return .pending(promise.futureResult)
@@ -145,6 +162,23 @@ final class RouteIngestor: Sendable {
         return produce(topics.map { OutgoingRecord(topic: $0, value: message, key: keyBytes, headers: headers) }, eventLoop: eventLoop)
     }
 
+
+    /// One record per topic, each with that topic's schemas, or the answer that refuses the request.
+    private func schemaRecords(
+        _ encoder: SchemaRecordEncoder, body: ByteBuffer, key: String?, topics: [String], schemas: [SchemaRecordEncoder.TopicSchemas],
+        headers: [KafkaRecordHeader]
+    ) -> Result<[OutgoingRecord], ResponseError> {
+        var records: [OutgoingRecord] = []
+        records.reserveCapacity(topics.count)
+        for (topic, topicSchemas) in zip(topics, schemas) {
+            switch encoder.encode(body: body, key: key, schemas: topicSchemas) {
+            case .success(let record):
+                records.append(OutgoingRecord(topic: topic, value: ByteBuffer(bytes: record.value), key: record.key, headers: headers))
+            case .failure(let error): return .failure(error)
+            }
+        }
+        return .success(records)
+    }
     func produce(_ records: [OutgoingRecord], eventLoop: any EventLoop) -> IngestOutcome {
         route.kafka.async ? produceAsync(records) : produceSync(records, eventLoop: eventLoop)
     }
