@@ -33,20 +33,26 @@ struct Run: AsyncParsableCommand {
     var port: Int?
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        var logger = Logger(label: "kbridge")
         var embeddedCluster: KafkaMockCluster?
         var configuration: BridgeConfiguration
+        var warnings: [String] = []
         if let config {
             do {
                 let loaded = try BridgeConfiguration.load(file: config)
                 configuration = loaded.configuration
-                for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
+                warnings = loaded.warnings.map { "\($0)" }
             } catch {
                 printError("kbridge: invalid configuration\n\(error)")
                 throw ExitCode(configurationErrorExitCode)
             }
         } else {
+            configuration = BridgeConfiguration()
+        }
+        // The log format is the configuration's, so the handler is chosen once it is read.
+        LoggingSystem.bootstrap(configuration.logFormat.makeHandler)
+        var logger = Logger(label: "kbridge")
+        for warning in warnings { logger.warning("configuration: \(warning)") }
+        if config == nil {
             let cluster = try KafkaMockCluster(brokers: 1)
             embeddedCluster = cluster
             configuration = .embedded(bootstrapServers: cluster.bootstrapServers)

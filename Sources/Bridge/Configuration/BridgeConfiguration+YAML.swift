@@ -60,7 +60,7 @@ final class ConfigurationReader {
         self.environment = environment
     }
 
-    static let topLevelKeys = ["server", "log_level", "defaults", "routes"]
+    static let topLevelKeys = ["server", "log_level", "log_format", "defaults", "routes"]
     static let serverKeys = [
         "host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path",
         "request_read_timeout", "idle_timeout", "max_connections", "max_header_size", "max_headers", "max_uri_length",

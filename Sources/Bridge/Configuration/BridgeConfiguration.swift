@@ -7,6 +7,8 @@ public struct BridgeConfiguration: Sendable {
     public var server = ServerConfiguration()
     /// `log_level`: `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`. Default: `info`.
     public var logLevel: Logger.Level = .info
+    /// `log_format`: `text` or `json` (one JSON object per line). Default: `text`.
+    public var logFormat: LogFormat = .text
     public var routes: [RouteConfiguration] = []
 
     public init(server: ServerConfiguration = ServerConfiguration(), logLevel: Logger.Level = .info, routes: [RouteConfiguration] = []) {

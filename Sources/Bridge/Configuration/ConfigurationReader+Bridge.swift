@@ -20,6 +20,13 @@ extension ConfigurationReader {
                 issue(node, "log_level", "unknown level '\(text)' (trace, debug, info, notice, warning, error, critical)")
             }
         }
+        if let node = values["log_format"], let text = string(node, "log_format") {
+            if let format = LogFormat(rawValue: text.lowercased()) {
+                configuration.logFormat = format
+            } else {
+                issue(node, "log_format", "unknown format '\(text)' (text, json)")
+            }
+        }
         var defaults: [String: (node: Node, path: String)] = [:]
         if let node = values["defaults"], let entries = mapping(node, "defaults", allowed: Self.sharedRouteKeys, nullIsUnset: true) {
             for entry in entries { defaults[entry.key] = (entry.node, "defaults.\(entry.key)") }
