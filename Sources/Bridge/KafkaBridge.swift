@@ -54,6 +54,7 @@ public final class KafkaBridge: Service, Sendable {
         var producersBySettings: [KafkaSettings: KafkaProducer] = [:]
         var registries: [SchemaRegistryConfiguration: SchemaRegistryClient] = [:]
         var ingestors: [RouteIngestor] = []
+        let metrics = MetricsRegistry()
         let workflowServices = configuration.routes.contains { $0.workflow != nil } ? WorkflowServices(jqThreads: configuration.server.threads) : nil
         // Each producer must carry the largest message of any route it serves.
         var largestMessage: [KafkaSettings: Int] = [:]
@@ -77,7 +78,10 @@ public final class KafkaBridge: Service, Sendable {
                     options: KafkaProducerOptions(
                         stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil, probeInterval: .milliseconds(route.kafka.healthProbeInterval),
                         recoveryProbes: route.kafka.healthRecoveryThreshold),
-                    logger: logger)
+                    logger: logger,
+                    deliveryLatency: metrics.produceLatencyRecorder(
+                        bootstrapServers: route.kafka.bootstrapServers.map(\.description).joined(separator: ","),
+                        mode: route.kafka.async ? "async" : "sync"))
                 producersBySettings[route.kafka] = producer
                 var workflow: Workflow?
                 if let definition = route.workflow?.definition, let workflowServices {
@@ -90,7 +94,7 @@ public final class KafkaBridge: Service, Sendable {
                     }
                 }
                 ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
-                                               schemaEncoder: schemaEncoder, workflow: workflow, logger: logger))
+                                               schemaEncoder: schemaEncoder, workflow: workflow, logger: logger, metrics: metrics))
             }
         } catch {
             for producer in producersBySettings.values { await producer.close(flushTimeout: .zero) }
@@ -113,7 +117,7 @@ public final class KafkaBridge: Service, Sendable {
             producers: named,
             routes: ingestors.map { ($0.route.name, $0.responses) },
             registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 },
-            workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } })
+            workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } }, metrics: metrics)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         do {

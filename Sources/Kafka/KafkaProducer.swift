@@ -100,11 +100,11 @@ public final class KafkaProducer: Sendable {
     ///   - options: kbridge's own settings, such as the stall check.
     public init(
         properties: [String: String], delegationToken: DelegationTokenLogin? = nil, options: KafkaProducerOptions = KafkaProducerOptions(),
-        logger: Logger
+        logger: Logger, deliveryLatency: (@Sendable (Duration) -> Void)? = nil
     ) throws(KafkaError) {
         self.properties = properties
         let callbacks = ProducerCallbacks(logger: logger, messageMaxBytes: properties["message.max.bytes"].flatMap { Int($0) }
-            ?? RDKafkaConfiguration.defaultMessageMaxBytes)
+            ?? RDKafkaConfiguration.defaultMessageMaxBytes, deliveryLatency: deliveryLatency)
         if let delegationToken {
             let relay = try DelegationTokenRelay(login: delegationToken, logger: callbacks.logger) { [weak callbacks] reason in
                 callbacks?.loginFailed(reason)
@@ -423,15 +423,23 @@ final class ProducerCallbacks: Sendable {
     /// Holds connections back after failed logins (librdkafka reconnects many times a second otherwise).
     let loginBackoff = Mutex(LoginBackoff())
 
-    init(logger: Logger, messageMaxBytes: Int) {
+    /// Told each message's time from enqueueing to its delivery report (librdkafka's `rd_kafka_message_latency`).
+    let deliveryLatency: (@Sendable (Duration) -> Void)?
+
+    init(logger: Logger, messageMaxBytes: Int, deliveryLatency: (@Sendable (Duration) -> Void)? = nil) {
         var logger = logger
         logger[metadataKey: "component"] = "kafka-producer"
         self.logger = logger
         self.messageMaxBytes = messageMaxBytes
+        self.deliveryLatency = deliveryLatency
     }
 
     func deliveryReport(_ message: UnsafePointer<rd_kafka_message_t>) {
         let m = message.pointee
+        if let deliveryLatency {
+            let microseconds = rd_kafka_message_latency(message)
+            if microseconds >= 0 { deliveryLatency(.microseconds(microseconds)) }
+        }
         let topic = { m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?" }
         let result: Result<KafkaDeliveryReport, KafkaError>
         if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Bridge
+@testable import Bridge
 import Foundation
 import Kafka
 import NIOCore
@@ -245,6 +245,32 @@ struct EndToEndTests {
             #expect(metrics.body.contains("kbridge_http_responses_total{route=\"(none)\",status=\"4xx\"} 1\n"))
             #expect(metrics.body.contains("kbridge_kafka_messages_delivered_total{bootstrap_servers=\"\(broker)\"} 1\n"))
             #expect(metrics.body.contains("kbridge_kafka_cluster_up{bootstrap_servers=\"\(broker)\"} 1\n"))
+            // The histograms (swift-prometheus): request durations and body sizes by route, produce latency by producer.
+            let samples = Self.samples(metrics.body)
+            #expect(samples["kbridge_http_request_duration_seconds_count{route=\"orders\"}"] == 2, "\(metrics.body)")
+            #expect(samples["kbridge_http_request_duration_seconds_bucket{route=\"orders\",le=\"+Inf\"}"] == 2)
+            #expect((samples["kbridge_http_request_duration_seconds_sum{route=\"orders\"}"] ?? 0) > 0)
+            #expect(samples["kbridge_http_request_body_bytes_count{route=\"orders\"}"] == 2)
+            #expect(samples["kbridge_http_request_body_bytes_sum{route=\"orders\"}"] == 8)   // "one" and {"bad
+            #expect(samples["kbridge_http_request_body_bytes_bucket{route=\"orders\",le=\"64.0\"}"] == 2)
+            #expect(samples["kbridge_http_rejected_total{route=\"orders\",code=\"invalid_body\"}"] == 1)
+            #expect(samples["kbridge_http_rejected_total{route=\"(none)\",code=\"route_not_found\"}"] == 1)
+            #expect(samples["kbridge_kafka_produce_latency_seconds_count{bootstrap_servers=\"\(broker)\",mode=\"sync\"}"] == 1)
+            #expect(metrics.body.contains("# TYPE kbridge_http_request_duration_seconds histogram\n"))
+            // Each bucket counts what is at most its bound: the counts never decrease.
+            let buckets = metrics.body.split(separator: "\n").filter { $0.hasPrefix("kbridge_http_request_duration_seconds_bucket{route=\"orders\"") }
+            let counts = buckets.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+            #expect(counts.count == MetricsRegistry.durationBuckets.count + 1 && counts == counts.sorted(), "\(buckets)")
         }
+    }
+
+    /// The samples of a Prometheus text exposition, by series (name and labels as written).
+    static func samples(_ text: String) -> [String: Double] {
+        var samples: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+        return samples
     }
 }

@@ -39,6 +39,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     /// The counters of the request being answered: its route's, or `observability.unrouted`.
     private var counters: ResponseCounters
+    /// When the head of the request being answered arrived (for the request duration histogram).
+    private var requestStart = NIODeadline.now()
 
     /// Paths of the built-in `GET` endpoints (`nil`: off).
     struct BuiltInEndpoints: Sendable {
@@ -89,6 +91,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch state {
             case .receiving(let head, let match, let contentType, let body):
                 connectionGuard.requestReceived()
+                counters.recordBody(bytes: body?.readableBytes ?? 0)
                 var request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
                                             body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType),
                                             limits: limits.message)
@@ -122,6 +125,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
         connectionGuard.requestStarted()
+        requestStart = .now()
         let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
         counters = observability.unrouted
         let facts = RequestHeaderFacts(head.headers)
@@ -212,7 +216,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(_ response: IngestResponse, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
-        counters.record(response.status)
+        counters.record(response.status, code: response.code, elapsed: .nanoseconds((NIODeadline.now() - requestStart).nanoseconds))
         var headers: HTTPHeaders
         if response.status == .ok, response.headers.isEmpty, response.body == IngestResponse.messageSent.body {
             headers = Self.messageSentHeaders

@@ -14,14 +14,16 @@ struct IngestResponse: Sendable {
     var genericBody: ByteBuffer?
     /// The text `body` carries that `genericBody` leaves out, for the log.
     var detail: String?
-    /// The answer's stable `code`, when it is an error with a detail.
+    /// The answer's stable `code`, when it is one of kbridge's error answers (for `/metrics`).
     var code: String?
 
     /// Kong's answer for an accepted message: `200 {"message":"message sent"}`.
     static let messageSent = IngestResponse(status: .ok, body: ByteBuffer(string: #"{"message":"message sent"}"#))
 
     static func error(_ status: HTTPResponseStatus, code: String, _ message: String, headers: [(String, String)] = []) -> IngestResponse {
-        IngestResponse(status: status, body: JSONBody.error(message: message, code: code), headers: headers)
+        var response = IngestResponse(status: status, body: JSONBody.error(message: message, code: code), headers: headers)
+        response.code = code
+        return response
     }
 
     /// An error answer whose `message` holds a client library's detail: `generic` replaces it unless the route

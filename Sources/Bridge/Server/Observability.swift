@@ -3,15 +3,38 @@ import Kafka
 import SchemaRegistry
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import Synchronization
 
-/// Answers by status class, counted per route (and once for requests no route took).
+/// Answers by status class, counted per route (and once for requests no route took), with the route's request
+/// duration and body size histograms and its error answers by code.
 final class ResponseCounters: Sendable {
+    let route: String
+    let metrics: MetricsRegistry
+    let duration: DurationHistogram
+    let bodySize: ValueHistogram
+
+    init(route: String, metrics: MetricsRegistry) {
+        self.route = route
+        self.metrics = metrics
+        duration = metrics.requestDuration(route: route)
+        bodySize = metrics.bodySize(route: route)
+    }
+
     private let informational = Atomic<Int>(0)
     private let success = Atomic<Int>(0)
     private let redirection = Atomic<Int>(0)
     private let clientError = Atomic<Int>(0)
     private let serverError = Atomic<Int>(0)
+
+    /// Counts an answer; `elapsed` is the time since the request's head arrived, `code` an error answer's code.
+    func record(_ status: HTTPResponseStatus, code: String?, elapsed: Duration) {
+        duration.record(elapsed)
+        if status.code >= 400 { metrics.rejected(route: route, code: code ?? "none").increment() }
+        record(status)
+    }
+
+    func recordBody(bytes: Int) { bodySize.record(Double(bytes)) }
 
     func record(_ status: HTTPResponseStatus) {
         switch status.code {
@@ -144,7 +167,9 @@ final class Observability: Sendable {
     /// Schema registries by URL.
     let registries: [(url: String, client: SchemaRegistryClient)]
     /// Requests no route took (404, 405) and built-in endpoints.
-    let unrouted = ResponseCounters()
+    let unrouted: ResponseCounters
+    /// The histograms and per-reason counters.
+    let metrics: MetricsRegistry
     let connections = ConnectionMetrics()
 
     /// Routes with a workflow, by route name.
@@ -152,8 +177,10 @@ final class Observability: Sendable {
 
     init(
         producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = [],
-        workflows: [(String, WorkflowMetrics)] = []
+        workflows: [(String, WorkflowMetrics)] = [], metrics: MetricsRegistry = MetricsRegistry()
     ) {
+        self.metrics = metrics
+        unrouted = ResponseCounters(route: "(none)", metrics: metrics)
         self.producers = producers
         self.routes = routes
         self.registries = registries
@@ -219,6 +246,7 @@ final class Observability: Sendable {
             }
         }
         if !workflows.isEmpty { text += workflowMetricsText() }
+        text += metrics.text()
         if !registries.isEmpty {
             text += "# HELP kbridge_schema_registry_stale_served_total Cached schemas served because the registry was unavailable.\n"
             text += "# TYPE kbridge_schema_registry_stale_served_total counter\n"

@@ -23,7 +23,7 @@ final class RouteIngestor: Sendable {
     /// Validates and serializes records with registered schemas, for `schema_registry` routes.
     let schemaEncoder: SchemaRecordEncoder?
     /// The route's answers by status class, for `/metrics`.
-    let responses = ResponseCounters()
+    let responses: ResponseCounters
 
     /// The route's compiled workflow (Datakit pre-stage), if it has one.
     let workflow: Workflow?
@@ -47,9 +47,10 @@ final class RouteIngestor: Sendable {
 
     init(
         route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil,
-        workflow: Workflow? = nil, logger: Logger = Logger(label: "kbridge")
+        workflow: Workflow? = nil, logger: Logger = Logger(label: "kbridge"), metrics: MetricsRegistry = MetricsRegistry()
     ) {
         self.route = route
+        responses = ResponseCounters(route: route.name, metrics: metrics)
         self.logger = logger
         self.pattern = pattern
         self.producer = producer
