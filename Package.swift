@@ -269,6 +269,7 @@ let package = Package(
                 "SchemaRegistry",
                 "TestSupport",
                 "JWT",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -127,7 +127,9 @@ func temporaryFile(_ text: String) throws -> String {
 }
 
 /// Runs the `kbridge` binary to completion with `arguments` (on a thread of its own: see ``runProcess``).
-func runKBridge(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (status: Int32, stdout: String, stderr: String) {
-    let result = try await runProcess(try kbridgeBinary(), arguments, timeout: timeout)
+func runKBridge(
+    _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)
+) async throws -> (status: Int32, stdout: String, stderr: String) {
+    let result = try await runProcess(try kbridgeBinary(), arguments, environment: environment, timeout: timeout)
     return (result.status, result.stdoutText, result.stderrText)
 }

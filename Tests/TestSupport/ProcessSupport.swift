@@ -36,16 +36,21 @@ public struct ProcessOutput: Sendable {
 /// Runs `executable` (a path, or a name looked up on `PATH`) to completion on a thread of its own, with `input` on its
 /// standard input, and returns its status and output. Standard input and output go through files, not pipes, so a
 /// child that writes a lot before it reads everything (or the other way round) cannot block on a full pipe.
-/// A child still running after `timeout` is killed and ``ProcessTimedOut`` thrown.
+/// A child still running after `timeout` is killed and ``ProcessTimedOut`` thrown. `environment` is added to this
+/// process's environment for the child.
 public func runProcess(
-    _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, timeout: Duration = .seconds(300)
+    _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, environment: [String: String] = [:],
+    timeout: Duration = .seconds(300)
 ) async throws -> ProcessOutput {
-    try await onOwnThread { try runProcessBlocking(executable, arguments, input: input, directory: directory, timeout: timeout) }
+    try await onOwnThread {
+        try runProcessBlocking(executable, arguments, input: input, directory: directory, environment: environment, timeout: timeout)
+    }
 }
 
 /// ``runProcess`` on the calling thread, which it blocks: only for code already on a thread of its own.
 public func runProcessBlocking(
-    _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, timeout: Duration = .seconds(300)
+    _ executable: String, _ arguments: [String], input: Data = Data(), directory: String? = nil, environment: [String: String] = [:],
+    timeout: Duration = .seconds(300)
 ) throws -> ProcessOutput {
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-process-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -65,6 +70,7 @@ public func runProcessBlocking(
         process.arguments = [executable] + arguments
     }
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
     let standardInput = try FileHandle(forReadingFrom: inputFile)
     let standardOutput = try FileHandle(forWritingTo: outputFile)
     let standardError = try FileHandle(forWritingTo: errorFile)
