@@ -4,7 +4,7 @@ struct MediaType: Equatable {
     var parameters: [String: String]
 
     init?(_ header: String) {
-        if !header.contains(";") {  // the common case: no parameters
+        if !header.utf8.contains(UInt8(ascii: ";")) {  // the common case: no parameters (a byte search, not a substring one)
             let essence = header.trimmingSpaces().lowercased()
             guard let slash = essence.firstIndex(of: "/"), slash != essence.startIndex, slash != essence.index(before: essence.endIndex)
             else { return nil }
@@ -15,7 +15,7 @@ struct MediaType: Equatable {
         var parts = Self.splitParameters(header)[...]
         guard let first = parts.popFirst() else { return nil }
         let essence = first.trimmingSpaces().lowercased()
-        guard essence.contains("/"), !essence.hasPrefix("/"), !essence.hasSuffix("/") else { return nil }
+        guard essence.utf8.contains(UInt8(ascii: "/")), !essence.hasPrefix("/"), !essence.hasSuffix("/") else { return nil }
         self.essence = essence
         var parameters: [String: String] = [:]
         for part in parts {
