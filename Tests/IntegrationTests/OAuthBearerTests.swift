@@ -210,10 +210,11 @@ struct OAuthBearerTests {
         let firstExpiry = try #require(requests[0].expires)
         let secondAsked = requests[1].at
         let issuedToAsked = secondAsked.timeIntervalSince(requests[0].at)
-        let beforeExpiry = firstExpiry.timeIntervalSince(secondAsked)
-        print("OAUTHBEARER refresh: token lifetime \(lifetime) s; the second token was asked for "
-              + "\(String(format: "%.2f", issuedToAsked)) s after the first was issued, "
-              + "\(String(format: "%.2f", beforeExpiry)) s before it expired")
+        // Before the expiry kbridge was told (`expires_in` after the answer), which is no later than the JWT's `exp`.
+        let beforeExpiry = Double(lifetime) - issuedToAsked
+        let askedText = String(format: "%.2f", issuedToAsked), leftText = String(format: "%.2f", beforeExpiry)
+        print("OAUTHBEARER refresh: expires_in \(lifetime) s; librdkafka asked for the second token \(askedText) s after the first "
+              + "was issued (\(String(format: "%.0f", issuedToAsked / Double(lifetime) * 100)) % of its life), \(leftText) s before it expired")
         #expect(beforeExpiry > 0, "the second token was asked for \(-beforeExpiry) s after the first expired")
         // The front saw a later token in use (a re-authentication or a new connection) and no failed login for it.
         let logins = try Self.frontLogins(subject: subject)
