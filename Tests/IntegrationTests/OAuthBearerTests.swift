@@ -31,9 +31,12 @@ struct OAuthBearerTests {
         }
 
         final class Log: Sendable { let entries = Mutex<[TokenRequest]>([]) }
+        /// While true, every client is refused (401 invalid_client).
+        final class Refusal: Sendable { let on: Atomic<Bool>; init(_ on: Bool) { self.on = Atomic(on) } }
 
         let server: TestHTTPServer
         private let issued: Log
+        let refusal: Refusal
         static let clientID = "kbridge-client"
         static let clientSecret = "kbridge-client-secret"
         var url: String { "\(server.url)/oauth2/token" }
@@ -43,10 +46,12 @@ struct OAuthBearerTests {
             let signer = try await JWTSigningKey(parsing: try OAuthBearerTests.environment("KBRIDGE_TEST_SASL_OAUTH_KEY"), algorithm: .hs256)
             let issued = Log()
             self.issued = issued
+            let refusal = Refusal(refuse)
+            self.refusal = refusal
             server = try await TestHTTPServer { request in
                 let form = Self.parseForm(request.bodyText)
                 let now = Date()
-                guard !refuse, request.method == "POST", form["grant_type"] == "client_credentials",
+                guard !refusal.on.load(ordering: .relaxed), request.method == "POST", form["grant_type"] == "client_credentials",
                       form["client_id"] == Self.clientID, form["client_secret"] == Self.clientSecret else {
                     issued.entries.withLock { $0.append(TokenRequest(at: now, form: form, expires: nil)) }
                     return .json(#"{"error":"invalid_client","error_description":"client authentication failed"}"#, status: 401)
@@ -167,6 +172,30 @@ struct OAuthBearerTests {
             #expect(!message.contains(TokenEndpoint.clientSecret))
         }
         #expect(endpoint.requests.count >= 1)
+    }
+
+    @Test func theClusterIsUpAgainOnceTheEndpointAcceptsTheClient() async throws {
+        let subject = "recovered-\(UUID().uuidString.prefix(8))"
+        let endpoint = try await TokenEndpoint(subject: subject, lifetime: 300, refuse: true)
+        defer { Task { await endpoint.server.shutdown() } }
+        let topic = uniqueTopic("oauth-recovered")
+        let route = try route(topic: topic, authentication: Self.oauthBearer(endpoint.url))
+        let (refused, recovered) = try await withBridge([route]) { base, _ in
+            let refused = try await post(base, "must-not-arrive")
+            endpoint.refusal.on.store(false, ordering: .relaxed)
+            // librdkafka asks again 10 s after a failure; until then the route keeps answering 503 at once.
+            var recovered = try await post(base, "recovered")
+            let deadline = ContinuousClock.now + .seconds(60)
+            while recovered.status != .ok, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+                recovered = try await post(base, "recovered")
+            }
+            return (refused, recovered)
+        }
+        #expect(refused.status == .serviceUnavailable, "\(refused.body)")
+        #expect(recovered.status == .ok, "\(recovered.body)")
+        let bodies = try await readBack(topic, count: 1)
+        #expect(bodies.contains("recovered") && !bodies.contains("must-not-arrive"), "\(bodies)")
     }
 
     @Test func anUnreachableTokenEndpointMarksTheClusterDownWithTheReason() async throws {
