@@ -60,12 +60,25 @@ let package = Package(
         .target(name: "Handlebars", dependencies: ["JSON"]),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
         .target(name: "Secrets"),
+        // OAuth2 client-credentials tokens (cached, refreshed before expiry), shared by the registry client and the
+        // Kafka OAUTHBEARER login; knows nothing of Kafka or schemas.
+        .target(
+            name: "OAuth2",
+            dependencies: [
+                "Secrets",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Confluent Schema Registry: the client (cache, auth, TLS) and the wire format.
         .target(
             name: "SchemaRegistry",
             dependencies: [
                 "JSON",
                 "Secrets",
+                "OAuth2",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -119,6 +132,7 @@ let package = Package(
                 "Kafka",
                 "SchemaRegistry",
                 "Secrets",
+                "OAuth2",
                 "JSON",
                 "Workflow",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -75,6 +75,7 @@ public final class KafkaBridge: Service, Sendable {
                 let stallTimeout = route.kafka.effectiveStallTimeout
                 let producer = try producersBySettings[route.kafka] ?? KafkaProducer(
                     properties: sized.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin,
+                    oauthBearer: route.kafka.oauthBearerTokenProvider(httpClient: .shared),
                     options: KafkaProducerOptions(
                         stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil, probeInterval: .milliseconds(route.kafka.healthProbeInterval),
                         recoveryProbes: route.kafka.healthRecoveryThreshold),

@@ -97,10 +97,12 @@ public final class KafkaProducer: Sendable {
     /// - Throws: ``KafkaError`` with code `.invalidConfiguration`, naming the property librdkafka refused.
     ///   - delegationToken: log every broker connection in with this Kafka delegation token (kbridge performs the
     ///     SCRAM `tokenauth` login itself; `properties` must then say `security.protocol=PLAINTEXT`).
+    ///   - oauthBearer: with `sasl.mechanism=OAUTHBEARER`, where tokens come from: librdkafka asks for one at start and
+    ///     again at 80 % of each token's lifetime; a failure marks the cluster down with its reason.
     ///   - options: kbridge's own settings, such as the stall check.
     public init(
-        properties: [String: String], delegationToken: DelegationTokenLogin? = nil, options: KafkaProducerOptions = KafkaProducerOptions(),
-        logger: Logger, deliveryLatency: (@Sendable (Duration) -> Void)? = nil
+        properties: [String: String], delegationToken: DelegationTokenLogin? = nil, oauthBearer: KafkaOAuthBearerTokenProvider? = nil,
+        options: KafkaProducerOptions = KafkaProducerOptions(), logger: Logger, deliveryLatency: (@Sendable (Duration) -> Void)? = nil
     ) throws(KafkaError) {
         self.properties = properties
         let callbacks = ProducerCallbacks(logger: logger, messageMaxBytes: properties["message.max.bytes"].flatMap { Int($0) }
@@ -130,6 +132,15 @@ public final class KafkaProducer: Sendable {
             }
             // librdkafka's own connect: the socket is non-blocking, and EINPROGRESS is success.
             return Foundation.connect(socket, address, socklen_t(length)) == 0 || errno == EINPROGRESS ? 0 : errno
+        }
+        if let oauthBearer {
+            callbacks.oauthBearer.withLock { $0 = OAuthBearerRefresher(provider: oauthBearer, logger: callbacks.logger) }
+            // Called from `rd_kafka_poll` (the poll thread): starts the fetch and returns at once.
+            rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf) { rk, _, opaque in
+                guard let rk, let opaque else { return }
+                let callbacks = Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+                callbacks.oauthBearer.withLock { $0 }?.refreshRequested(handle: RDKafkaHandle(rk))
+            }
         }
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
@@ -345,6 +356,7 @@ public final class KafkaProducer: Sendable {
         if lost > 0 {
             callbacks.logger.error("Kafka producer closed with undelivered messages", metadata: ["undelivered": "\(lost)"])
         }
+        callbacks.oauthBearer.withLock { $0 }?.close()
         lifecycle.withLock { state in
             rd_kafka_destroy(handle.pointer)
             state = .closed
@@ -420,6 +432,8 @@ final class ProducerCallbacks: Sendable {
     private let throttle = Mutex(LogThrottle())
     /// The delegation-token relay, when the producer logs in with a token.
     let relay = Mutex<DelegationTokenRelay?>(nil)
+    /// Answers librdkafka's OAUTHBEARER token refresh requests, when the producer logs in with OAUTHBEARER.
+    let oauthBearer = Mutex<OAuthBearerRefresher?>(nil)
     /// Holds connections back after failed logins (librdkafka reconnects many times a second otherwise).
     let loginBackoff = Mutex(LoginBackoff())
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import OAuth2
 import Secrets
 
 /// A Confluent Schema Registry client: schemas by subject and version or by id, with their references,
@@ -145,7 +146,11 @@ public final class SchemaRegistryClient: Sendable {
         case .basic(let username, let password):
             request.headers.add(name: "authorization", value: "Basic " + Data("\(username.current()):\(password.current())".utf8).base64EncodedString())
         case .oauth2:
-            request.headers.add(name: "authorization", value: "Bearer \(try await tokens!.token())")
+            do {
+                request.headers.add(name: "authorization", value: "Bearer \(try await tokens!.token())")
+            } catch {
+                throw SchemaRegistryError(code: .tokenRequestFailed, message: "\(error)")
+            }
         }
         if let identityPoolID = configuration.identityPoolID { request.headers.add(name: "Confluent-Identity-Pool-Id", value: identityPoolID) }
         if let logicalClusterID = configuration.logicalClusterID { request.headers.add(name: "target-sr-cluster", value: logicalClusterID) }
@@ -196,73 +201,5 @@ public final class SchemaRegistryClient: Sendable {
             configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
         }
         return configuration
-    }
-}
-
-/// OAuth2 client-credentials tokens, fetched once and refreshed 30 s before they expire.
-actor OAuth2TokenSource {
-    private let credentials: SchemaRegistryConfiguration.OAuth2ClientCredentials
-    private let httpClient: HTTPClient
-    private let tls: TLSConfiguration?
-    private let timeout: Duration
-    private var current: (token: String, expires: ContinuousClock.Instant)?
-    private var inFlight: Task<(String, Duration), any Error>?
-
-    init(credentials: SchemaRegistryConfiguration.OAuth2ClientCredentials, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration) {
-        self.credentials = credentials
-        self.httpClient = httpClient
-        self.tls = tls
-        self.timeout = timeout
-    }
-
-    func token() async throws(SchemaRegistryError) -> String {
-        if let current, ContinuousClock.now < current.expires { return current.token }
-        let task = inFlight ?? Task { try await self.fetch() }
-        inFlight = task
-        do {
-            let (token, lifetime) = try await task.value
-            inFlight = nil
-            current = (token, .now + max(.seconds(1), lifetime - .seconds(30)))
-            return token
-        } catch {
-            inFlight = nil
-            throw error as? SchemaRegistryError ?? SchemaRegistryError(code: .tokenRequestFailed, message: "\(error)")
-        }
-    }
-
-    private struct TokenAnswer: Decodable {
-        var access_token: String
-        var expires_in: Int?
-    }
-
-    private func fetch() async throws -> (String, Duration) {
-        var form = "grant_type=client_credentials&client_id=\(Self.formEscape(credentials.clientID.current()))&client_secret=\(Self.formEscape(credentials.clientSecret.current()))"
-        if !credentials.scopes.isEmpty { form += "&scope=\(Self.formEscape(credentials.scopes.joined(separator: " ")))" }
-        for audience in credentials.audience { form += "&audience=\(Self.formEscape(audience))" }
-        var request = HTTPClientRequest(url: credentials.tokenEndpoint)
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/x-www-form-urlencoded")
-        request.headers.add(name: "accept", value: "application/json")
-        request.tlsConfiguration = tls
-        request.body = .bytes(ByteBuffer(string: form))
-        let response: HTTPClientResponse
-        let body: ByteBuffer
-        do {
-            response = try await httpClient.execute(request, timeout: .init(timeout))
-            body = try await response.body.collect(upTo: 1 << 20)
-        } catch {
-            throw SchemaRegistryError(code: .tokenRequestFailed, message: "the token endpoint \(credentials.tokenEndpoint) is unreachable: \(error)")
-        }
-        guard response.status == .ok, let answer = try? JSONDecoder().decode(TokenAnswer.self, from: Data(body.readableBytesView)) else {
-            throw SchemaRegistryError(code: .tokenRequestFailed,
-                                      message: "the token endpoint \(credentials.tokenEndpoint) answered HTTP \(response.status.code) without an access_token")
-        }
-        return (answer.access_token, .seconds(answer.expires_in ?? 300))
-    }
-
-    private static func formEscape(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+// The OAuth2 client-credentials type is the `OAuth2` module's; re-exported likewise.
+@_exported import OAuth2
 // Credentials are `Secret`s; re-exported for the module's users.
 @_exported import Secrets
 // Documents are `JSONValue`s from the leaf module `JSON`; re-exported likewise.
@@ -64,20 +66,9 @@ public struct SchemaRegistryConfiguration: Sendable, Hashable {
         case oauth2(OAuth2ClientCredentials)
     }
 
-    /// OAuth2's client-credentials grant: a token from `tokenEndpoint`, refreshed before it expires.
-    public struct OAuth2ClientCredentials: Sendable, Hashable {
-        public var tokenEndpoint: String
-        public var clientID: Secret
-        public var clientSecret: Secret
-        public var scopes: [String] = []
-        public var audience: [String] = []
-
-        public init(tokenEndpoint: String, clientID: Secret, clientSecret: Secret) {
-            self.tokenEndpoint = tokenEndpoint
-            self.clientID = clientID
-            self.clientSecret = clientSecret
-        }
-    }
+    /// OAuth2's client-credentials grant: a token from `tokenEndpoint`, refreshed before it expires (the `OAuth2`
+    /// module's type, shared with the Kafka OAUTHBEARER login).
+    public typealias OAuth2ClientCredentials = OAuth2.OAuth2ClientCredentials
 
     public struct TLS: Sendable, Hashable {
         /// `ssl_verify`: verify the registry's certificate. Default: true.

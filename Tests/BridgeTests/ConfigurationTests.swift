@@ -330,7 +330,7 @@ func issues(_ yaml: String) -> [String] {
         ("    security: {ssl: true, client_certificate_file: client.crt}\n", "client_certificate_file and client_key_file go together"),
         ("    security: {ca_file: ca.crt}\n", "security.ca_file: has no effect without 'ssl: true'"),
         ("    authentication: {mechanism: GSSAPI, user: u, password: p}\n", "unknown mechanism 'GSSAPI'"),
-        ("    authentication: {mechanism: OAUTHBEARER, user: u, password: p}\n", "OAUTHBEARER is not supported"),
+        ("    authentication: {mechanism: OAUTHBEARER, user: u, password: p}\n", "authentication.oauthbearer: required with mechanism OAUTHBEARER"),
         ("    authentication: {strategy: ldap, mechanism: PLAIN, user: u, password: p}\n", "unknown strategy 'ldap'"),
         ("    authentication: {mechanism: PLAIN, user: u}\n", "authentication.password: required key missing"),
         ("    authentication: {mechanism: PLAIN, user: u, password: {env: NOPE}}\n", "environment variable NOPE is not set"),

@@ -7,7 +7,7 @@ extension ConfigurationReader {
         "ssl", "ssl_verify", "ca_file", "client_certificate_file", "client_key_file", "client_key_password", "certificate_id",
     ]
 
-    /// `authentication:` (Kong's `strategy`, `mechanism`, `user`, `password`, `tokenauth`).
+    /// `authentication:` (Kong's `strategy`, `mechanism`, `user`, `password`, `tokenauth`, `oauthbearer`).
     func readAuthentication(_ node: Node, _ path: String) -> KafkaAuthentication? {
         guard let entries = mapping(node, path, allowed: Self.authenticationKeys, nullIsUnset: true) else { return nil }
         let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
@@ -19,18 +19,29 @@ extension ConfigurationReader {
         if let strategy = values["strategy"], let text = string(strategy, "\(path).strategy"), text != "sasl" {
             issue(strategy, "\(path).strategy", "unknown strategy '\(text)' (the only strategy is 'sasl')")
         }
-        if let oauth = values["oauthbearer"], !Self.isUnsetRecord(oauth) {
-            issue(oauth, "\(path).oauthbearer", "SASL OAUTHBEARER is not supported by this version of kbridge")
-        }
         guard let mechanismNode = values["mechanism"] else {
-            issue(node, "\(path).mechanism", "required key missing (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            issue(node, "\(path).mechanism", "required key missing (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)")
             return nil
         }
         guard let text = string(mechanismNode, "\(path).mechanism") else { return nil }
         guard let mechanism = KafkaAuthentication.Mechanism(rawValue: text.uppercased()) else {
-            let reason = text.uppercased() == "OAUTHBEARER" ? "OAUTHBEARER is not supported by this version of kbridge" : "unknown mechanism '\(text)'"
-            issue(mechanismNode, "\(path).mechanism", "\(reason) (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            issue(mechanismNode, "\(path).mechanism", "unknown mechanism '\(text)' (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)")
             return nil
+        }
+        if mechanism == .oauthBearer {
+            for key in ["user", "password", "tokenauth"] {
+                if let other = values[key], other.null == nil, !(key == "tokenauth" && other.bool == false) {
+                    issue(other, "\(path).\(key)", "not used with OAUTHBEARER (the client id and secret go under oauthbearer)")
+                }
+            }
+            guard let oauth = values["oauthbearer"], oauth.null == nil else {
+                issue(node, "\(path).oauthbearer", "required with mechanism OAUTHBEARER ({token_endpoint_url, client_id, client_secret})")
+                return nil
+            }
+            return readOAuthBearer(oauth, "\(path).oauthbearer").map(KafkaAuthentication.init(oauthBearer:))
+        }
+        if let oauth = values["oauthbearer"], !Self.isUnsetRecord(oauth) {
+            issue(oauth, "\(path).oauthbearer", "only used with mechanism OAUTHBEARER")
         }
         var user: Secret?
         var password: Secret?
@@ -51,6 +62,98 @@ extension ConfigurationReader {
             authentication.tokenAuthentication = tokenauth
         }
         return authentication
+    }
+
+    static let oauthBearerKeys = ["token_endpoint_url", "client_id", "client_secret", "scopes", "extensions", "token_endpoint_tls_verify"]
+    /// The most extensions, and the longest extension value, accepted (a handful is usual: logicalCluster, identityPoolId).
+    static let maximumOAuthBearerExtensions = 32
+    static let maximumOAuthBearerExtensionLength = 1024
+
+    /// `authentication.oauthbearer` (Kong 3.15): `token_endpoint_url` (http or https), `client_id`, `client_secret`
+    /// (secret references allowed for all three), `scopes`, `extensions` (RFC 7628 keys and values) and
+    /// `token_endpoint_tls_verify`.
+    func readOAuthBearer(_ node: Node, _ path: String) -> KafkaOAuthBearerSettings? {
+        guard let entries = mapping(node, path, allowed: Self.oauthBearerKeys, nullIsUnset: true) else { return nil }
+        let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+        var required: [String: Secret] = [:]
+        for key in ["token_endpoint_url", "client_id", "client_secret"] {
+            guard let valueNode = values[key] else {
+                issue(node, "\(path).\(key)", "required key missing")
+                continue
+            }
+            required[key] = readSecret(valueNode, "\(path).\(key)")
+        }
+        if let url = required["token_endpoint_url"] {
+            let lowered = url.value.lowercased()
+            let scheme = lowered.hasPrefix("https://") ? "https://" : lowered.hasPrefix("http://") ? "http://" : nil
+            if scheme == nil || url.value.utf8.count <= scheme!.utf8.count || url.value.contains(where: { $0.isWhitespace }) {
+                // The URL may come from a secret reference: said to be wrong without quoting it.
+                issue(values["token_endpoint_url"], "\(path).token_endpoint_url", "expected an http:// or https:// URL")
+                required["token_endpoint_url"] = nil
+            }
+        }
+        guard let url = required["token_endpoint_url"], let id = required["client_id"], let secret = required["client_secret"] else { return nil }
+        var settings = KafkaOAuthBearerSettings(tokenEndpoint: url.value, clientID: id, clientSecret: secret)
+        if let scopesNode = values["scopes"], let scopes = stringList(scopesNode, "\(path).scopes") {
+            for scope in scopes where scope.isEmpty || !scope.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }) {
+                issue(scopesNode, "\(path).scopes", "'\(scope)' is not a scope (RFC 6749: visible ASCII, no spaces, quotes or backslashes)")
+            }
+            settings.scopes = scopes
+        }
+        if let extensionsNode = values["extensions"], extensionsNode.null == nil {
+            settings.extensions = readOAuthBearerExtensions(extensionsNode, "\(path).extensions")
+        }
+        if let verifyNode = values["token_endpoint_tls_verify"], let verify = bool(verifyNode, "\(path).token_endpoint_tls_verify") {
+            settings.tokenEndpointTLSVerify = verify
+            if !verify {
+                warning(verifyNode, "\(path).token_endpoint_tls_verify", "the token endpoint's certificate is not verified: anyone on the path can take the client secret")
+            }
+        }
+        return settings
+    }
+
+    /// OAUTHBEARER extensions (RFC 7628 §3.1): keys are letters only and not `auth`; values are visible ASCII,
+    /// spaces and tabs.
+    func readOAuthBearerExtensions(_ node: Node, _ path: String) -> [String: String] {
+        guard let entries = node.mapping else {
+            issue(node, path, "expected a mapping of extension names to values (e.g. {logicalCluster: lkc-abc12})")
+            return [:]
+        }
+        guard entries.count <= Self.maximumOAuthBearerExtensions else {
+            issue(node, path, "at most \(Self.maximumOAuthBearerExtensions) extensions")
+            return [:]
+        }
+        var extensions: [String: String] = [:]
+        for (keyNode, valueNode) in entries {
+            guard let key = keyNode.scalar?.string else {
+                issue(keyNode, path, "an extension name is text")
+                continue
+            }
+            let keyPath = "\(path).\(key)"
+            guard !key.isEmpty, key.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) }) else {
+                issue(keyNode, keyPath, "an extension name is letters only (RFC 7628)")
+                continue
+            }
+            guard key != "auth" else {
+                issue(keyNode, keyPath, "'auth' is reserved for the token itself (RFC 7628)")
+                continue
+            }
+            guard extensions[key] == nil else {
+                issue(keyNode, keyPath, "given twice")
+                continue
+            }
+            guard valueNode.scalar != nil, let value = string(valueNode, keyPath) else {
+                if valueNode.scalar == nil { issue(valueNode, keyPath, "expected a text value") }
+                continue
+            }
+            guard value.utf8.count <= Self.maximumOAuthBearerExtensionLength,
+                  value.unicodeScalars.allSatisfy({ ($0.value >= 0x20 && $0.value < 0x7F) || $0 == "\t" }) else {
+                issue(valueNode, keyPath, "expected at most \(Self.maximumOAuthBearerExtensionLength) visible ASCII characters, spaces or tabs (RFC 7628)")
+                continue
+            }
+            extensions[key] = value
+        }
+        return extensions
     }
 
     /// `security:` (Kong's `ssl`, `ssl_verify`; certificate files instead of Kong's `certificate_id`).

@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import Foundation
 import Kafka
+import OAuth2
 // `Secret` lives in the leaf module `Secrets` (the registry client uses it too); re-exported for Bridge's users.
 @_exported import Secrets
 
@@ -9,21 +11,55 @@ public struct KafkaAuthentication: Sendable, Hashable {
         case plain = "PLAIN"
         case scramSHA256 = "SCRAM-SHA-256"
         case scramSHA512 = "SCRAM-SHA-512"
+        case oauthBearer = "OAUTHBEARER"
     }
 
-    /// `mechanism`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Required.
+    /// `mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER`. Required.
     public var mechanism: Mechanism
     /// `user`: the SASL user name, or the delegation token's id with `tokenauth`. Required; may be a secret reference.
+    /// With OAUTHBEARER: the OAuth2 client id (`oauthbearer.client_id`).
     public var user: Secret
     /// `password`: the SASL password, or the delegation token's HMAC with `tokenauth`. Required; may be a secret reference.
+    /// With OAUTHBEARER: the OAuth2 client secret (`oauthbearer.client_secret`).
     public var password: Secret
     /// `tokenauth`: log in with a Kafka delegation token (SCRAM with the `tokenauth=true` extension). Default: false.
     public var tokenAuthentication = false
+    /// `oauthbearer`: the OAuth2 client-credentials settings; set exactly when `mechanism` is OAUTHBEARER.
+    public private(set) var oauthBearer: KafkaOAuthBearerSettings?
 
     public init(mechanism: Mechanism, user: Secret, password: Secret) {
         self.mechanism = mechanism
         self.user = user
         self.password = password
+    }
+
+    /// SASL OAUTHBEARER with tokens from an OAuth2 token endpoint.
+    public init(oauthBearer: KafkaOAuthBearerSettings) {
+        self.init(mechanism: .oauthBearer, user: oauthBearer.clientID, password: oauthBearer.clientSecret)
+        self.oauthBearer = oauthBearer
+    }
+}
+
+/// `authentication.oauthbearer` (Kong 3.15): the OAuth2 client-credentials grant whose access tokens log in to
+/// the brokers with SASL OAUTHBEARER. Part of the producer's identity: routes share a producer only when these agree.
+public struct KafkaOAuthBearerSettings: Sendable, Hashable {
+    /// `token_endpoint_url`: the token endpoint (`http` or `https`). Required; may be a secret reference.
+    public var tokenEndpoint: String
+    /// `client_id`. Required; may be a secret reference. Also the principal when the token is not a JWT.
+    public var clientID: Secret
+    /// `client_secret`. Required; may be a secret reference.
+    public var clientSecret: Secret
+    /// `scopes`: requested as one space-separated `scope`. Default: none.
+    public var scopes: [String] = []
+    /// `extensions`: SASL extensions sent with the token (`logicalCluster`, `identityPoolId`, ...). Default: none.
+    public var extensions: [String: String] = [:]
+    /// `token_endpoint_tls_verify`: verify an `https` token endpoint's certificate. Default: true.
+    public var tokenEndpointTLSVerify = true
+
+    public init(tokenEndpoint: String, clientID: Secret, clientSecret: Secret) {
+        self.tokenEndpoint = tokenEndpoint
+        self.clientID = clientID
+        self.clientSecret = clientSecret
     }
 }
 
@@ -70,6 +106,9 @@ extension KafkaSettings {
         var properties = ["security.protocol": securityProtocol]
         if let authentication {
             properties["sasl.mechanism"] = authentication.mechanism.rawValue
+        }
+        // OAUTHBEARER tokens come from kbridge's token client (see ``oauthBearerTokenProvider(httpClient:)``).
+        if let authentication, authentication.mechanism != .oauthBearer {
             properties["sasl.username"] = authentication.user.value
             properties["sasl.password"] = authentication.password.value
         }
@@ -103,5 +142,27 @@ extension KafkaSettings {
         }
         let hmac = authentication.password
         return DelegationTokenLogin(algorithm: algorithm, tokenID: authentication.user.value, tls: loginTLS) { hmac.current() }
+    }
+}
+
+extension KafkaSettings {
+    /// With OAUTHBEARER, where the producer's tokens come from: a new token from the token endpoint each time
+    /// librdkafka asks (at start and at 80 % of each token's lifetime), with the JWT's `sub` as the principal
+    /// (the client id for an opaque token) and the configured extensions. `nil` for other mechanisms.
+    public func oauthBearerTokenProvider(httpClient: HTTPClient) -> KafkaOAuthBearerTokenProvider? {
+        guard let settings = authentication?.oauthBearer else { return nil }
+        var credentials = OAuth2ClientCredentials(tokenEndpoint: settings.tokenEndpoint, clientID: settings.clientID,
+                                                  clientSecret: settings.clientSecret)
+        credentials.scopes = settings.scopes
+        let source = OAuth2TokenSource(credentials: credentials, httpClient: httpClient,
+                                       tls: OAuth2TokenSource.tlsConfiguration(verify: settings.tokenEndpointTLSVerify),
+                                       timeout: .milliseconds(timeout))
+        let clientID = settings.clientID
+        let extensions = settings.extensions
+        return {
+            let token = try await source.fetch()
+            return KafkaOAuthBearerToken(value: token.value, expires: token.expires, principal: token.jwtSubject ?? clientID.current(),
+                                         extensions: extensions)
+        }
     }
 }
