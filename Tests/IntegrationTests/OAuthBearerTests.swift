@@ -211,12 +211,13 @@ struct OAuthBearerTests {
         #expect(message.contains("OAUTHBEARER") && message.contains("token endpoint \(url) is unreachable"), "\(message)")
     }
 
-    /// Tokens live 8 s. librdkafka asks for the next one at 80 % of the lifetime, checked on a 1 s timer (6.4-7.4 s),
-    /// before the first expires; the front asks for re-authentication at expiry (KIP-368) and closes connections that
-    /// do not, so producing after the first token's expiry needs the second token.
+    /// Tokens live 20 s. librdkafka asks for the next one at 80 % of the lifetime, checked on a 1 s timer (16-17 s),
+    /// before the first expires (an 8 s token was renewed 0.3-1 s before its expiry, too close on a loaded machine);
+    /// the front asks for re-authentication at expiry (KIP-368) and closes connections that do not, so producing
+    /// after the first token's expiry needs the second token.
     @Test func tokensAreRefreshedBeforeTheyExpireAndProducingGoesOn() async throws {
         let subject = "refresh-\(UUID().uuidString.prefix(8))"
-        let lifetime = 8
+        let lifetime = 20
         let endpoint = try await TokenEndpoint(subject: subject, lifetime: lifetime)
         defer { Task { await endpoint.server.shutdown() } }
         let topic = uniqueTopic("oauth-refresh")
@@ -224,7 +225,7 @@ struct OAuthBearerTests {
         let (before, after) = try await withBridge([route]) { base, _ in
             let before = try await post(base, "first-token")
             // The second token request, then the first token's expiry (and a little more) passed.
-            _ = try await eventually(timeout: .seconds(40)) { endpoint.requests.count >= 2 }
+            _ = try await eventually(timeout: .seconds(60)) { endpoint.requests.count >= 2 }
             if let firstExpiry = endpoint.requests.first?.expires {
                 let wait = firstExpiry.timeIntervalSinceNow + 1.5
                 if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
