@@ -336,6 +336,8 @@ func issues(_ yaml: String) -> [String] {
         ("    authentication: {mechanism: PLAIN, user: u, password: {env: NOPE}}\n", "environment variable NOPE is not set"),
         ("    authentication: {mechanism: PLAIN, user: u, password: {file: nope.txt}}\n", "nope.txt does not exist"),
         ("    authentication: {mechanism: PLAIN, user: u, password: p, tokenauth: true}\n", "not PLAIN"),
+        ("    authentication: {mechanism: PLAIN, user: u, password: \"{vault://env/kafka-nope}\"}\n", "environment variable KAFKA_NOPE is not set"),
+        ("    authentication: {mechanism: PLAIN, user: u, password: \"{vault://aws/kafka/password}\"}\n", "only Kong's env vault is supported"),
     ])
     func invalidSecurityIsRefused(extra: String, expected: String) {
         let found = problems(extra)
@@ -357,6 +359,16 @@ func issues(_ yaml: String) -> [String] {
         #expect(!"\(route)".contains("t0p-s3cret"))
         #expect(!String(reflecting: route).contains("t0p-s3cret"))
         #expect(route.kafka.authentication?.password.description == "<secret from env PW>")
+    }
+
+    /// A Kong export carries its referenceable fields as vault references: Kong's env vault reads NAME with dashes as
+    /// underscores, upper-cased.
+    @Test func kongEnvVaultReferencesAreSecrets() throws {
+        let route = try route("    authentication: {mechanism: PLAIN, user: \"{vault://env/kafka-user}\", password: \"{vault://env/kafka-password}\"}\n",
+                              environment: ["KAFKA_USER": "ingest", "KAFKA_PASSWORD": "t0p-s3cret"])
+        #expect(route.kafka.authentication?.password.description == "<secret from env KAFKA_PASSWORD>")
+        #expect(route.kafka.librdkafkaProperties["sasl.password"] == "t0p-s3cret")
+        #expect(route.kafka.librdkafkaProperties["sasl.username"] == "ingest")
     }
 }
 

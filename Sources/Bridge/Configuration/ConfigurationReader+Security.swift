@@ -195,7 +195,23 @@ extension ConfigurationReader {
 
     /// A secret given inline (`password: s3cret`), from the environment (`{env: NAME}`) or from a file
     /// (`{file: PATH}`, trailing newlines removed). Errors name the variable or file, never a value.
+    /// A secret: a plain string, kbridge's `{env: NAME}` or `{file: PATH}`, or Kong's `{vault://env/NAME}` reference,
+    /// which a Kong export carries for its referenceable fields (Kong's env vault: NAME with dashes as underscores,
+    /// upper-cased; other vault backends are refused).
     func readSecret(_ node: Node, _ path: String) -> Secret? {
+        if let text = node.scalar?.string, text.hasPrefix("{vault://"), text.hasSuffix("}") {
+            let reference = text.dropFirst("{vault://".count).dropLast()
+            guard reference.hasPrefix("env/") else {
+                issue(node, path, "only Kong's env vault is supported ({vault://env/NAME}); use {file: PATH} for files")
+                return nil
+            }
+            let name = reference.dropFirst("env/".count).replacingOccurrences(of: "-", with: "_").uppercased()
+            guard let value = environment[name], !value.isEmpty else {
+                issue(node, path, "environment variable \(name) is not set")
+                return nil
+            }
+            return Secret(value, source: "env \(name)")
+        }
         if node.scalar != nil {
             guard let value = nonEmptyString(node, path) else { return nil }
             return Secret(value)

@@ -59,7 +59,7 @@ extension ConfigurationReader {
                     issue(keyNode, "\(path).resources.vault", "vault entry names must be non-empty strings")
                     continue
                 }
-                if let secret = readVaultSecret(valueNode, "\(path).resources.vault.\(name)") { vault.append((name, secret)) }
+                if let secret = readSecret(valueNode, "\(path).resources.vault.\(name)") { vault.append((name, secret)) }
             }
         }
         let source = jsonValue(of: node, depth: 0, skippingVault: true)
@@ -106,7 +106,7 @@ extension ConfigurationReader {
     {
         switch value {
         case .string(let text) where text.hasPrefix("{vault://") && text.hasSuffix("}"):
-            guard let secret = readVaultSecret(.scalar(.init(text)), path) else { return value }
+            guard let secret = readSecret(.scalar(.init(text)), path) else { return value }
             vault.append(("request_callout_\(vault.count + 1)", secret))
             return .string(secret.value)
         case .array(let elements):
@@ -118,26 +118,6 @@ extension ConfigurationReader {
         default:
             return value
         }
-    }
-
-    /// A `resources.vault` value: kbridge's `{env: NAME}`/`{file: PATH}` secrets, a plain string, or Kong's
-    /// `{vault://env/NAME}` reference (an environment variable; other vault backends are refused).
-    private func readVaultSecret(_ node: Node, _ path: String) -> Secret? {
-        if let text = node.scalar?.string, text.hasPrefix("{vault://"), text.hasSuffix("}") {
-            let reference = text.dropFirst("{vault://".count).dropLast()
-            guard reference.hasPrefix("env/") else {
-                issue(node, path, "only Kong's env vault is supported here ({vault://env/NAME}); use {file: PATH} for files")
-                return nil
-            }
-            // Kong's env vault reads NAME with dashes as underscores, upper-cased.
-            let name = reference.dropFirst("env/".count).replacingOccurrences(of: "-", with: "_").uppercased()
-            guard let value = environment[name] else {
-                issue(node, path, "environment variable \(name) is not set")
-                return nil
-            }
-            return Secret(value, source: "env \(name)")
-        }
-        return readSecret(node, path)
     }
 
     /// The YAML tree as JSON: scalars typed by YAML's core schema (plain `200` a number, `true` a boolean, `null` and
