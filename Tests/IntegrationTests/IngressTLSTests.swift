@@ -145,7 +145,7 @@ struct IngressTLSTests {
         try await withYAMLBridge(yaml) { base, bridge in
             let url = "\(Self.https(base))/events"
             try await Self.withClient(certificate: "client") { client in
-                let answer = try await Self.post(client, url, body: "with a certificate")
+                let answer = try await Self.post(client, url, body: "with a certificate", headers: [("content-type", "text/plain")])
                 #expect(answer.status == .ok, "\(answer.body)")
             }
             for refused in [nil, "other-client", "expired-client"] {
@@ -186,11 +186,11 @@ struct IngressTLSTests {
         try await withYAMLBridge(yaml) { base, _ in
             let url = "\(Self.https(base))/events"
             try await Self.withClient { client in
-                let answer = try await Self.post(client, url, body: "anonymous")
+                let answer = try await Self.post(client, url, body: "anonymous", headers: [("content-type", "text/plain")])
                 #expect(answer.status == .ok, "\(answer.body)")
             }
             try await Self.withClient(certificate: "client") { client in
-                let answer = try await Self.post(client, url, body: "identified")
+                let answer = try await Self.post(client, url, body: "identified", headers: [("content-type", "text/plain")])
                 #expect(answer.status == .ok, "\(answer.body)")
             }
             // A certificate that the CA did not issue is refused even though certificates are optional.

@@ -88,10 +88,14 @@ struct ReadinessTests {
         // The main listener serves routes only.
         #expect(try await request("http://127.0.0.1:\(bridge.port)/ready", method: .GET).status == .notFound)
 
-        // A request half sent on the main listener holds its drain (up to shutdown_timeout, 3 s).
-        let port = bridge.port
-        let unfinished = try RawConnection(port: port)
-        unfinished.send("POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
+        // A request half sent on the main listener holds its drain (up to shutdown_timeout, 3 s); the 100 Continue
+        // shows that the server is reading its body.
+        let unfinished = try RawConnection(port: bridge.port)
+        unfinished.send("POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        let continued = try await onOwnThread { [unfinished = UncheckedBox(unfinished)] in unfinished.value.receive(until: "\r\n\r\n") }
+        #expect(continued.hasPrefix("HTTP/1.1 100 Continue"), "\(continued)")
+        unfinished.send("half")
+        let started = ContinuousClock.now
         let shutdown = Task { await bridge.shutdown() }
         var draining = try await request("\(admin)/ready", method: .GET)
         let drainDeadline = ContinuousClock.now + .seconds(20)
@@ -102,8 +106,16 @@ struct ReadinessTests {
         #expect(draining.status == .serviceUnavailable)
         #expect(draining.body == #"{"status":"shutting_down"}"#)
         let report = await shutdown.value
+        // The drain lasted until shutdown_timeout (far from both 0 and a hang).
         #expect(!report.connectionsDrained)
+        #expect(ContinuousClock.now - started > .seconds(1))
         withExtendedLifetime(unfinished) {}
         await #expect(throws: (any Error).self) { try await request("\(admin)/ready", method: .GET, timeout: .seconds(5)) }
     }
+}
+
+/// Hands a non-Sendable value to another thread when the test knows only one uses it at a time.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
