@@ -18,14 +18,22 @@ public final class KafkaBridge: Service, Sendable {
     public let configuration: BridgeConfiguration
     /// The port the server listens on (useful with `port: 0`).
     public let port: Int
+    /// The port of the `server.admin` listener, when there is one.
+    public let adminPort: Int?
     private let producers: [KafkaProducer]
     /// Released once quiesced: NIO's quiescing helper must be freed while the event loops still run.
     private let server: Mutex<HTTPIngestServer?>
+    /// `server.admin`: closed last, so that `/ready` answers 503 while the main listener drains and producers flush.
+    private let adminServer: Mutex<HTTPIngestServer?>
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let stopped = Mutex<Task<ShutdownReport, Never>?>(nil)
     /// The HTTP clients and jq threads of the routes' workflows, when a route has one.
     private let workflowServices: WorkflowServices?
+    /// `server.tls`, reloaded by ``reloadCertificates()``.
+    private let ingressTLS: IngressTLS?
+    /// Told when shutdown starts (`/ready` answers 503 from then on).
+    private let readiness: Readiness
 
     /// What shutting down achieved.
     public struct ShutdownReport: Sendable, Hashable {
@@ -36,8 +44,13 @@ public final class KafkaBridge: Service, Sendable {
     }
 
     private init(configuration: BridgeConfiguration, port: Int, producers: [KafkaProducer], server: HTTPIngestServer,
-                 group: MultiThreadedEventLoopGroup, workflowServices: WorkflowServices?, logger: Logger) {
+                 adminServer: HTTPIngestServer?, group: MultiThreadedEventLoopGroup, workflowServices: WorkflowServices?,
+                 ingressTLS: IngressTLS?, readiness: Readiness, logger: Logger) {
         self.configuration = configuration
+        self.adminServer = Mutex(adminServer)
+        adminPort = adminServer.map { $0.localAddress?.port ?? configuration.server.admin?.port ?? 0 }
+        self.ingressTLS = ingressTLS
+        self.readiness = readiness
         self.workflowServices = workflowServices
         self.port = port
         self.producers = producers
@@ -121,11 +134,24 @@ public final class KafkaBridge: Service, Sendable {
             workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } }, metrics: metrics)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
+        var ingressTLS: IngressTLS?
+        var adminServer: HTTPIngestServer?
         do {
+            ingressTLS = try configuration.server.tls.map { settings throws(IngressTLSError) in try IngressTLS(settings: settings) }
+            var listener = configuration.server
+            if let admin = configuration.server.admin {
+                // The built-in paths move to the admin listener (plain HTTP, no routes).
+                var adminListener = configuration.server
+                (adminListener.host, adminListener.port, adminListener.tls) = (admin.host, admin.port, nil)
+                adminServer = try await HTTPIngestServer.bind(
+                    configuration: adminListener, group: group, routes: RouteTable([]), observability: observability, logger: logger)
+                (listener.healthPath, listener.readyPath, listener.metricsPath) = (nil, nil, nil)
+            }
             server = try await HTTPIngestServer.bind(
-                configuration: configuration.server, group: group, routes: RouteTable(ingestors), observability: observability,
-                logger: logger)
+                configuration: listener, group: group, routes: RouteTable(ingestors), observability: observability,
+                tls: ingressTLS, logger: logger)
         } catch {
+            _ = await adminServer?.quiesce(timeout: .zero)
             for producer in producers { await producer.close(flushTimeout: .zero) }
             await workflowServices?.shutdown()
             try? await group.shutdownGracefully()
@@ -134,6 +160,7 @@ public final class KafkaBridge: Service, Sendable {
         let port = server.localAddress?.port ?? configuration.server.port
         logger.info("kbridge listening", metadata: [
             "address": "\(configuration.server.host):\(port)", "routes": "\(configuration.routes.count)",
+            "tls": "\(configuration.server.tls.map { "TLS \($0.minimumVersion.rawValue)+, client certificate \($0.clientCertificate.rawValue)" } ?? "off")",
             "producers": "\(producers.count)", "librdkafka": "\(KafkaProducer.librdkafkaVersion)",
         ])
         for route in configuration.routes {
@@ -144,8 +171,25 @@ public final class KafkaBridge: Service, Sendable {
                 "security": "\(route.kafka.securityDescription)",
             ])
         }
-        return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, group: group,
-                           workflowServices: workflowServices, logger: logger)
+        if let adminServer {
+            logger.info("kbridge admin listener (health, readiness, metrics)", metadata: [
+                "address": "\(configuration.server.admin?.host ?? ""):\(adminServer.localAddress?.port ?? 0)",
+            ])
+        }
+        return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, adminServer: adminServer,
+                           group: group, workflowServices: workflowServices, ingressTLS: ingressTLS, readiness: observability.readiness,
+                           logger: logger)
+    }
+
+    /// Re-reads `server.tls`'s certificate, key and CA files (on SIGHUP); new connections use them, open ones keep
+    /// theirs. On failure the certificates in use stay, and the error says which file is at fault.
+    /// - Returns: `false` when there is no `server.tls`.
+    @discardableResult
+    public func reloadCertificates() throws -> Bool {
+        guard let ingressTLS else { return false }
+        try ingressTLS.reload()
+        logger.info("server.tls certificates reloaded", metadata: ["certificate_file": "\(ingressTLS.settings.certificateFile)"])
+        return true
     }
 
     /// Counters summed over every producer.
@@ -179,6 +223,7 @@ public final class KafkaBridge: Service, Sendable {
     private func performShutdown() async -> ShutdownReport {
         let timeout = configuration.server.shutdownTimeout
         let start = ContinuousClock.now
+        readiness.shutdownStarted()
         logger.info("kbridge shutting down: no new connections; finishing in-flight requests")
         let server = self.server.withLock { server in
             defer { server = nil }
@@ -192,6 +237,12 @@ public final class KafkaBridge: Service, Sendable {
             for producer in producers { tasks.addTask { await producer.close(flushTimeout: remaining) } }
             for await lost in tasks { undelivered += lost }
         }
+        let admin = adminServer.withLock { admin in
+            defer { admin = nil }
+            return admin
+        }
+        _ = await admin?.quiesce(timeout: .seconds(1))
+        _ = consume admin
         await workflowServices?.shutdown()
         try? await group.shutdownGracefully()
         let statistics = producers.map(\.statistics)

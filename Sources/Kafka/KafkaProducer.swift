@@ -185,6 +185,9 @@ public final class KafkaProducer: Sendable {
     /// The current connection health; a request router can fail fast while it is `.down`.
     public var health: KafkaProducerHealth { callbacks.health }
 
+    /// Whether the cluster was reached (``health`` `.up`) at least once since the producer started.
+    public var hasReachedCluster: Bool { callbacks.reachedOnce.load(ordering: .relaxed) }
+
     /// True while ``health`` is `.down`: one atomic load, for the request path.
     public var isDown: Bool { callbacks.healthState.load(ordering: .relaxed) == ProducerCallbacks.HealthState.down }
 
@@ -418,6 +421,8 @@ final class ProducerCallbacks: Sendable {
         static let down: UInt8 = 2
     }
     let healthState = Atomic<UInt8>(HealthState.connecting)
+    /// Set the first time the health is up, never cleared.
+    let reachedOnce = Atomic<Bool>(false)
     /// Why the cluster is down, and how specific that reason is: an authentication or TLS failure says more
     /// than the "1/1 brokers are down" that follows it, so it is kept until the cluster is up again.
     private let downReason = Mutex<(text: String, rank: Int, lastTransportError: String?)>(("", 0, nil))
@@ -595,6 +600,7 @@ final class ProducerCallbacks: Sendable {
 
     func markUp() {
         guard healthState.load(ordering: .relaxed) != HealthState.up else { return }
+        reachedOnce.store(true, ordering: .relaxed)
         stalled.store(false, ordering: .relaxed)
         pending.withLock { $0.loginFailure = nil }
         loginBackoff.withLock { $0 = LoginBackoff() }

@@ -23,6 +23,9 @@ public struct WorkflowRequest: Sendable {
     public var requestID: String
     /// The topic the route would use without the workflow, which `kafka.topic` reads before a node sets it.
     public var defaultTopic: String?
+    /// The client's verified TLS certificate: its subject (RFC 4514) and subject alternative names, which the
+    /// `client.certificate.subject` and `client.certificate.sans` properties read.
+    public var clientCertificate: (subject: String, subjectAlternativeNames: [String])?
 
     public init(
         method: String, path: String, rawPath: String? = nil, query: JSONObject = JSONObject(), headers: [(name: String, value: String)],

@@ -15,6 +15,10 @@ public enum WorkflowProperty: Sendable, Hashable {
     case clientPort
     case routeName
     case requestID
+    /// The subject of the client's verified TLS certificate (RFC 4514); `null` without one.
+    case clientCertificateSubject
+    /// Its subject alternative names (`DNS:…`, `IP:…`, `email:…`, `URI:…`); `null` without a certificate.
+    case clientCertificateSANs
     /// Request-scoped values shared between nodes (`ctx.shared.<key>`).
     case shared(String)
 
@@ -28,6 +32,8 @@ public enum WorkflowProperty: Sendable, Hashable {
         case "client.port", "kong.client.port": self = .clientPort
         case "route.name", "kong.route_name": self = .routeName
         case "request.id", "kong.request.id": self = .requestID
+        case "client.certificate.subject": self = .clientCertificateSubject
+        case "client.certificate.sans": self = .clientCertificateSANs
         default:
             for prefix in ["ctx.shared.", "kong.ctx.shared.", "kong.ctx.plugin."] where name.hasPrefix(prefix) {
                 let key = String(name.dropFirst(prefix.count))
@@ -42,14 +48,14 @@ public enum WorkflowProperty: Sendable, Hashable {
     /// The names the README lists (for "did you mean").
     static let documentedNames = [
         "kafka.topic", "kafka.key", "kafka.headers", "kafka.response.status", "client.ip", "client.port", "route.name",
-        "request.id", "ctx.shared.", "kong.client.ip", "kong.client.port", "kong.route_name", "kong.response.status",
+        "request.id", "client.certificate.subject", "client.certificate.sans", "ctx.shared.", "kong.client.ip", "kong.client.port", "kong.route_name", "kong.response.status",
         "kong.ctx.shared.", "kong.ctx.plugin.",
     ]
 
     public var isSettable: Bool {
         switch self {
         case .kafkaTopic, .kafkaKey, .kafkaHeaders, .responseStatus, .shared: true
-        case .clientIP, .clientPort, .routeName, .requestID: false
+        case .clientIP, .clientPort, .routeName, .requestID, .clientCertificateSubject, .clientCertificateSANs: false
         }
     }
 
@@ -90,7 +96,7 @@ public enum WorkflowProperty: Sendable, Hashable {
             return .success(value)
         case .shared:
             return .success(value)
-        case .clientIP, .clientPort, .routeName, .requestID:
+        case .clientIP, .clientPort, .routeName, .requestID, .clientCertificateSubject, .clientCertificateSANs:
             return .failure(PropertyError("this property cannot be set"))
         }
     }
@@ -110,6 +116,10 @@ struct PropertyStore {
         values[.clientPort] = context.clientPort.map { .integer($0) }
         values[.routeName] = context.routeName.map { .string($0) }
         values[.requestID] = .string(context.requestID)
+        if let certificate = context.clientCertificate {
+            values[.clientCertificateSubject] = .string(certificate.subject)
+            values[.clientCertificateSANs] = .array(certificate.subjectAlternativeNames.map { .string($0) })
+        }
         if let topic = context.defaultTopic { values[.kafkaTopic] = .string(topic) }
     }
 

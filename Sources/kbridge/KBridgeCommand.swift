@@ -88,6 +88,17 @@ struct Run: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(
             services: [bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // SIGHUP: re-read server.tls's certificate, key and CA files (for new connections).
+        let reloads = configuration.server.tls == nil ? nil : Task { [logger] in
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                do {
+                    try bridge.reloadCertificates()
+                } catch {
+                    logger.error("SIGHUP: the certificates were not reloaded; the ones in use stay", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        defer { reloads?.cancel() }
         try await group.run()
         withExtendedLifetime(embeddedCluster) {}
     }

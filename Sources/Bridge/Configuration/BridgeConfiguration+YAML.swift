@@ -62,7 +62,7 @@ final class ConfigurationReader {
 
     static let topLevelKeys = ["server", "log_level", "log_format", "defaults", "routes"]
     static let serverKeys = [
-        "host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path",
+        "host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path", "ready_path", "tls", "admin",
         "request_read_timeout", "idle_timeout", "max_connections", "max_header_size", "max_headers", "max_uri_length",
         "max_form_fields", "max_multipart_parts",
     ]
@@ -78,6 +78,7 @@ final class ConfigurationReader {
         "async_delivery_timeout", "idempotent", "stall_timeout",
         "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
         "headers", "error_handling", "producer_async_health_probe_interval", "producer_async_health_recovery_threshold",
+        "client_certificate_header",
     ]
     static let routeOnlyKeys = ["name", "path", "workflow", "request_callout"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.

@@ -34,6 +34,14 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var healthPath: String? = "/health"
     /// `metrics_path`: `GET` answers Prometheus metrics; `""` turns it off. Default: `/metrics`.
     public var metricsPath: String? = "/metrics"
+    /// `ready_path`: `GET` answers readiness (200 once every cluster was reached, 503 before and while shutting
+    /// down); `""` turns it off. Default: `/ready`.
+    public var readyPath: String? = "/ready"
+    /// `tls`: HTTPS and client certificates (see ``ServerTLSSettings``). Default: none (plain HTTP).
+    public var tls: ServerTLSSettings?
+    /// `admin`: a separate plain-HTTP listener for the health, readiness and metrics paths (which the main listener
+    /// then no longer serves); it closes last at shutdown. Default: none.
+    public var admin: AdminListener?
     /// `request_read_timeout` (ms): a request's head and body must arrive within this time of its first byte,
     /// else 408 and the connection is closed (slowloris, trickled bodies). Default: 30000.
     public var requestReadTimeout: Duration = .seconds(30)
@@ -86,6 +94,9 @@ public struct RouteConfiguration: Sendable, Hashable {
     public var workflow: RouteWorkflow?
     /// `headers`: HTTP request headers forwarded as Kafka record headers (Kong 3.15). Default: none.
     public var recordHeaders = RecordHeaderSettings()
+    /// `client_certificate_header`: a record header carrying the subject of the client's verified TLS certificate
+    /// (needs `server.tls.client_certificate`). Default: none.
+    public var clientCertificateHeader: String?
     /// `error_handling.return_error_message`: whether error answers carry the Kafka client's (and the schema
     /// registry's) own text; when false they carry kbridge's stable `code` and a generic message, and the detail
     /// goes to the log only. Default: false (Kong's).

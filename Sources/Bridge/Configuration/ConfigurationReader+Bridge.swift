@@ -40,7 +40,8 @@ extension ConfigurationReader {
             return configuration
         }
         var claimed: [String: String] = [:]  // "METHOD pattern" -> route path in the file
-        for (endpoint, key) in [(configuration.server.healthPath, "server.health_path"), (configuration.server.metricsPath, "server.metrics_path")] {
+        for (endpoint, key) in [(configuration.server.healthPath, "server.health_path"), (configuration.server.metricsPath, "server.metrics_path"),
+                                (configuration.server.readyPath, "server.ready_path")] {
             if let endpoint, let pattern = try? RoutePattern(parsing: endpoint) { claimed["GET \(pattern)"] = key }
         }
         for (index, node) in sequence.enumerated() {
@@ -56,6 +57,7 @@ extension ConfigurationReader {
             }
             configuration.routes.append(route)
         }
+        checkClientCertificateHeaders(configuration, routes: Array(sequence), defaults: values["defaults"])
         return configuration
     }
 
@@ -79,13 +81,19 @@ extension ConfigurationReader {
             case "max_uri_length": if let bytes = int(value, path, in: 64...(1 << 20)) { server.maxURILength = bytes }
             case "max_form_fields": if let count = int(value, path, in: 1...1_000_000) { server.maxFormFields = count }
             case "max_multipart_parts": if let count = int(value, path, in: 1...1_000_000) { server.maxMultipartParts = count }
-            case "health_path", "metrics_path":
+            case "tls": server.tls = readServerTLS(value, path)
+            case "admin": server.admin = readAdminListener(value, path)
+            case "health_path", "metrics_path", "ready_path":
                 guard let text = string(value, path) else { break }
                 guard text.isEmpty || text.hasPrefix("/") else {
                     issue(value, path, "must start with '/' (or be \"\" to turn the endpoint off)")
                     break
                 }
-                if key == "health_path" { server.healthPath = text.isEmpty ? nil : text } else { server.metricsPath = text.isEmpty ? nil : text }
+                switch key {
+                case "health_path": server.healthPath = text.isEmpty ? nil : text
+                case "ready_path": server.readyPath = text.isEmpty ? nil : text
+                default: server.metricsPath = text.isEmpty ? nil : text
+                }
             default: break
             }
         }
@@ -177,6 +185,7 @@ extension ConfigurationReader {
         read("security", readSecurity) { route.kafka.tls = $0 }
         read("schema_registry", readSchemaRegistry) { route.schemaRegistry = $0 }
         read("headers", readRecordHeaders) { route.recordHeaders = $0 }
+        read("client_certificate_header", readRecordHeaderName) { route.clientCertificateHeader = $0 }
         read("error_handling", readErrorHandling) { route.returnErrorMessage = $0 }
         read("workflow", readWorkflow) { route.workflow = $0 }
         if values["request_callout"] != nil, values["workflow"] != nil {

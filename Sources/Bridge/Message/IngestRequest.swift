@@ -15,6 +15,8 @@ struct IngestRequest {
     /// Where the request came from and arrived, and its HTTP version (what a workflow's `request` node and
     /// `client.ip` property show).
     var connection = ConnectionFacts()
+    /// The verified TLS client certificate of the connection (`server.tls.client_certificate`), if any.
+    var clientCertificate: ClientCertificateIdentity?
 
     init(
         method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil,
@@ -40,6 +42,8 @@ struct ConnectionFacts: Sendable {
     var clientPort: Int?
     var localPort: Int?
     var version = HTTPVersion.http1_1
+    /// Whether the connection is TLS (the workflow's `request` shows scheme `https`).
+    var isTLS = false
 }
 
 /// Bounds on the arguments and parts a request's message may have (`server.max_form_fields`, `server.max_multipart_parts`).

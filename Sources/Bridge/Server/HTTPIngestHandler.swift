@@ -36,6 +36,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let endpoints: BuiltInEndpoints
     private let limits: RequestLimits
     private let connectionGuard: ConnectionGuard
+    /// The connection's TLS (`server.tls`), where the client certificate's identity is.
+    private let tls: TLSConnectionHandler?
     private let logger: Logger
     /// The counters of the request being answered: its route's, or `observability.unrouted`.
     private var counters: ResponseCounters
@@ -46,6 +48,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     struct BuiltInEndpoints: Sendable {
         var health: String?
         var metrics: String?
+        var ready: String?
     }
 
     /// Bounds on a request's head (`server.max_header_size`, `max_headers`, `max_uri_length`) and message.
@@ -58,8 +61,9 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         routes: RouteTable, observability: Observability, endpoints: BuiltInEndpoints, limits: RequestLimits,
-        connectionGuard: ConnectionGuard, logger: Logger
+        connectionGuard: ConnectionGuard, tls: TLSConnectionHandler? = nil, logger: Logger
     ) {
+        self.tls = tls
         self.routes = routes
         self.observability = observability
         self.endpoints = endpoints
@@ -100,6 +104,10 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     request.connection = ConnectionFacts(clientIP: remote?.ipAddress, clientPort: remote?.port,
                                                          localPort: context.channel.localAddress?.port, version: head.version)
                 }
+                if let tls {
+                    request.connection.isTLS = true
+                    request.clientCertificate = tls.clientCertificate
+                }
                 switch match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop) {
                 case .immediate(let response):
                     respond(response, head: head, context: context)
@@ -137,7 +145,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if facts.hasBody {
                 respondAndClose(.error(.badRequest, code: "unexpected_body", "GET \(endpoint) takes no body"), head: head, context: context)
             } else {
-                let answer = endpoint == endpoints.health ? observability.healthResponse() : observability.metricsResponse()
+                let answer = endpoint == endpoints.health ? observability.healthResponse()
+                    : endpoint == endpoints.ready ? observability.readyResponse() : observability.metricsResponse()
                 state = .discarding(head: head, response: answer)
             }
             return
@@ -166,6 +175,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func builtInEndpoint(at path: Substring) -> String? {
         if let health = endpoints.health, path == health { return health }
         if let metrics = endpoints.metrics, path == metrics { return metrics }
+        if let ready = endpoints.ready, path == ready { return ready }
         return nil
     }
 

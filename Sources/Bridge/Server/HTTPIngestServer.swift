@@ -12,7 +12,8 @@ import Musl
 import Darwin
 #endif
 
-/// The listening socket and its connections. Each connection's pipeline: ``ConnectionGuard`` (connection cap,
+/// The listening socket and its connections. Each connection's pipeline: with `server.tls`, NIO's TLS handler and
+/// ``TLSConnectionHandler`` (handshake timeout, client certificate); then ``ConnectionGuard`` (connection cap,
 /// idle and request timeouts, on raw bytes), NIO's HTTP/1.1 codec (with the header limits of `server:`) and
 /// pipelining handler, then ``HTTPIngestHandler`` (which also answers protocol errors, as JSON).
 /// The listening socket pauses `accept` when it fails (at the file-descriptor limit, say) instead of retrying at
@@ -34,10 +35,11 @@ final class HTTPIngestServer: Sendable {
 
     static func bind(
         configuration: ServerConfiguration, group: any EventLoopGroup, routes: RouteTable, observability: Observability,
-        logger: Logger
+        tls: IngressTLS? = nil, logger: Logger
     ) async throws -> HTTPIngestServer {
         let quiescing = ServerQuiescingHelper(group: group)
-        let connectionPipeline = ConnectionPipeline(configuration: configuration, routes: routes, observability: observability, logger: logger)
+        let connectionPipeline = ConnectionPipeline(
+            configuration: configuration, routes: routes, observability: observability, tls: tls, logger: logger)
         let connections = observability.connections
         let backoff = acceptBackoff
         let channel = try await ServerBootstrap(group: group)
@@ -147,12 +149,16 @@ struct ConnectionPipeline: Sendable {
     let guardSettings: ConnectionGuard.Settings
     let decoderLimits: NIOHTTPDecoderLimitConfiguration
     let logger: Logger
+    /// `server.tls`: the TLS handlers go first (the guard's timeouts and answers then work on plaintext).
+    let tls: IngressTLS?
 
-    init(configuration: ServerConfiguration, routes: RouteTable, observability: Observability, logger: Logger) {
+    init(configuration: ServerConfiguration, routes: RouteTable, observability: Observability, tls: IngressTLS? = nil, logger: Logger) {
+        self.tls = tls
         self.routes = routes
         self.observability = observability
         self.logger = logger
-        endpoints = HTTPIngestHandler.BuiltInEndpoints(health: configuration.healthPath, metrics: configuration.metricsPath)
+        endpoints = HTTPIngestHandler.BuiltInEndpoints(
+            health: configuration.healthPath, metrics: configuration.metricsPath, ready: configuration.readyPath)
         limits = HTTPIngestHandler.RequestLimits(
             maxHeaderSize: configuration.maxHeaderSize, maxHeaders: configuration.maxHeaders, maxURILength: configuration.maxURILength,
             message: MessageLimits(maximumFormFields: configuration.maxFormFields, maximumMultipartParts: configuration.maxMultipartParts))
@@ -172,11 +178,12 @@ struct ConnectionPipeline: Sendable {
     func install(on channel: any Channel) throws {
         let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: observability.connections, logger: logger)
         let pipeline = channel.pipeline.syncOperations
+        let tlsConnection = try tls?.install(on: pipeline, metrics: observability.connections, logger: logger)
         try pipeline.addHandler(connectionGuard)
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
         try pipeline.addHandler(HTTPIngestHandler(
             routes: routes, observability: observability, endpoints: endpoints, limits: limits,
-            connectionGuard: connectionGuard, logger: logger))
+            connectionGuard: connectionGuard, tls: tlsConnection, logger: logger))
     }
 }

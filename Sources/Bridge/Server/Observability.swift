@@ -73,6 +73,10 @@ final class ConnectionMetrics: Sendable {
         /// A request over a limit of the `server:` section (413, 414, 431) or refused at its head (400, 404, 405):
         /// its body is not read, so the connection cannot be used further.
         case refusedRequest = "refused_request"
+        /// A TLS connection whose handshake did not complete within `server.tls.handshake_timeout`.
+        case tlsHandshakeTimeout = "tls_handshake_timeout"
+        /// A TLS handshake that failed (no common version, a client certificate missing or not trusted).
+        case tlsHandshakeFailed = "tls_handshake_failed"
     }
 
     static let logInterval: Duration = .seconds(10)
@@ -84,6 +88,8 @@ final class ConnectionMetrics: Sendable {
     private let overLimit = Atomic<Int>(0)
     private let malformed = Atomic<Int>(0)
     private let refused = Atomic<Int>(0)
+    private let handshakeTimeouts = Atomic<Int>(0)
+    private let handshakeFailures = Atomic<Int>(0)
     /// Per reason: when it was last logged, and how many were not logged since.
     private let logState = Mutex<[CloseReason: (last: ContinuousClock.Instant, suppressed: Int)]>([:])
 
@@ -110,6 +116,8 @@ final class ConnectionMetrics: Sendable {
         case .maxConnections: overLimit.add(1, ordering: .relaxed)
         case .malformedRequest: malformed.add(1, ordering: .relaxed)
         case .refusedRequest: refused.add(1, ordering: .relaxed)
+        case .tlsHandshakeTimeout: handshakeTimeouts.add(1, ordering: .relaxed)
+        case .tlsHandshakeFailed: handshakeFailures.add(1, ordering: .relaxed)
         }
     }
 
@@ -120,6 +128,8 @@ final class ConnectionMetrics: Sendable {
         case .maxConnections: overLimit.load(ordering: .relaxed)
         case .malformedRequest: malformed.load(ordering: .relaxed)
         case .refusedRequest: refused.load(ordering: .relaxed)
+        case .tlsHandshakeTimeout: handshakeTimeouts.load(ordering: .relaxed)
+        case .tlsHandshakeFailed: handshakeFailures.load(ordering: .relaxed)
         }
     }
 
@@ -171,6 +181,8 @@ final class Observability: Sendable {
     /// The histograms and per-reason counters.
     let metrics: MetricsRegistry
     let connections = ConnectionMetrics()
+    /// `GET /ready`: whether every cluster was reached, and whether kbridge is shutting down.
+    let readiness = Readiness()
 
     /// Routes with a workflow, by route name.
     let workflows: [(String, WorkflowMetrics)]

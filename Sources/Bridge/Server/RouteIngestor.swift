@@ -111,7 +111,7 @@ final class RouteIngestor: Sendable {
         case .failure(let error): return .immediate(error.response)
         }
         let key = match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
-        let headers = route.recordHeaders.recordHeaders(for: request.headers)
+        let headers = route.recordHeaders(for: request)
 
         if let schemaEncoder {
             let body = request.body

@@ -21,12 +21,15 @@ extension RouteIngestor {
         }
         let requestID = RequestID.make()
         let wantsTrace = workflow.debug && DebugTraceHeader.isEnabled(in: request.headers)
-        let workflowRequest = WorkflowRequest(
+        var workflowRequest = WorkflowRequest(
             method: request.method.rawValue, path: String(request.path), query: query.jsonObject,
             headers: request.headers.map { ($0.name, $0.value) }, body: Array(buffer: request.body), contentType: request.contentType,
-            version: "\(request.connection.version.major).\(request.connection.version.minor)",
+            scheme: request.connection.isTLS ? "https" : "http", version: "\(request.connection.version.major).\(request.connection.version.minor)",
             port: request.connection.localPort ?? 0, clientIP: request.connection.clientIP, clientPort: request.connection.clientPort,
             routeName: route.name, requestID: requestID, defaultTopic: match.topic ?? route.topic)
+        if let identity = request.clientCertificate {
+            workflowRequest.clientCertificate = (identity.subject, identity.subjectAlternativeNames)
+        }
         let promise = eventLoop.makePromise(of: IngestResponse.self)
         Task {
             let execution = workflow.execution(for: workflowRequest)
@@ -70,7 +73,7 @@ extension RouteIngestor {
         }
         let key = serviceRequest.key ?? match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
         // The route's record headers (from the request as the workflow left it), then the workflow's `kafka.headers`.
-        let headers = route.recordHeaders.recordHeaders(for: rebuilt.headers)
+        let headers = route.recordHeaders(for: rebuilt)
             + (serviceRequest.recordHeaders ?? []).map { KafkaRecordHeader(name: $0.name, value: Array($0.value.utf8)) }
         var records: [OutgoingRecord] = []
         if let schemaEncoder {
