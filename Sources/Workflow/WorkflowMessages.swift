@@ -23,12 +23,16 @@ public struct WorkflowRequest: Sendable {
     public var requestID: String
     /// The topic the route would use without the workflow, which `kafka.topic` reads before a node sets it.
     public var defaultTopic: String?
+    /// The consumer the route's `client_authentication` authenticated (the `client.consumer` property).
+    public var consumer: String?
 
     public init(
         method: String, path: String, rawPath: String? = nil, query: JSONObject = JSONObject(), headers: [(name: String, value: String)],
         body: [UInt8], contentType: String?, scheme: String = "http", version: String = "1.1", port: Int, clientIP: String? = nil,
-        clientPort: Int? = nil, routeName: String? = nil, requestID: String, defaultTopic: String? = nil
+        clientPort: Int? = nil, routeName: String? = nil, requestID: String, defaultTopic: String? = nil,
+        consumer: String? = nil
     ) {
+        self.consumer = consumer
         self.method = method
         self.path = path
         self.rawPath = rawPath ?? path

@@ -13,6 +13,8 @@ public enum WorkflowProperty: Sendable, Hashable {
     case responseStatus
     case clientIP
     case clientPort
+    /// The consumer the route's `client_authentication` authenticated (absent without it).
+    case clientConsumer
     case routeName
     case requestID
     /// Request-scoped values shared between nodes (`ctx.shared.<key>`).
@@ -26,6 +28,7 @@ public enum WorkflowProperty: Sendable, Hashable {
         case "kafka.response.status", "kong.response.status": self = .responseStatus
         case "client.ip", "kong.client.ip": self = .clientIP
         case "client.port", "kong.client.port": self = .clientPort
+        case "client.consumer": self = .clientConsumer
         case "route.name", "kong.route_name": self = .routeName
         case "request.id", "kong.request.id": self = .requestID
         default:
@@ -41,7 +44,7 @@ public enum WorkflowProperty: Sendable, Hashable {
 
     /// The names the README lists (for "did you mean").
     static let documentedNames = [
-        "kafka.topic", "kafka.key", "kafka.headers", "kafka.response.status", "client.ip", "client.port", "route.name",
+        "kafka.topic", "kafka.key", "kafka.headers", "kafka.response.status", "client.ip", "client.port", "client.consumer", "route.name",
         "request.id", "ctx.shared.", "kong.client.ip", "kong.client.port", "kong.route_name", "kong.response.status",
         "kong.ctx.shared.", "kong.ctx.plugin.",
     ]
@@ -49,7 +52,7 @@ public enum WorkflowProperty: Sendable, Hashable {
     public var isSettable: Bool {
         switch self {
         case .kafkaTopic, .kafkaKey, .kafkaHeaders, .responseStatus, .shared: true
-        case .clientIP, .clientPort, .routeName, .requestID: false
+        case .clientIP, .clientPort, .clientConsumer, .routeName, .requestID: false
         }
     }
 
@@ -90,7 +93,7 @@ public enum WorkflowProperty: Sendable, Hashable {
             return .success(value)
         case .shared:
             return .success(value)
-        case .clientIP, .clientPort, .routeName, .requestID:
+        case .clientIP, .clientPort, .clientConsumer, .routeName, .requestID:
             return .failure(PropertyError("this property cannot be set"))
         }
     }
@@ -108,6 +111,7 @@ struct PropertyStore {
     init(context: WorkflowRequest) {
         values[.clientIP] = context.clientIP.map { .string($0) }
         values[.clientPort] = context.clientPort.map { .integer($0) }
+        values[.clientConsumer] = context.consumer.map { .string($0) }
         values[.routeName] = context.routeName.map { .string($0) }
         values[.requestID] = .string(context.requestID)
         if let topic = context.defaultTopic { values[.kafkaTopic] = .string(topic) }

@@ -15,6 +15,8 @@ struct IngestRequest {
     /// Where the request came from and arrived, and its HTTP version (what a workflow's `request` node and
     /// `client.ip` property show).
     var connection = ConnectionFacts()
+    /// The consumer `client_authentication` authenticated (`client.consumer` in a workflow), if the route has it.
+    var consumer: String?
 
     init(
         method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil,

@@ -149,11 +149,14 @@ final class Observability: Sendable {
 
     /// Routes with a workflow, by route name.
     let workflows: [(String, WorkflowMetrics)]
+    /// Routes with `client_authentication` or `rate_limit`, by route name.
+    let access: [(name: String, access: RouteAccess)]
 
     init(
         producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = [],
-        workflows: [(String, WorkflowMetrics)] = []
+        workflows: [(String, WorkflowMetrics)] = [], access: [(name: String, access: RouteAccess)] = []
     ) {
+        self.access = access
         self.producers = producers
         self.routes = routes
         self.registries = registries
@@ -219,6 +222,7 @@ final class Observability: Sendable {
             }
         }
         if !workflows.isEmpty { text += workflowMetricsText() }
+        text += AccessMetrics.text(access, escape: Self.escape)
         if !registries.isEmpty {
             text += "# HELP kbridge_schema_registry_stale_served_total Cached schemas served because the registry was unavailable.\n"
             text += "# TYPE kbridge_schema_registry_stale_served_total counter\n"
