@@ -103,13 +103,20 @@ import Testing
                 keys: [{file: \(notAKey)}]
             """))
         #expect(unknownType.contains { $0.contains("is not a PEM key or certificate, a JWK or a JWKS") }, "\(unknownType)")
-        let octJWK = try temporaryKeyFile(#"{"kty":"oct","k":"c2VjcmV0"}"#)
+        let unknownKty = try temporaryKeyFile(#"{"kty":"XYZ","k":"c2VjcmV0"}"#)
         let unsupportedJWK = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{file: \(unknownKty)}]
+            """))
+        #expect(unsupportedJWK.contains { $0.contains("keys[0].file: invalid key") }, "\(unsupportedJWK)")
+        let octJWK = try temporaryKeyFile(#"{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}"#)
+        let symmetricFile = issues(Self.route("""
             client_authentication:
               jwt:
                 keys: [{file: \(octJWK)}]
             """))
-        #expect(unsupportedJWK.contains { $0.contains("keys[0].file: invalid key") }, "\(unsupportedJWK)")
+        #expect(symmetricFile.contains { $0.contains("keys[0].file: holds a symmetric key") }, "\(symmetricFile)")
         let publicKeyAsSecret = issues(Self.route("""
             client_authentication:
               jwt:

@@ -81,10 +81,13 @@ struct ClientAuthenticationRouteTests {
         }
         let messages = try await readTopic(topic, minimumCount: 2)
         #expect(messages.count == 2)
-        #expect(messages.map { Self.recordHeader($0, "x-consumer") } == ["alice", "bob"])
+        // Several partitions: the order across them is not kept.
+        #expect(messages.compactMap { Self.recordHeader($0, "x-consumer") }.sorted() == ["alice", "bob"])
         let envelopes = messages.map { String(decoding: $0.value, as: UTF8.self) }
         #expect(envelopes.allSatisfy { !$0.contains("key-0123456789abcdef") }, "hide_credentials: \(envelopes)")
-        #expect(envelopes.last?.contains(#""a":"1""#) == true && envelopes.last?.contains(#""b":"2""#) == true, "\(envelopes)")
+        let byQuery = try #require(envelopes.first { $0.contains("/keyed?") }, "\(envelopes)")
+        #expect(byQuery.contains("/keyed?a=1&b=2") && byQuery.contains(#""a":"1""#) && byQuery.contains(#""b":"2""#)
+                && !byQuery.contains("apikey"), "\(byQuery)")
         #expect(envelopes.allSatisfy { !$0.contains("missing") && !$0.contains("wrong") }, "only authenticated requests are produced")
     }
 
@@ -132,13 +135,15 @@ struct ClientAuthenticationRouteTests {
             let metrics = try await request("\(base)/metrics", method: .GET)
             #expect(Self.metric(metrics.body, #"kbridge_client_auth_failures_total{route="basic",reason="invalid_basic_credentials"}"#) == 3)
             #expect(Self.metric(metrics.body, #"kbridge_client_auth_failures_total{route="basic",reason="consumer_not_allowed"}"#) == 1)
-            #expect(Self.metric(metrics.body, #"kbridge_client_auth_successes_total{route="basic",method="basic"}"#) == 4)
+            #expect(Self.metric(metrics.body, #"kbridge_client_auth_successes_total{route="basic",method="basic"}"#) == 3)
+            // Wrong password, unknown user (hashed too), alice once (then the cache), carol, dave: 5 hashes for 6 attempts.
+            #expect(Self.metric(metrics.body, #"kbridge_client_auth_password_verifications_total{route="basic"}"#) == 5)
         }
         let messages = try await readTopic(topic, minimumCount: 3)
         #expect(messages.count == 3)
-        #expect(messages.map { Self.recordHeader($0, "x-consumer") } == ["alice-consumer", "alice-consumer", "carol"])
+        #expect(messages.compactMap { Self.recordHeader($0, "x-consumer") }.sorted() == ["alice-consumer", "alice-consumer", "carol"])
         // Without hide_credentials the header is forwarded, as Kong forwards it.
-        #expect(String(decoding: messages[0].value, as: UTF8.self).lowercased().contains("authorization"))
+        #expect(messages.allSatisfy { String(decoding: $0.value, as: UTF8.self).lowercased().contains("authorization") })
     }
 
     @Test func jwtBearerTokensWithTheAlgorithmBoundToTheKeyType() async throws {
@@ -208,7 +213,7 @@ struct ClientAuthenticationRouteTests {
         }
         let messages = try await readTopic(topic, minimumCount: 3)
         #expect(messages.count == 3)
-        #expect(messages.map { Self.recordHeader($0, "x-consumer") } == ["svc-a", "svc-b", "svc-a"])
+        #expect(messages.compactMap { Self.recordHeader($0, "x-consumer") }.sorted() == ["svc-a", "svc-a", "svc-b"])
     }
 
     @Test func aWorkflowReadsTheConsumerAsClientConsumer() async throws {

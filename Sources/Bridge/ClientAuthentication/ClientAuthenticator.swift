@@ -48,6 +48,8 @@ final class ClientAuthenticator: Sendable {
     private let decoyHash: PasswordHash?
     private let verifiedCredentials: VerifiedCredentialCache?
     private let pendingVerifications = Atomic<Int>(0)
+    /// Password hashes verified (cache misses), for `/metrics`.
+    let passwordVerifications = Atomic<Int>(0)
     private let jwtKeys: JWTVerificationKeys?
     private let jwtOptions: JWTVerificationOptions
     private let allowedConsumers: Set<String>?
@@ -203,6 +205,7 @@ final class ClientAuthenticator: Sendable {
                                          "too many password verifications in progress; retry later", headers: [("retry-after", "1")]),
                                   .verificationBusy))
         }
+        passwordVerifications.add(1, ordering: .relaxed)
         let future = threadPool.runIfActive(eventLoop: eventLoop) { hash.verify(password) }
         return .pending(future.map { matches in
             self.pendingVerifications.subtract(1, ordering: .relaxed)

@@ -257,6 +257,10 @@ extension ConfigurationReader {
         }
         do {
             let types = try JWTVerificationKeys.keyTypes(of: text.value)
+            if field.key == "file", types.contains(.hmac) {
+                issue(field.node, keyPath, "holds a symmetric key (JWK kty 'oct'): a file here holds public keys; give an HMAC secret under 'secret'")
+                return nil
+            }
             return JWTAuthenticationSettings.Key(text: text, types: types)
         } catch {
             issue(field.node, keyPath, error.description)

@@ -110,6 +110,12 @@ final class AccessMetrics: Sendable {
                 text += "kbridge_client_auth_successes_total{route=\"\(escape(name))\",method=\"\(method.rawValue)\"} \(access.metrics.successes(method))\n"
             }
         }
+        text += "# HELP kbridge_client_auth_password_verifications_total Password hashes verified (HTTP Basic requests the cache did not answer).\n"
+        text += "# TYPE kbridge_client_auth_password_verifications_total counter\n"
+        for (name, access) in routes {
+            guard let authenticator = access.authenticator, authenticator.settings.basic != nil else { continue }
+            text += "kbridge_client_auth_password_verifications_total{route=\"\(escape(name))\"} \(authenticator.passwordVerifications.load(ordering: .relaxed))\n"
+        }
         text += "# HELP kbridge_rate_limited_total Requests refused 429 by rate_limit, by route and bucket.\n"
         text += "# TYPE kbridge_rate_limited_total counter\n"
         for (name, access) in routes {
