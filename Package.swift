@@ -61,6 +61,10 @@ let package = Package(
         // Handlebars templates (handlebars.js semantics, built-in helpers only) over JSON values, for the workflow
         // `handlebars` node; knows nothing of workflows, HTTP or Kafka.
         .target(name: "Handlebars", dependencies: ["JSON"]),
+        // libxcrypt's crypt_r (Debian libcrypt-dev): bcrypt and yescrypt password hashes. Only `PasswordHash` imports it.
+        .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // Password hashes (bcrypt `$2b$`, yescrypt `$y$`): parse, check, verify (blocking: call it off the event loop).
+        .target(name: "PasswordHash", dependencies: ["CCrypt"]),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
         .target(name: "Secrets"),
         // OAuth2 client-credentials tokens (cached, refreshed before expiry), shared by the registry client and the
@@ -138,6 +142,8 @@ let package = Package(
                 "OAuth2",
                 "JSON",
                 "Workflow",
+                // Client authentication of routes: JWT bearer tokens, password hashes, SHA-256 of credentials.
+                "JWT", "PasswordHash", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -273,6 +279,7 @@ let package = Package(
             name: "BridgeTests",
             dependencies: [
                 "Bridge",
+                "PasswordHash",
                 "Kafka",
                 "SchemaRegistry",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -292,6 +299,8 @@ let package = Package(
                 "TestSupport",
                 "JWT",
                 .product(name: "Yams", package: "Yams"),
+                "PasswordHash",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

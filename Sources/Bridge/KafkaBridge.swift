@@ -108,7 +108,8 @@ public final class KafkaBridge: Service, Sendable {
                     }
                 }
                 ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
-                                               schemaEncoder: schemaEncoder, workflow: workflow, logger: logger, metrics: metrics))
+                                               schemaEncoder: schemaEncoder, workflow: workflow, access: try await RouteAccess.make(for: route),
+                                               logger: logger, metrics: metrics))
             }
         } catch {
             for producer in producersBySettings.values { await producer.close(flushTimeout: .zero) }
@@ -131,7 +132,8 @@ public final class KafkaBridge: Service, Sendable {
             producers: named,
             routes: ingestors.map { ($0.route.name, $0.responses) },
             registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 },
-            workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } }, metrics: metrics)
+            workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } },
+            access: ingestors.compactMap { ingestor in ingestor.access.map { (ingestor.route.name, $0) } }, metrics: metrics)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         var ingressTLS: IngressTLS?

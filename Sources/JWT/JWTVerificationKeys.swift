@@ -50,9 +50,24 @@ public struct JWTVerificationKeys: Sendable {
         self.entries = entries
     }
 
+    /// Reads several key texts (each as ``init(parsing:)`` reads one) into one set.
+    public init(parsingAll keyTexts: [String]) async throws(JWTError) {
+        var entries: [Entry] = []
+        for keyText in keyTexts {
+            entries += try await JWTVerificationKeys(parsing: keyText).entries
+        }
+        self.entries = entries
+    }
+
     /// Checks `keyText` as ``init(parsing:)`` reads it, without making signers (for start-up checks).
     public static func validate(_ keyText: String) throws(JWTError) {
         _ = try read(keyText)
+    }
+
+    /// The type of each key `keyText` holds, as ``init(parsing:)`` reads it (for start-up checks of the algorithms
+    /// a configuration allows).
+    public static func keyTypes(of keyText: String) throws(JWTError) -> [JWTKeyType] {
+        try read(keyText).map { $0.pinnedAlgorithm.map(\.keyType) ?? $0.material.type }
     }
 
     /// A key read, not yet bound to jwt-kit's signers.

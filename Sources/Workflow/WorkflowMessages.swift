@@ -26,12 +26,16 @@ public struct WorkflowRequest: Sendable {
     /// The client's verified TLS certificate: its subject (RFC 4514) and subject alternative names, which the
     /// `client.certificate.subject` and `client.certificate.sans` properties read.
     public var clientCertificate: (subject: String, subjectAlternativeNames: [String])?
+    /// The consumer the route's `client_authentication` authenticated (the `client.consumer` property).
+    public var consumer: String?
 
     public init(
         method: String, path: String, rawPath: String? = nil, query: JSONObject = JSONObject(), headers: [(name: String, value: String)],
         body: [UInt8], contentType: String?, scheme: String = "http", version: String = "1.1", port: Int, clientIP: String? = nil,
-        clientPort: Int? = nil, routeName: String? = nil, requestID: String, defaultTopic: String? = nil
+        clientPort: Int? = nil, routeName: String? = nil, requestID: String, defaultTopic: String? = nil,
+        consumer: String? = nil
     ) {
+        self.consumer = consumer
         self.method = method
         self.path = path
         self.rawPath = rawPath ?? path

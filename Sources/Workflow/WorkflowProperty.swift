@@ -13,6 +13,8 @@ public enum WorkflowProperty: Sendable, Hashable {
     case responseStatus
     case clientIP
     case clientPort
+    /// The consumer the route's `client_authentication` authenticated (absent without it).
+    case clientConsumer
     case routeName
     case requestID
     /// The subject of the client's verified TLS certificate (RFC 4514); `null` without one.
@@ -30,6 +32,7 @@ public enum WorkflowProperty: Sendable, Hashable {
         case "kafka.response.status", "kong.response.status": self = .responseStatus
         case "client.ip", "kong.client.ip": self = .clientIP
         case "client.port", "kong.client.port": self = .clientPort
+        case "client.consumer": self = .clientConsumer
         case "route.name", "kong.route_name": self = .routeName
         case "request.id", "kong.request.id": self = .requestID
         case "client.certificate.subject": self = .clientCertificateSubject
@@ -47,7 +50,7 @@ public enum WorkflowProperty: Sendable, Hashable {
 
     /// The names the README lists (for "did you mean").
     static let documentedNames = [
-        "kafka.topic", "kafka.key", "kafka.headers", "kafka.response.status", "client.ip", "client.port", "route.name",
+        "kafka.topic", "kafka.key", "kafka.headers", "kafka.response.status", "client.ip", "client.port", "client.consumer", "route.name",
         "request.id", "client.certificate.subject", "client.certificate.sans", "ctx.shared.", "kong.client.ip", "kong.client.port", "kong.route_name", "kong.response.status",
         "kong.ctx.shared.", "kong.ctx.plugin.",
     ]
@@ -55,7 +58,7 @@ public enum WorkflowProperty: Sendable, Hashable {
     public var isSettable: Bool {
         switch self {
         case .kafkaTopic, .kafkaKey, .kafkaHeaders, .responseStatus, .shared: true
-        case .clientIP, .clientPort, .routeName, .requestID, .clientCertificateSubject, .clientCertificateSANs: false
+        case .clientIP, .clientPort, .clientConsumer, .routeName, .requestID, .clientCertificateSubject, .clientCertificateSANs: false
         }
     }
 
@@ -96,7 +99,7 @@ public enum WorkflowProperty: Sendable, Hashable {
             return .success(value)
         case .shared:
             return .success(value)
-        case .clientIP, .clientPort, .routeName, .requestID, .clientCertificateSubject, .clientCertificateSANs:
+        case .clientIP, .clientPort, .clientConsumer, .routeName, .requestID, .clientCertificateSubject, .clientCertificateSANs:
             return .failure(PropertyError("this property cannot be set"))
         }
     }
@@ -114,6 +117,7 @@ struct PropertyStore {
     init(context: WorkflowRequest) {
         values[.clientIP] = context.clientIP.map { .string($0) }
         values[.clientPort] = context.clientPort.map { .integer($0) }
+        values[.clientConsumer] = context.consumer.map { .string($0) }
         values[.routeName] = context.routeName.map { .string($0) }
         values[.requestID] = .string(context.requestID)
         if let certificate = context.clientCertificate {

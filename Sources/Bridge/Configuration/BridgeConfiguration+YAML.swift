@@ -78,7 +78,7 @@ final class ConfigurationReader {
         "async_delivery_timeout", "idempotent", "stall_timeout",
         "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
         "headers", "error_handling", "producer_async_health_probe_interval", "producer_async_health_recovery_threshold",
-        "client_certificate_header",
+        "client_certificate_header", "client_authentication", "rate_limit",
     ]
     static let routeOnlyKeys = ["name", "path", "workflow", "request_callout"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.

@@ -101,6 +101,10 @@ public struct RouteConfiguration: Sendable, Hashable {
     /// registry's) own text; when false they carry kbridge's stable `code` and a generic message, and the detail
     /// goes to the log only. Default: false (Kong's).
     public var returnErrorMessage = false
+    /// `client_authentication`: API keys, HTTP Basic, JWT bearer tokens (see ``ClientAuthenticationSettings``). Default: none.
+    public var clientAuthentication: ClientAuthenticationSettings?
+    /// `rate_limit`: token buckets for the route and per consumer (see ``RateLimitSettings``). Default: none.
+    public var rateLimit: RateLimitSettings?
 
     public init(path: String, topic: String?, kafka: KafkaSettings, name: String? = nil) {
         self.path = path

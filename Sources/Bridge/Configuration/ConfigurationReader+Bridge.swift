@@ -188,6 +188,9 @@ extension ConfigurationReader {
         read("client_certificate_header", readRecordHeaderName) { route.clientCertificateHeader = $0 }
         read("error_handling", readErrorHandling) { route.returnErrorMessage = $0 }
         read("workflow", readWorkflow) { route.workflow = $0 }
+        read("client_authentication", readClientAuthentication) { route.clientAuthentication = $0 }
+        read("rate_limit", readRateLimit) { route.rateLimit = $0 }
+        checkRateLimit(route, values["rate_limit"])
         if values["request_callout"] != nil, values["workflow"] != nil {
             issue(node, "\(path).request_callout", "a route has either a workflow or a request_callout, not both: "
                   + "write the callouts as call nodes of the workflow")

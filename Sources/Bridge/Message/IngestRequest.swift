@@ -17,6 +17,8 @@ struct IngestRequest {
     var connection = ConnectionFacts()
     /// The verified TLS client certificate of the connection (`server.tls.client_certificate`), if any.
     var clientCertificate: ClientCertificateIdentity?
+    /// The consumer `client_authentication` authenticated (`client.consumer` in a workflow), if the route has it.
+    var consumer: String?
 
     init(
         method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer, contentType: String?? = nil,

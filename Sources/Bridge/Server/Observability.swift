@@ -186,11 +186,15 @@ final class Observability: Sendable {
 
     /// Routes with a workflow, by route name.
     let workflows: [(String, WorkflowMetrics)]
+    /// Routes with `client_authentication` or `rate_limit`, by route name.
+    let access: [(name: String, access: RouteAccess)]
 
     init(
         producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = [],
-        workflows: [(String, WorkflowMetrics)] = [], metrics: MetricsRegistry = MetricsRegistry()
+        workflows: [(String, WorkflowMetrics)] = [], access: [(name: String, access: RouteAccess)] = [],
+        metrics: MetricsRegistry = MetricsRegistry()
     ) {
+        self.access = access
         self.metrics = metrics
         unrouted = ResponseCounters(route: "(none)", metrics: metrics)
         self.producers = producers
@@ -260,6 +264,7 @@ final class Observability: Sendable {
             }
         }
         if !workflows.isEmpty { text += workflowMetricsText() }
+        text += AccessMetrics.text(access, escape: Self.escape)
         text += metrics.text()
         if !registries.isEmpty {
             text += "# HELP kbridge_schema_registry_stale_served_total Cached schemas served because the registry was unavailable.\n"

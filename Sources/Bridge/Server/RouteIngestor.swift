@@ -29,6 +29,8 @@ final class RouteIngestor: Sendable {
     let workflow: Workflow?
     /// The workflow's outcomes and per-node counts, for `/metrics`.
     let workflowMetrics: WorkflowMetrics?
+    /// `client_authentication` and `rate_limit`, if the route has either.
+    let access: RouteAccess?
 
     /// One message for one topic.
     struct OutgoingRecord: Sendable {
@@ -47,9 +49,11 @@ final class RouteIngestor: Sendable {
 
     init(
         route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil,
-        workflow: Workflow? = nil, logger: Logger = Logger(label: "kbridge"), metrics: MetricsRegistry = MetricsRegistry()
+        workflow: Workflow? = nil, access: RouteAccess? = nil, logger: Logger = Logger(label: "kbridge"),
+        metrics: MetricsRegistry = MetricsRegistry()
     ) {
         self.route = route
+        self.access = access
         responses = ResponseCounters(route: route.name, metrics: metrics)
         self.logger = logger
         self.pattern = pattern
@@ -64,10 +68,52 @@ final class RouteIngestor: Sendable {
     /// The answer to a request, as the client sees it: with `error_handling.return_error_message` false, a client
     /// library's detail is replaced by a generic message here, and logged.
     func ingest(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
+        guard let access else { return answerPresented(request, match: match, eventLoop: eventLoop) }
+        switch access.admit(request, eventLoop: eventLoop) {
+        case .immediate(let admission):
+            return answer(admission, match: match, eventLoop: eventLoop)
+        case .pending(let future):
+            return .pending(future.flatMap { admission in
+                switch self.answer(admission, match: match, eventLoop: eventLoop) {
+                case .immediate(let response): eventLoop.makeSucceededFuture(response)
+                case .pending(let answered): answered
+                }
+            })
+        }
+    }
+
+    /// The answer to a request the route's gate has decided on; an admitted request's answer gets the gate's headers.
+    private func answer(_ admission: RouteAccess.Admission, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
+        switch admission {
+        case .refused(let response):
+            return .immediate(response)
+        case .admitted(let request, let headers):
+            let outcome = answerPresented(request, match: match, eventLoop: eventLoop)
+            guard !headers.isEmpty else { return outcome }
+            switch outcome {
+            case .immediate(var response):
+                response.headers += headers
+                return .immediate(response)
+            case .pending(let future):
+                return .pending(future.map { response in
+                    var response = response
+                    response.headers += headers
+                    return response
+                })
+            }
+        }
+    }
+
+    private func answerPresented(_ request: IngestRequest, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
         switch answer(request, match: match, eventLoop: eventLoop) {
         case .immediate(let response): return .immediate(present(response))
         case .pending(let future): return .pending(future.map { self.present($0) })
         }
+    }
+
+    /// The record header naming the authenticated consumer, when the route asks for it.
+    func consumerRecordHeaders(for request: IngestRequest) -> [KafkaRecordHeader] {
+        access?.consumerRecordHeader(for: request).map { [$0] } ?? []
     }
 
     private func present(_ response: IngestResponse) -> IngestResponse {
@@ -111,7 +157,7 @@ final class RouteIngestor: Sendable {
         case .failure(let error): return .immediate(error.response)
         }
         let key = match.key ?? route.keyQueryArgument.flatMap { query.first($0) }
-        let headers = route.recordHeaders(for: request)
+        let headers = route.recordHeaders(for: request) + consumerRecordHeaders(for: request)
 
         if let schemaEncoder {
             let body = request.body

@@ -26,7 +26,7 @@ extension RouteIngestor {
             headers: request.headers.map { ($0.name, $0.value) }, body: Array(buffer: request.body), contentType: request.contentType,
             scheme: request.connection.isTLS ? "https" : "http", version: "\(request.connection.version.major).\(request.connection.version.minor)",
             port: request.connection.localPort ?? 0, clientIP: request.connection.clientIP, clientPort: request.connection.clientPort,
-            routeName: route.name, requestID: requestID, defaultTopic: match.topic ?? route.topic)
+            routeName: route.name, requestID: requestID, defaultTopic: match.topic ?? route.topic, consumer: request.consumer)
         if let identity = request.clientCertificate {
             workflowRequest.clientCertificate = (identity.subject, identity.subjectAlternativeNames)
         }
@@ -75,6 +75,7 @@ extension RouteIngestor {
         // The route's record headers (from the request as the workflow left it), then the workflow's `kafka.headers`.
         let headers = route.recordHeaders(for: rebuilt)
             + (serviceRequest.recordHeaders ?? []).map { KafkaRecordHeader(name: $0.name, value: Array($0.value.utf8)) }
+            + consumerRecordHeaders(for: request)
         var records: [OutgoingRecord] = []
         if let schemaEncoder {
             for topic in topics {

@@ -1,0 +1,206 @@
+import Foundation
+import JWT
+import NIOCore
+import PasswordHash
+import Testing
+
+@testable import Bridge
+
+/// `client_authentication` and `rate_limit` as the configuration reads them (every refusal names file:line:column and
+/// the key), the password hashes through libxcrypt, and the token buckets' arithmetic.
+@Suite struct ClientAuthenticationConfigurationTests {
+    static let keys = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../JWTTests/keys").standardized
+    /// Made with Python's `bcrypt` 5.0.0 (`hashpw(b'correct horse battery', gensalt(rounds=10))`).
+    static let bcryptHash = "$2b$10$zt4f9h2YLZPslwAvplZOs.H3yVIu7XWXwuWAmw/aTgcruHs1wNnl."
+
+    static func route(_ block: String) -> String {
+        """
+        routes:
+          - path: /in
+            topic: t
+            bootstrap_servers: k:9092
+        \(block.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"))
+        """
+    }
+
+    @Test func everyMethodReadsWithItsDefaults() throws {
+        let loaded = try parse(Self.route("""
+            client_authentication:
+              api_key:
+                keys: [{consumer: alice, key: 0123456789abcdef0123}]
+              basic:
+                users: [{username: bob, password_hash: "\(Self.bcryptHash)"}]
+              jwt:
+                keys: [{file: \(Self.keys.appendingPathComponent("rsa.pub.pem").path)}]
+            rate_limit:
+              consumer: {rate: 10, per: minute}
+            """))
+        let route = try #require(loaded.configuration.routes.first)
+        let authentication = try #require(route.clientAuthentication)
+        #expect(authentication.realm == "kbridge")
+        #expect(!authentication.hideCredentials)
+        #expect(authentication.consumerRecordHeader == nil)
+        #expect(authentication.apiKey?.keyNames == ["apikey"])
+        #expect(authentication.apiKey?.keys.first?.consumer == "alice")
+        #expect(authentication.basic?.users.first?.consumer == "bob")
+        #expect(authentication.basic?.users.first?.passwordHash.cost == 10)
+        #expect(authentication.basic?.cacheTTL == .seconds(60))
+        #expect(authentication.jwt?.algorithms == [.ps256, .ps384, .ps512, .rs256, .rs384, .rs512])
+        #expect(authentication.jwt?.consumerClaim == "sub")
+        #expect(authentication.jwt?.requiredClaims == ["exp"])
+        #expect(route.rateLimit?.consumer == RateLimitSettings.Limit(rate: 10, period: .seconds(60), burst: 10))
+        #expect(route.rateLimit?.route == nil)
+        // The Kafka SASL key keeps its meaning next to it.
+        #expect(route.kafka.authentication == nil)
+    }
+
+    @Test func plainPasswordsAreRefused() {
+        let plainKey = issues(Self.route("""
+            client_authentication:
+              basic:
+                users: [{username: bob, password: s3cret}]
+            """))
+        #expect(plainKey.contains { $0.hasPrefix("test.yaml:7:") && $0.contains("routes[0].client_authentication.basic.users[0].password: plain passwords are refused") },
+                "\(plainKey)")
+        let plainHash = issues(Self.route("""
+            client_authentication:
+              basic:
+                users: [{username: bob, password_hash: s3cret}]
+            """))
+        #expect(plainHash.contains { $0.contains("users[0].password_hash: not a password hash") }, "\(plainHash)")
+        for (hash, reason) in [("$1$abc$def", "unsupported hash scheme '$1$'"), ("$6$salt$hash", "unsupported hash scheme '$6$'"),
+                               ("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "argon2"), ("$2b$10$short", "60 in all"),
+                               ("$2b$31$zt4f9h2YLZPslwAvplZOs.H3yVIu7XWXwuWAmw/aTgcruHs1wNnl.", "cost 31 is out of range")] {
+            let found = issues(Self.route("""
+                client_authentication:
+                  basic:
+                    users: [{username: bob, password_hash: '\(hash)'}]
+                """))
+            #expect(found.contains { $0.contains(reason) }, "\(hash): \(found)")
+        }
+    }
+
+    @Test func jwtKeysAndAlgorithmsAreCheckedAtStartUp() throws {
+        let rsa = Self.keys.appendingPathComponent("rsa.pub.pem").path
+        let hsWithRS = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{secret: an HMAC secret of at least thirty-two bytes}]
+                algorithms: [RS256]
+            """))
+        #expect(hsWithRS.contains { $0.contains("jwt.algorithms[0]: RS256 needs RSA key, and the keys are: HMAC secret") }, "\(hsWithRS)")
+        let none = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{file: \(rsa)}]
+                algorithms: [none]
+            """))
+        #expect(none.contains { $0.contains("'none' is never accepted") }, "\(none)")
+        let notAKey = try temporaryKeyFile("just some text, not a key")
+        let unknownType = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{file: \(notAKey)}]
+            """))
+        #expect(unknownType.contains { $0.contains("is not a PEM key or certificate, a JWK or a JWKS") }, "\(unknownType)")
+        let unknownKty = try temporaryKeyFile(#"{"kty":"XYZ","k":"c2VjcmV0"}"#)
+        let unsupportedJWK = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{file: \(unknownKty)}]
+            """))
+        #expect(unsupportedJWK.contains { $0.contains("keys[0].file: invalid key") }, "\(unsupportedJWK)")
+        let octJWK = try temporaryKeyFile(#"{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}"#)
+        let symmetricFile = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{file: \(octJWK)}]
+            """))
+        #expect(symmetricFile.contains { $0.contains("keys[0].file: holds a symmetric key") }, "\(symmetricFile)")
+        let publicKeyAsSecret = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{secret: {file: \(rsa)}}]
+            """))
+        #expect(publicKeyAsSecret.contains { $0.contains("never as an HMAC secret") }, "\(publicKeyAsSecret)")
+    }
+
+    @Test func otherMistakesAreNamed() {
+        let found = issues(Self.route("""
+            client_authentication:
+              hide_credentials: yes please
+              api_key:
+                key_in_header: false
+                key_in_query: false
+                keys: [{consumer: a, key: short}]
+            rate_limit:
+              consumer: {rate: 0}
+            """))
+        #expect(found.contains { $0.contains("hide_credentials: expected true or false") }, "\(found)")
+        #expect(found.contains { $0.contains("no key could ever be read") }, "\(found)")
+        #expect(found.contains { $0.contains("keys[0].key: an API key has at least 16 characters") }, "\(found)")
+        #expect(found.contains { $0.contains("rate_limit.consumer.rate: 0 is out of range") }, "\(found)")
+        let empty = issues(Self.route("client_authentication: {}"))
+        #expect(empty.contains { $0.contains("enables no method") }, "\(empty)")
+        let consumerWithoutAuthentication = issues(Self.route("rate_limit: {consumer: {rate: 5}}"))
+        #expect(consumerWithoutAuthentication.contains { $0.contains("needs client_authentication") }, "\(consumerWithoutAuthentication)")
+    }
+
+    func temporaryKeyFile(_ text: String) throws -> String {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-key-\(UUID().uuidString)")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return file.path
+    }
+}
+
+@Suite struct PasswordHashAuthTests {
+    @Test func libxcryptVerifiesHashesPythonMade() throws {
+        let hash = try PasswordHash(parsing: ClientAuthenticationConfigurationTests.bcryptHash)
+        #expect(hash.verify(Array("correct horse battery".utf8)))
+        #expect(!hash.verify(Array("correct horse batterY".utf8)))
+        #expect(!hash.verify(Array("correct horse battery\u{0}tail".utf8)), "a NUL byte would cut the password for crypt")
+        let twoA = try PasswordHash(parsing: "$2a$04$1WxVfQwhRYkK66DUwigwiOyrykziMaRw2Yfj29ILNgJ6kt4.ztKZe")
+        #expect(twoA.verify(Array("correct horse battery".utf8)))
+    }
+
+    @Test func yescryptHashesAreMadeAndVerified() throws {
+        let hash = try PasswordHash.make(password: "s3cret", scheme: .yescrypt)
+        #expect(hash.scheme == .yescrypt)
+        #expect(hash.verify(Array("s3cret".utf8)))
+        #expect(!hash.verify(Array("s3creT".utf8)))
+    }
+}
+
+@Suite struct RateLimitBucketTests {
+    @Test func aBucketRefillsAtItsRateUpToItsBurst() {
+        let limiter = RateLimiter(settings: {
+            var settings = RateLimitSettings()
+            settings.route = RateLimitSettings.Limit(rate: 2, period: .seconds(1), burst: 3)
+            return settings
+        }(), now: 0)
+        let second: UInt64 = 1_000_000_000
+        #expect(limiter.admit(consumer: nil, now: 0)?.remaining == 2)
+        #expect(limiter.admit(consumer: nil, now: 0)?.remaining == 1)
+        #expect(limiter.admit(consumer: nil, now: 0)?.remaining == 0)
+        let refused = limiter.admit(consumer: nil, now: 0)
+        #expect(refused?.refusedBy == .route)
+        #expect(refused?.retryAfter == 1)
+        #expect(refused?.reset == 2)
+        #expect(limiter.admit(consumer: nil, now: second / 2)?.refusedBy == nil)
+        // Ten idle seconds earn no more than the burst.
+        #expect(limiter.admit(consumer: nil, now: 11 * second)?.remaining == 2)
+    }
+
+    @Test func consumerBucketsAreBounded() {
+        var settings = RateLimitSettings()
+        settings.consumer = RateLimitSettings.Limit(rate: 1, period: .seconds(3600))
+        settings.maxConsumers = 100
+        let limiter = RateLimiter(settings: settings, now: 0)
+        for index in 0..<10_000 {
+            #expect(limiter.admit(consumer: "consumer-\(index)", now: UInt64(index))?.refusedBy == nil)
+        }
+        #expect(limiter.trackedConsumers <= 100)
+        // The most recent consumer is still tracked (and limited).
+        #expect(limiter.admit(consumer: "consumer-9999", now: 10_000)?.refusedBy == .consumer)
+    }
+}
