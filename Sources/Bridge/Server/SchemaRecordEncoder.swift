@@ -37,7 +37,8 @@ final class SchemaRecordEncoder: Sendable {
         }
         let value: [UInt8]
         switch await serialize(document, raw: Array(body.readableBytesView), subject: settings.value.subject(topic: topic, suffix: "value"),
-                               version: settings.value.version, role: "payload") {
+                               version: settings.value.version,
+                               unionEncoding: settings.value.payloadEncoding, role: "payload") {
         case .success(let bytes): value = bytes
         case .failure(let error): return .failure(error)
         }
@@ -51,16 +52,20 @@ final class SchemaRecordEncoder: Sendable {
         var keyJSON = ByteBuffer()
         keyJSON.writeJSONString(key)
         let subject = keySchema.subject(topic: topic, suffix: "key")
-        let asString = await serialize(.string(key), raw: Array(keyJSON.readableBytesView), subject: subject, version: keySchema.version, role: "key")
+        let asString = await serialize(.string(key), raw: Array(keyJSON.readableBytesView), subject: subject, version: keySchema.version,
+                                       unionEncoding: keySchema.payloadEncoding, role: "key")
         if case .success(let bytes) = asString { return .success(Record(value: value, key: bytes)) }
         if let parsed = try? JSONParser.parse(key, duplicateKeys: .refuse), parsed != .string(key),
-           case .success(let bytes) = await serialize(parsed, raw: Array(key.utf8), subject: subject, version: keySchema.version, role: "key") {
+           case .success(let bytes) = await serialize(parsed, raw: Array(key.utf8), subject: subject, version: keySchema.version,
+                                                     unionEncoding: keySchema.payloadEncoding, role: "key") {
             return .success(Record(value: value, key: bytes))
         }
         return asString.map { Record(value: value, key: $0) }
     }
 
-    private func serialize(_ document: JSONValue, raw: [UInt8], subject: String, version: SchemaVersion, role: String) async -> Result<[UInt8], ResponseError> {
+    /// `unionEncoding` applies to Avro schemas only (`payload_encoding`).
+    private func serialize(_ document: JSONValue, raw: [UInt8], subject: String, version: SchemaVersion,
+                           unionEncoding: AvroEncoder.UnionEncoding, role: String) async -> Result<[UInt8], ResponseError> {
         let schema: RegisteredSchema
         do {
             schema = try await client.schema(subject: subject, version: version)
@@ -85,7 +90,7 @@ final class SchemaRecordEncoder: Sendable {
             case .success(let parsed): avro = parsed
             case .failure(let error): return .failure(error)
             }
-            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations) {
+            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations, unionEncoding: unionEncoding) {
             case .success(let binary): return .success(ConfluentWireFormat.frame(schemaID: schema.id, payload: binary))
             case .failure(let mismatch):
                 return .failure(ResponseError(Self.invalid(role: role, subject: subject, version: schema.version, violations: mismatch.violations)))

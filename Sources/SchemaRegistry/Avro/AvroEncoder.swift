@@ -3,8 +3,8 @@ import Foundation
 
 /// Turns a JSON document into Avro binary for a schema, reporting every mismatch with its path.
 ///
-/// Accepts what HTTP clients send: plain JSON for unions (the first branch that fits, `null` for the null
-/// branch) as well as Avro's JSON encoding (`{"string": "x"}`, `{"com.example.Money": {...}}`); missing record
+/// Unions are read as ``UnionEncoding`` says: Avro's JSON encoding (`{"string": "x"}`, `{"com.example.Money":
+/// {...}}`, `null` bare), plain JSON (the first branch that takes the value), or either; missing record
 /// fields take their defaults; unknown fields are refused; `bytes` and `fixed` are strings of code points
 /// 0-255 (Avro's JSON encoding); logical types take their numbers, or ISO-8601 strings for dates and times
 /// and decimal strings or numbers for decimals.
@@ -27,8 +27,23 @@ public enum AvroEncoder {
     public static let stepsPerValue = 64
     static let baseSteps = 20_000
 
-    public static func encode(_ value: JSONValue, schema: AvroSchema, limit: Int = 50) -> Result<[UInt8], Mismatch> {
+    /// How a document writes the values of unions (Kong 3.16's `payload_encoding`).
+    public enum UnionEncoding: String, Sendable, Hashable, CaseIterable {
+        /// Avro's JSON encoding (`avro_json`, Kong's default): `null` bare, every other branch tagged with its name,
+        /// `{"double": 1.5}`, `{"com.example.Money": {...}}` (a named type's short name is accepted too). A plain
+        /// value for another branch is a violation.
+        case avroJSON = "avro_json"
+        /// Plain JSON (`simple_json`): the first branch that takes the value; an object is never read as a tag.
+        case simpleJSON = "simple_json"
+        /// Either (kbridge's default when the configuration does not say): a one-member object whose key names a
+        /// branch and whose inner value fits that branch is read as tagged, anything else as plain JSON. So for a
+        /// union of `string` and a map of strings, `{"string": "x"}` is the string `"x"`, not a map.
+        case auto
+    }
+
+    public static func encode(_ value: JSONValue, schema: AvroSchema, limit: Int = 50, unionEncoding: UnionEncoding = .auto) -> Result<[UInt8], Mismatch> {
         var writer = Writer(limit: max(limit, 1), stepBudget: baseSteps + stepsPerValue * value.nodeCount)
+        writer.unionEncoding = unionEncoding
         writer.write(value, schema, path: "$")
         return writer.violations.isEmpty ? .success(writer.bytes) : .failure(Mismatch(violations: writer.violations))
     }
@@ -53,6 +68,8 @@ public enum AvroEncoder {
         var aborted = false
         /// Writing a field's default: Avro's JSON encoding applies (a decimal's string is its bytes).
         var inDefault = false
+        /// How the document writes unions; defaults are read as ``UnionEncoding/auto`` whatever this says.
+        var unionEncoding = UnionEncoding.auto
 
         init(limit: Int, stepBudget: Int) {
             self.limit = limit
@@ -66,6 +83,7 @@ public enum AvroEncoder {
             attempt.depth = depth
             attempt.steps = steps
             attempt.inDefault = inDefault
+            attempt.unionEncoding = unionEncoding
             return attempt
         }
 
@@ -238,23 +256,72 @@ public enum AvroEncoder {
 
         @inline(never)
         mutating func writeUnion(_ value: JSONValue, _ branches: [AvroSchema], path: String) {
-            // Avro's JSON encoding: null, or {"<branch name>": value}.
+            // null is bare in every encoding.
             if case .null = value, let index = branches.firstIndex(where: { if case .null = $0.resolved { true } else { false } }) {
                 writeLong(Int64(index))
                 return
             }
+            switch inDefault ? .auto : unionEncoding {
+            case .avroJSON: writeTaggedUnion(value, branches, path: path)
+            case .simpleJSON: writePlainUnion(value, branches, path: path)
+            case .auto:
+                // A one-member object naming a branch whose value fits it is tagged; anything else is plain JSON.
+                if case .object(let object) = value, object.count == 1, let (name, inner) = object.members.first,
+                   let index = Self.branchIndex(named: name, in: branches) {
+                    var attempt = makeAttempt(limit: limit)
+                    attempt.write(inner, branches[index], path: path)
+                    if absorb(attempt) { return }
+                    if attempt.violations.isEmpty {
+                        writeLong(Int64(index))
+                        bytes.append(contentsOf: attempt.bytes)
+                        return
+                    }
+                }
+                writePlainUnion(value, branches, path: path)
+            }
+        }
+
+        /// The branch a tag names: its full name, else (for named types) its short name.
+        static func branchIndex(named name: String, in branches: [AvroSchema]) -> Int? {
+            if let index = branches.firstIndex(where: { $0.branchName == name }) { return index }
+            return branches.firstIndex { branch in
+                let full = branch.branchName
+                guard let dot = full.lastIndex(of: ".") else { return false }
+                return full[full.index(after: dot)...] == name
+            }
+        }
+
+        /// Avro's JSON encoding: `{"<branch name>": value}` (null was handled by the caller).
+        mutating func writeTaggedUnion(_ value: JSONValue, _ branches: [AvroSchema], path: String) {
             if case .object(let object) = value, object.count == 1, let (name, inner) = object.members.first,
-               let index = branches.firstIndex(where: { $0.branchName == name || $0.branchName.split(separator: ".").last.map(String.init) == name }) {
-                var attempt = makeAttempt(limit: limit)
-                attempt.write(inner, branches[index], path: path)
+               let index = Self.branchIndex(named: name, in: branches) {
+                writeLong(Int64(index))
+                write(inner, branches[index], path: JSONSchemaValidator.Context.childPath(path, name))
+                return
+            }
+            if case .null = value { return fail(path, "union", "null matches no branch of the union [\(branches.map(\.branchName).joined(separator: ", "))]") }
+            // An example from the branch plain JSON would choose (tried as simple_json: nested unions plain too).
+            var example = branches.first { if case .null = $0.resolved { false } else { true } }?.branchName ?? "string"
+            for branch in branches {
+                var attempt = makeAttempt(limit: 1)
+                attempt.unionEncoding = .simpleJSON
+                attempt.write(value, branch, path: path)
                 if absorb(attempt) { return }
                 if attempt.violations.isEmpty {
-                    writeLong(Int64(index))
-                    bytes.append(contentsOf: attempt.bytes)
-                    return
+                    example = branch.branchName
+                    break
                 }
             }
-            // Plain JSON: the first branch that takes the value.
+            var unnamed = ""
+            if case .object(let object) = value, object.count == 1, let name = object.members.first?.key {
+                unnamed = "\(Self.quoted(name)) names no branch of the union [\(branches.map(\.branchName).joined(separator: ", "))]; "
+            }
+            fail(path, "union", "\(unnamed)a union value must be tagged in Avro's JSON encoding, e.g. {\"\(example)\": \(Self.sketch(value))}; "
+                 + "payload_encoding: simple_json accepts plain JSON")
+        }
+
+        /// Plain JSON: the first branch that takes the value.
+        mutating func writePlainUnion(_ value: JSONValue, _ branches: [AvroSchema], path: String) {
             var reasons: [String] = []
             for (index, branch) in branches.enumerated() {
                 var attempt = makeAttempt(limit: 1)
@@ -364,6 +431,15 @@ public enum AvroEncoder {
         }
 
         static func quoted(_ text: String) -> String { "'\(abbreviated(text))'" }
+
+        /// A value as short JSON for an example: scalars as written (strings abbreviated), `{…}` and `[…]` for the rest.
+        static func sketch(_ value: JSONValue) -> String {
+            switch value {
+            case .object: "{…}"
+            case .array: "[…]"
+            default: JSONSchemaValidator.Context.preview(value, bare: true)
+            }
+        }
 
         /// Avro's JSON encoding of bytes: a string whose code points 0-255 are the bytes.
         static func codePointBytes(_ value: JSONValue) -> [UInt8]? {
