@@ -60,7 +60,7 @@ import Testing
             #"$.list[1]: a union value must be tagged in Avro's JSON encoding, e.g. {"long": 3}; payload_encoding: simple_json accepts plain JSON"#,
         ])
         // A plain record: the example is the record's branch, tagged.
-        #expect(try Self.violations(#"{"amount": null, "money": {"cents": 5}}"#, .avroJSON) == [
+        #expect(try Self.violations(#"{"amount": null, "money": {"cents": 5, "note": null}}"#, .avroJSON) == [
             #"$.money: a union value must be tagged in Avro's JSON encoding, e.g. {"shop.Money": {…}}; payload_encoding: simple_json accepts plain JSON"#,
         ])
         // A tag that names no branch, and a tagged value that does not fit its branch.

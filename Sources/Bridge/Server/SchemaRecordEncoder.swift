@@ -90,8 +90,10 @@ final class SchemaRecordEncoder: Sendable {
             case .success(let parsed): avro = parsed
             case .failure(let error): return .failure(error)
             }
-            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations, unionEncoding: unionEncoding) {
-            case .success(let binary): return .success(ConfluentWireFormat.frame(schemaID: schema.id, payload: binary))
+            // The encoder writes after the wire-format header: the framed record without a copy.
+            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations, unionEncoding: unionEncoding,
+                                      prefix: ConfluentWireFormat.header(schemaID: schema.id)) {
+            case .success(let framed): return .success(framed)
             case .failure(let mismatch):
                 return .failure(ResponseError(Self.invalid(role: role, subject: subject, version: schema.version, violations: mismatch.violations)))
             }
