@@ -4,6 +4,9 @@ public enum ConfluentWireFormat {
     public static let magicByte: UInt8 = 0
     public static let headerSize = 5
 
+    /// The wire-format header for `schemaID` alone (for an encoder that writes the payload after it).
+    public static func header(schemaID: Int32) -> [UInt8] { frame(schemaID: schemaID, payload: []) }
+
     /// Prefixes `payload` with the wire-format header for `schemaID`.
     public static func frame(schemaID: Int32, payload: some Collection<UInt8>) -> [UInt8] {
         var bytes: [UInt8] = []

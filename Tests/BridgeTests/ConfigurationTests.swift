@@ -395,6 +395,31 @@ func issues(_ yaml: String) -> [String] {
         #expect(settings.registry.authentication == .basic(username: "svc", password: Secret("pw", source: "env SR_PASSWORD")))
         #expect(settings.value.name == "orders-v" && settings.value.version == .number(3))
         #expect(settings.key?.name == nil && settings.key?.version == .latest)
+        // payload_encoding absent: kbridge takes both encodings.
+        #expect(settings.value.payloadEncoding == .auto && settings.key?.payloadEncoding == .auto)
+    }
+
+    /// Kong 3.16's `payload_encoding`, on the value and the key subject: an explicit value is honoured exactly, an
+    /// absent or null one is kbridge's `auto`.
+    @Test(arguments: [
+        ("payload_encoding: avro_json", AvroEncoder.UnionEncoding.avroJSON),
+        ("payload_encoding: simple_json", .simpleJSON),
+        ("payload_encoding: auto", .auto),
+        ("payload_encoding: null", .auto),
+        ("schema_version: latest", .auto),
+    ])
+    func payloadEncodingIsRead(entry: String, expected: AvroEncoder.UnionEncoding) throws {
+        let loaded = try parse("""
+            routes:
+              - path: /a
+                topic: orders
+                bootstrap_servers: [k:1]
+                schema_registry: {confluent: {url: 'http://r', value_schema: {\(entry)}, key_schema: {\(entry)}}}
+            """)
+        let settings = try #require(loaded.configuration.routes.first?.schemaRegistry)
+        #expect(settings.value.payloadEncoding == expected)
+        #expect(settings.key?.payloadEncoding == expected)
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
     }
 
     @Test func forwardSettingsOnASchemaRoutesAreReportedAsIgnored() throws {
@@ -412,6 +437,9 @@ func issues(_ yaml: String) -> [String] {
         ("{confluent: {url: 'http://r', value_schema: {schema_version: newest}}}", "'newest' is neither 'latest' nor a version number"),
         ("{confluent: {url: 'http://r', authentication: {mode: kerberos}}}", "unknown mode 'kerberos'"),
         ("{confluent: {url: 'http://r', authentication: {mode: oauth2}}}", "required with mode 'oauth2'"),
+        ("{confluent: {url: 'http://r', value_schema: {payload_encoding: json}}}",
+         "test.yaml:2:132: routes[0].schema_registry.confluent.value_schema.payload_encoding: unknown encoding 'json' (avro_json, simple_json, auto)"),
+        ("{confluent: {url: 'http://r', key_schema: {payload_encoding: [avro_json]}}}", "routes[0].schema_registry.confluent.key_schema.payload_encoding: expected a string"),
     ])
     func invalidSchemaRegistrySettingsAreRefused(value: String, expected: String) {
         let found = issues("routes:\n  - {path: /a, topic: t, bootstrap_servers: [k:1], schema_registry: \(value)}\n")

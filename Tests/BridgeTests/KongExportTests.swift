@@ -129,8 +129,14 @@ import Testing
             .replacingOccurrences(of: "      identity_pool_id: null", with: "      identity_pool_id: pool-Ab1")
             .replacingOccurrences(of: "      logical_cluster_id: null", with: "      logical_cluster_id: lsrc-123")
             .replacingOccurrences(of: "        keep_alive: true", with: "        keep_alive: false")
+            .replacingOccurrences(of: "    key_schema: null", with: "    key_schema:\n      payload_encoding: avro_json\n      schema_version: latest\n      subject_name: null")
+            .replacingOccurrences(of: "    value_schema: null", with: "    value_schema:\n      payload_encoding: simple_json\n      schema_version: latest\n      subject_name: orders-v")
         let loaded = try parse(Self.route(config))
-        let registry = try #require(loaded.configuration.routes.first?.schemaRegistry).registry
+        let settings = try #require(loaded.configuration.routes.first?.schemaRegistry)
+        // Kong 3.16 exports payload_encoding on every subject: honoured as written.
+        #expect(settings.value == SchemaRegistrySettings.Subject(name: "orders-v", version: .latest, payloadEncoding: .simpleJSON))
+        #expect(settings.key == SchemaRegistrySettings.Subject(name: nil, version: .latest, payloadEncoding: .avroJSON))
+        let registry = settings.registry
         #expect(registry.url == "https://psrc-1.example.confluent.cloud")
         #expect(registry.identityPoolID == "pool-Ab1")
         #expect(registry.logicalClusterID == "lsrc-123")

@@ -161,4 +161,42 @@ struct SchemaRegistryRouteTests {
         #expect(key.schemaID == keyID && Array(key.payload) == [84])  // zigzag(42) = 84
         try await registry.shutdown()
     }
+    static let avroPayment = #"{"type": "record", "name": "Payment", "namespace": "shop", "fields": [{"name": "amount", "type": ["null", "double"]}, {"name": "memo", "type": ["null", "string"], "default": null}]}"#
+
+    /// Kong 3.16's `payload_encoding`, one route per mode: tagged unions (`avro_json`), plain JSON (`simple_json`) and
+    /// either (`auto`, the default when the key is absent); what is accepted is produced and read back by fastavro.
+    @Test(arguments: [
+        (AvroEncoder.UnionEncoding.avroJSON, [#"{"amount": {"double": 1.5}, "memo": {"string": "hi"}}"#], [#"{"amount": 1.5, "memo": {"string": "hi"}}"#],
+         #"$.amount: a union value must be tagged in Avro's JSON encoding, e.g. {"double": 1.5}; payload_encoding: simple_json accepts plain JSON"#),
+        (.simpleJSON, [#"{"amount": 1.5, "memo": "hi"}"#], [#"{"amount": {"double": 1.5}, "memo": "hi"}"#],
+         "$.amount: object matches no branch of the union [null, double]"),
+        (.auto, [#"{"amount": {"double": 1.5}, "memo": {"string": "hi"}}"#, #"{"amount": 1.5, "memo": "hi"}"#], [#"{"amount": "1.5"}"#],
+         #"$.amount: string ("1.5") matches no branch of the union [null, double]"#),
+    ])
+    func avroUnionsAreReadAsPayloadEncodingSays(encoding: AvroEncoder.UnionEncoding, accepted: [String], refused: [String], reason: String) async throws {
+        let registry = try await FakeSchemaRegistry()
+        let topic = uniqueTopic("sr-union-\(encoding.rawValue)")
+        let (id, _) = registry.register(subject: "\(topic)-value", schema: Self.avroPayment)
+        let route = try route(registry, topic: topic) { $0.value.payloadEncoding = encoding }
+        try await withBridge([route]) { (base: String, _: KafkaBridge) async throws in
+            for body in accepted {
+                let answer = try await request("\(base)/orders", body: body, headers: [("content-type", "application/json")])
+                #expect(answer.status == .ok, "\(body): \(answer.body)")
+            }
+            for body in refused {
+                let answer = try await request("\(base)/orders", body: body, headers: [("content-type", "application/json")])
+                #expect(answer.status == .badRequest)
+                let errors = try #require(answer.json["errors"] as? [[String: Any]])
+                #expect(errors.map { "\($0["path"]!): \($0["reason"]!)" } == [reason])
+            }
+        }
+        let messages = try await readTopic(topic, minimumCount: accepted.count)
+        #expect(messages.count == accepted.count)
+        for message in messages {
+            let value = try #require(ConfluentWireFormat.unframe(message.value))
+            #expect(value.schemaID == id)
+            #expect(try await decodeWithFastavro(Array(value.payload), schema: Self.avroPayment) == #"{"amount": 1.5, "memo": "hi"}"#)
+        }
+        try await registry.shutdown()
+    }
 }

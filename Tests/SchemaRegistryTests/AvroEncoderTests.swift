@@ -101,4 +101,28 @@ func encode(_ json: String, _ schema: AvroSchema) throws -> Result<[UInt8], Avro
         let bytes = try encode(#"{"a": 123456789012.345, "b": "-1e3"}"#, schema).get()
         #expect(try await decodeWithFastavro(bytes, schema: schemaText) == #"{"a": "123456789012.345", "b": "-1000"}"#)
     }
+    @Test func theEncoderWritesAfterAPrefixAndFindsUnknownFieldsWhateverTheFieldNames() throws {
+        let schema = try AvroSchema.parse(#"{"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}, {"name": "a", "type": "long"}]}"#)
+        // The wire-format header first, then the record (zigzag 1 twice).
+        #expect(try AvroEncoder.encode(try JSONParser.parse(#"{"a": 1}"#), schema: schema, prefix: ConfluentWireFormat.header(schemaID: 7)).get()
+            == [0, 0, 0, 0, 7, 2, 2])
+        // Two fields of one name match one member: the other member is still unknown.
+        guard case .failure(let mismatch) = try encode(#"{"a": 1, "b": 2}"#, schema) else { Issue.record("accepted"); return }
+        #expect(mismatch.violations.map(\.description) == ["$.b: R has no field 'b'"])
+    }
+
+    /// Invalid documents get every violation with its path although valid ones are encoded without keeping paths;
+    /// members in any order, unions tried in place (what a failed branch wrote is taken back).
+    @Test func pathsAndBytesDoNotDependOnMemberOrderOrFailedBranches() async throws {
+        let text = #"{"type": "record", "name": "O", "fields": [{"name": "u", "type": ["null", {"type": "record", "name": "A", "fields": [{"name": "x", "type": "long"}, {"name": "y", "type": "string"}]}, {"type": "record", "name": "B", "fields": [{"name": "x", "type": "long"}, {"name": "z", "type": "string"}]}]}, {"name": "list", "type": {"type": "array", "items": "long"}}]}"#
+        let schema = try AvroSchema.parse(text)
+        let bytes = try encode(#"{"list": [1, 2], "u": {"z": "b", "x": 3}}"#, schema).get()
+        #expect(try await decodeWithFastavro(bytes, schema: text) == #"{"list": [1, 2], "u": {"x": 3, "z": "b"}}"#)
+        guard case .failure(let mismatch) = try encode(#"{"list": [1, "2", 3, "4"], "u": {"x": "3"}}"#, schema) else { Issue.record("accepted"); return }
+        #expect(mismatch.violations.map(\.description) == [
+            "$.u: object matches no branch of the union [null, A, B]",
+            #"$.list[1]: expected long, got string ("2")"#,
+            #"$.list[3]: expected long, got string ("4")"#,
+        ])
+    }
 }

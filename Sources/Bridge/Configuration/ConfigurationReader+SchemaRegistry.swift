@@ -56,7 +56,7 @@ extension ConfigurationReader {
     }
 
     func readSubject(_ node: Node, _ path: String) -> SchemaRegistrySettings.Subject? {
-        guard let entries = mapping(node, path, allowed: ["subject_name", "schema_version"], nullIsUnset: true) else { return nil }
+        guard let entries = mapping(node, path, allowed: ["subject_name", "schema_version", "payload_encoding"], nullIsUnset: true) else { return nil }
         var subject = SchemaRegistrySettings.Subject()
         for (key, value) in entries {
             switch key {
@@ -68,6 +68,15 @@ extension ConfigurationReader {
                     continue
                 }
                 subject.version = version
+            case "payload_encoding":
+                // Avro only; accepted silently for JSON Schema subjects (Kong's exports carry it on every subject).
+                guard let text = string(value, "\(path).payload_encoding") else { continue }
+                guard let encoding = AvroEncoder.UnionEncoding(rawValue: text) else {
+                    let known = AvroEncoder.UnionEncoding.allCases.map(\.rawValue).joined(separator: ", ")
+                    issue(value, "\(path).payload_encoding", "unknown encoding '\(text)' (\(known))")
+                    continue
+                }
+                subject.payloadEncoding = encoding
             default: break
             }
         }

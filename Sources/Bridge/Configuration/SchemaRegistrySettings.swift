@@ -9,10 +9,15 @@ public struct SchemaRegistrySettings: Sendable, Hashable {
         public var name: String?
         /// `schema_version`: `latest` or a version number. Default: `latest`.
         public var version: SchemaVersion = .latest
+        /// `payload_encoding` (Kong 3.16), for Avro subjects: how the JSON writes unions. Kong's default is
+        /// `avro_json` (and a Kong export always lists it); when the key is absent kbridge takes both (`auto`), so
+        /// configurations written before the key existed keep working. No effect on JSON Schema subjects.
+        public var payloadEncoding: AvroEncoder.UnionEncoding = .auto
 
-        public init(name: String? = nil, version: SchemaVersion = .latest) {
+        public init(name: String? = nil, version: SchemaVersion = .latest, payloadEncoding: AvroEncoder.UnionEncoding = .auto) {
             self.name = name
             self.version = version
+            self.payloadEncoding = payloadEncoding
         }
 
         /// The subject for a topic: the configured name, or `<topic>-<suffix>`.

@@ -90,7 +90,8 @@ final class SchemaRecordEncoder: Sendable {
             return .failure(ResponseError(.error(.badRequest, code: "invalid_body", "the body must be JSON for a schema-validated route: \(error)")))
         }
         let value: [UInt8]
-        switch serialize(document, raw: Array(body.readableBytesView), schema: schemas.value, role: "payload") {
+        switch serialize(document, raw: Array(body.readableBytesView), schema: schemas.value, unionEncoding: settings.value.payloadEncoding,
+                         role: "payload") {
         case .success(let bytes): value = bytes
         case .failure(let error): return .failure(error)
         }
@@ -103,16 +104,20 @@ final class SchemaRecordEncoder: Sendable {
         // take a string (an Avro long, say), the key is read as JSON instead ("42" is the number 42).
         var keyJSON = ByteBuffer()
         keyJSON.writeJSONString(key)
-        let asString = serialize(.string(key), raw: Array(keyJSON.readableBytesView), schema: keySchema, role: "key")
+        let keyEncoding = settings.key?.payloadEncoding ?? .auto
+        let asString = serialize(.string(key), raw: Array(keyJSON.readableBytesView), schema: keySchema, unionEncoding: keyEncoding, role: "key")
         if case .success(let bytes) = asString { return .success(Record(value: value, key: bytes)) }
         if let parsed = try? JSONParser.parse(key, duplicateKeys: .refuse), parsed != .string(key),
-           case .success(let bytes) = serialize(parsed, raw: Array(key.utf8), schema: keySchema, role: "key") {
+           case .success(let bytes) = serialize(parsed, raw: Array(key.utf8), schema: keySchema, unionEncoding: keyEncoding, role: "key") {
             return .success(Record(value: value, key: bytes))
         }
         return asString.map { Record(value: value, key: $0) }
     }
 
-    private func serialize(_ document: JSONValue, raw: [UInt8], schema: PreparedSchema, role: String) -> Result<[UInt8], ResponseError> {
+    /// `unionEncoding` applies to Avro schemas only (`payload_encoding`).
+    private func serialize(
+        _ document: JSONValue, raw: [UInt8], schema: PreparedSchema, unionEncoding: AvroEncoder.UnionEncoding, role: String
+    ) -> Result<[UInt8], ResponseError> {
         switch schema.validator {
         case .json(let validator):
             let violations = validator.validate(document, limit: Self.maximumViolations)
@@ -121,8 +126,10 @@ final class SchemaRecordEncoder: Sendable {
             }
             return .success(ConfluentWireFormat.frame(schemaID: schema.id, payload: raw))
         case .avro(let avro):
-            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations) {
-            case .success(let binary): return .success(ConfluentWireFormat.frame(schemaID: schema.id, payload: binary))
+            // The encoder writes after the wire-format header: the framed record without a copy.
+            switch AvroEncoder.encode(document, schema: avro, limit: Self.maximumViolations, unionEncoding: unionEncoding,
+                                      prefix: ConfluentWireFormat.header(schemaID: schema.id)) {
+            case .success(let framed): return .success(framed)
             case .failure(let mismatch):
                 return .failure(ResponseError(Self.invalid(role: role, subject: schema.subject, version: schema.version, violations: mismatch.violations)))
             }

@@ -7,13 +7,19 @@ import SchemaRegistry
 ///   and logical type, named references, recursion, unions with and without null).
 /// - Odd mode byte: the rest is `<schema text>\0<JSON document>`; the schema is parsed, then the document encoded.
 ///
-/// Invariants: no crash, no hang, and encoding a document twice gives the same bytes.
+/// The mode byte's bits 1-2 choose the union encoding (`payload_encoding`): auto, avro_json or simple_json.
+///
+/// Invariants: no crash, no hang, encoding a document twice gives the same bytes, and a document accepted in
+/// Avro's JSON encoding is accepted by `auto` with the same bytes (its tags name branches its values fit).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAvro(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard var input = FuzzInput(data, size) else { return 0 }
     let whole = input.remaining
     let schema: AvroSchema
-    if input.byte() & 1 == 0 {
+    let mode = input.byte()
+    let encodings: [AvroEncoder.UnionEncoding] = [.auto, .avroJSON, .simpleJSON, .auto]
+    let unionEncoding = encodings[Int(mode >> 1) & 3]
+    if mode & 1 == 0 {
         schema = everyTypeSchema
     } else {
         let text = String(decoding: input.bytes(upTo: 0), as: UTF8.self)
@@ -21,9 +27,15 @@ public func fuzzAvro(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     let document: JSONValue
     do { document = try JSONParser.parse(input.remaining) } catch { return 0 }
-    let first = AvroEncoder.encode(document, schema: schema)
-    if case .success(let bytes) = first, case .success(let again) = AvroEncoder.encode(document, schema: schema), bytes != again {
+    let first = AvroEncoder.encode(document, schema: schema, unionEncoding: unionEncoding)
+    if case .success(let bytes) = first,
+       case .success(let again) = AvroEncoder.encode(document, schema: schema, unionEncoding: unionEncoding), bytes != again {
         fuzzFailure("encoding the same document twice gave different bytes", input: whole)
+    }
+    if unionEncoding == .avroJSON, case .success(let bytes) = first {
+        guard case .success(let auto) = AvroEncoder.encode(document, schema: schema, unionEncoding: .auto), auto == bytes else {
+            fuzzFailure("a document accepted as avro_json was refused or encoded differently by auto", input: whole)
+        }
     }
     return 0
 }

@@ -3,8 +3,8 @@ import Foundation
 
 /// Turns a JSON document into Avro binary for a schema, reporting every mismatch with its path.
 ///
-/// Accepts what HTTP clients send: plain JSON for unions (the first branch that fits, `null` for the null
-/// branch) as well as Avro's JSON encoding (`{"string": "x"}`, `{"com.example.Money": {...}}`); missing record
+/// Unions are read as ``UnionEncoding`` says: Avro's JSON encoding (`{"string": "x"}`, `{"com.example.Money":
+/// {...}}`, `null` bare), plain JSON (the first branch that takes the value), or either; missing record
 /// fields take their defaults; unknown fields are refused; `bytes` and `fixed` are strings of code points
 /// 0-255 (Avro's JSON encoding); logical types take their numbers, or ISO-8601 strings for dates and times
 /// and decimal strings or numbers for decimals.
@@ -27,65 +27,131 @@ public enum AvroEncoder {
     public static let stepsPerValue = 64
     static let baseSteps = 20_000
 
-    public static func encode(_ value: JSONValue, schema: AvroSchema, limit: Int = 50) -> Result<[UInt8], Mismatch> {
-        var writer = Writer(limit: max(limit, 1), stepBudget: baseSteps + stepsPerValue * value.nodeCount)
-        writer.write(value, schema, path: "$")
-        return writer.violations.isEmpty ? .success(writer.bytes) : .failure(Mismatch(violations: writer.violations))
+    /// How a document writes the values of unions (Kong 3.16's `payload_encoding`).
+    public enum UnionEncoding: String, Sendable, Hashable, CaseIterable {
+        /// Avro's JSON encoding (`avro_json`, Kong's default): `null` bare, every other branch tagged with its name,
+        /// `{"double": 1.5}`, `{"com.example.Money": {...}}` (a named type's short name is accepted too). A plain
+        /// value for another branch is a violation.
+        case avroJSON = "avro_json"
+        /// Plain JSON (`simple_json`): the first branch that takes the value; an object is never read as a tag.
+        case simpleJSON = "simple_json"
+        /// Either (kbridge's default when the configuration does not say): a one-member object whose key names a
+        /// branch and whose inner value fits that branch is read as tagged, anything else as plain JSON. So for a
+        /// union of `string` and a map of strings, `{"string": "x"}` is the string `"x"`, not a map.
+        case auto
+    }
+
+    /// - Parameter prefix: bytes the output starts with (the Confluent wire-format header), saving a copy.
+    public static func encode(_ value: JSONValue, schema: AvroSchema, limit: Int = 50, unionEncoding: UnionEncoding = .auto,
+                              prefix: [UInt8] = []) -> Result<[UInt8], Mismatch> {
+        // First a pass that keeps no paths and stops at the first mismatch: what a valid document needs. Only when
+        // it stops, a second pass finds every violation with its path (the same steps as far as the first went,
+        // so within the same bounds; at most twice the work, for invalid documents only).
+        var fast = Writer(limit: 1, stepBudget: baseSteps, uncountedDocument: value, tracksPaths: false)
+        fast.unionEncoding = unionEncoding
+        fast.trying = 1
+        fast.bytes.append(contentsOf: prefix)
+        fast.write(value, schema)
+        if !fast.branchFailed, !fast.aborted { return .success(fast.bytes) }
+        // The step budget grows with the document: counted only when the fixed part is used up (rarely).
+        var writer = Writer(limit: max(limit, 1), stepBudget: baseSteps, uncountedDocument: value, tracksPaths: true)
+        writer.unionEncoding = unionEncoding
+        writer.write(value, schema)
+        return writer.violations.isEmpty ? .success(prefix + writer.bytes) : .failure(Mismatch(violations: writer.violations))
     }
 
     /// The first problem with a field's default for its type, or nil when it fits.
     static func checkDefault(_ value: JSONValue, _ schema: AvroSchema) -> JSONSchemaViolation? {
-        var writer = Writer(limit: 1, stepBudget: baseSteps)
-        writer.writeDefault(value, schema, path: "$")
+        var writer = Writer(limit: 1, stepBudget: baseSteps, uncountedDocument: nil, tracksPaths: true)
+        writer.writeDefault(value, schema)
         return writer.violations.first
+    }
+
+    /// One step of a violation's path: a member (record field, map key, union tag) or an array index.
+    enum PathComponent {
+        case member(String)
+        case index(Int)
     }
 
     struct Writer {
         let limit: Int
         var bytes: [UInt8] = []
         var violations: [JSONSchemaViolation] = []
+        /// Where the value being written is, rendered as `$.items[2].qty` only when a violation is reported; kept
+        /// only by the pass that reports violations.
+        var path: [PathComponent] = []
+        let tracksPaths: Bool
         /// Nested `write` calls in progress.
         var depth = 0
         /// `write` calls so far, union attempts included, and how many are allowed.
         var steps = 0
-        let stepBudget: Int
+        var stepBudget: Int
+        /// The document whose size has not yet been added to ``stepBudget`` (``AvroEncoder/stepsPerValue`` per value).
+        var uncountedDocument: JSONValue?
         /// Set when a bound was hit: everything stops, and the document is refused.
         var aborted = false
         /// Writing a field's default: Avro's JSON encoding applies (a decimal's string is its bytes).
         var inDefault = false
+        /// How the document writes unions; defaults are read as ``UnionEncoding/auto`` whatever this says.
+        var unionEncoding = UnionEncoding.auto
+        /// Union branches being tried, within each other (and 1 for the whole first pass): their mismatches are not
+        /// reported, the first one ends the try (``branchFailed``), and what the try wrote is taken back.
+        var trying = 0
+        var branchFailed = false
 
-        init(limit: Int, stepBudget: Int) {
+        init(limit: Int, stepBudget: Int, uncountedDocument: JSONValue?, tracksPaths: Bool) {
             self.limit = limit
+            self.tracksPaths = tracksPaths
             self.stepBudget = stepBudget
-            bytes.reserveCapacity(256)
+            self.uncountedDocument = uncountedDocument
+            bytes.reserveCapacity(512)
+            path.reserveCapacity(16)
         }
 
-        /// A writer for trying a union branch: same bounds and mode, its own bytes and violations.
-        func makeAttempt(limit: Int) -> Writer {
-            var attempt = Writer(limit: limit, stepBudget: stepBudget)
-            attempt.depth = depth
-            attempt.steps = steps
-            attempt.inDefault = inDefault
-            return attempt
+        /// The path as text: `$`, `$.items[2].qty`, `$["odd key"]`.
+        func renderedPath() -> String {
+            var text = "$"
+            for component in path {
+                switch component {
+                case .member(let name): text = JSONSchemaValidator.Context.childPath(text, name)
+                case .index(let index): text += "[\(index)]"
+                }
+            }
+            return text
         }
 
-        /// Takes over what an attempt used of the bounds; true when the attempt hit one (its violation is kept).
-        mutating func absorb(_ attempt: Writer) -> Bool {
-            steps = attempt.steps
-            guard attempt.aborted, let reason = attempt.violations.last else { return false }
-            abort(reason.path, reason.keyword, reason.reason)
-            return true
+        /// A mismatch at the current path; the reason is only built when it is reported.
+        mutating func fail(_ keyword: String, _ reason: @autoclosure () -> String) {
+            if trying > 0 {
+                branchFailed = true
+                return
+            }
+            if !aborted, violations.count < limit {
+                violations.append(JSONSchemaViolation(path: renderedPath(), keyword: keyword, reason: reason()))
+            }
         }
 
-        mutating func fail(_ path: String, _ keyword: String, _ reason: String) {
-            if !aborted, violations.count < limit { violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason)) }
-        }
-
-        mutating func abort(_ path: String, _ keyword: String, _ reason: String) {
+        /// A bound was hit: reported even while a union branch is tried, and even when the list is full.
+        mutating func abort(_ keyword: String, _ reason: String) {
             aborted = true
-            // The bound's violation must be reported even when the list is full.
             if violations.count >= limit { violations.removeLast() }
-            violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason))
+            violations.append(JSONSchemaViolation(path: renderedPath(), keyword: keyword, reason: reason))
+        }
+
+        /// Writes `value` as union branch `index` if it fits (true), else takes back what was written (false);
+        /// false too when a bound was hit (``aborted``).
+        mutating func tryBranch(_ value: JSONValue, _ branch: AvroSchema, index: Int) -> Bool {
+            let mark = bytes.count
+            let outerFailed = branchFailed
+            branchFailed = false
+            trying += 1
+            writeLong(Int64(index))
+            write(value, branch)
+            trying -= 1
+            let fits = !branchFailed && !aborted
+            branchFailed = outerFailed
+            if !fits { bytes.removeSubrange(mark...) }
+            return fits
         }
 
         // MARK: Binary encoding (Avro specification 1.11, "Binary Encoding")
@@ -104,16 +170,26 @@ public enum AvroEncoder {
             bytes.append(contentsOf: data)
         }
 
+        mutating func writeString(_ string: String) {
+            writeLong(Int64(string.utf8.count))
+            bytes.append(contentsOf: string.utf8)
+        }
+
         // MARK: JSON to Avro
 
-        mutating func write(_ value: JSONValue, _ schema: AvroSchema, path: String) {
-            guard !aborted else { return }
+        mutating func write(_ value: JSONValue, _ schema: AvroSchema) {
+            guard !aborted, !branchFailed else { return }
             steps += 1
+            if steps > stepBudget, let document = uncountedDocument {
+                uncountedDocument = nil
+                let (perValue, overflow) = AvroEncoder.stepsPerValue.multipliedReportingOverflow(by: document.nodeCount)
+                stepBudget = overflow ? .max : AvroEncoder.baseSteps.addingReportingOverflow(perValue).partialValue
+            }
             guard steps <= stepBudget else {
-                return abort(path, "limit", "the document needs more than \(stepBudget) encoding steps for this schema (unions tried in depth)")
+                return abort("limit", "the document needs more than \(stepBudget) encoding steps for this schema (unions tried in depth)")
             }
             guard depth < AvroEncoder.maximumDepth else {
-                return abort(path, "depth", "the value nests deeper than \(AvroEncoder.maximumDepth) encoding steps")
+                return abort("depth", "the value nests deeper than \(AvroEncoder.maximumDepth) encoding steps")
             }
             depth += 1
             defer { depth -= 1 }
@@ -121,225 +197,295 @@ public enum AvroEncoder {
             // frames on the recursive path stay small (debug builds give every temporary its own slot).
             switch schema.resolved {
             case .null, .boolean, .int, .long, .float, .double, .bytes, .string, .enumeration, .fixed:
-                writeLeaf(value, schema.resolved, path: path)
-            case .array(let items): writeArray(value, items, path: path)
-            case .map(let values): writeMap(value, values, path: path)
-            case .record(let record): writeRecord(value, record, path: path)
-            case .union(let branches): writeUnion(value, branches, path: path)
-            case .logical(let logical, let base): writeLogical(value, logical, base, path: path)
-            case .reference(let name, _): fail(path, "schema", "the type \(name) is not defined")
+                writeLeaf(value, schema.resolved)
+            case .array(let items): writeArray(value, items)
+            case .map(let values): writeMap(value, values)
+            case .record(let record): writeRecord(value, record)
+            case .union(let branches): writeUnion(value, branches)
+            case .logical(let logical, let base): writeLogical(value, logical, base)
+            case .reference(let name, _): fail("schema", "the type \(name) is not defined")
             }
         }
 
         /// Types without subschemas.
         @inline(never)
-        mutating func writeLeaf(_ value: JSONValue, _ schema: AvroSchema, path: String) {
+        mutating func writeLeaf(_ value: JSONValue, _ schema: AvroSchema) {
             switch schema {
             case .null:
-                guard case .null = value else { return mismatch(value, "null", path) }
+                guard case .null = value else { return mismatch(value, "null") }
             case .boolean:
-                guard case .bool(let bool) = value else { return mismatch(value, "boolean", path) }
+                guard case .bool(let bool) = value else { return mismatch(value, "boolean") }
                 bytes.append(bool ? 1 : 0)
             case .int:
-                guard let number = value.numberValue, let integer = number.int64, let int32 = Int32(exactly: integer) else {
-                    return mismatch(value, "int", path)
+                guard case .number(let number) = value, let integer = number.int64, let int32 = Int32(exactly: integer) else {
+                    return mismatch(value, "int")
                 }
                 writeLong(Int64(int32))
             case .long:
-                guard let integer = value.numberValue?.int64 else { return mismatch(value, "long", path) }
+                guard case .number(let number) = value, let integer = number.int64 else { return mismatch(value, "long") }
                 writeLong(integer)
             case .float:
-                guard let number = value.numberValue else { return mismatch(value, "float", path) }
+                guard case .number(let number) = value else { return mismatch(value, "float") }
                 let float = Float(number.double)
                 // JSON has no infinity: a number beyond the type's range is a mistake, not an infinite value.
-                guard float.isFinite else { return fail(path, "range", "\(Self.abbreviated(number.text)) is beyond the range of a float (±3.4e38)") }
+                guard float.isFinite else { return fail("range", "\(Self.abbreviated(number.text)) is beyond the range of a float (±3.4e38)") }
                 withUnsafeBytes(of: float.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
             case .double:
-                guard let number = value.numberValue else { return mismatch(value, "double", path) }
+                guard case .number(let number) = value else { return mismatch(value, "double") }
                 guard number.double.isFinite else {
-                    return fail(path, "range", "\(Self.abbreviated(number.text)) is beyond the range of a double (±1.8e308)")
+                    return fail("range", "\(Self.abbreviated(number.text)) is beyond the range of a double (±1.8e308)")
                 }
                 withUnsafeBytes(of: number.double.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
             case .bytes:
-                guard let data = Self.codePointBytes(value) else { return mismatch(value, "bytes (a string of code points 0-255)", path) }
+                guard let data = Self.codePointBytes(value) else { return mismatch(value, "bytes (a string of code points 0-255)") }
                 writeBytes(data)
             case .string:
-                guard case .string(let string) = value else { return mismatch(value, "string", path) }
-                writeBytes(Array(string.utf8))
+                guard case .string(let string) = value else { return mismatch(value, "string") }
+                writeString(string)
             case .enumeration(let enumeration):
-                guard case .string(let symbol) = value else { return mismatch(value, "enum \(enumeration.name)", path) }
+                guard case .string(let symbol) = value else { return mismatch(value, "enum \(enumeration.name)") }
                 guard let index = enumeration.positions[symbol] else {
-                    return fail(path, "enum", "\(Self.quoted(symbol)) is not a symbol of \(enumeration.name) (\(enumeration.symbols.prefix(20).joined(separator: ", "))\(enumeration.symbols.count > 20 ? ", …" : ""))")
+                    return fail("enum", "\(Self.quoted(symbol)) is not a symbol of \(enumeration.name) (\(enumeration.symbols.prefix(20).joined(separator: ", "))\(enumeration.symbols.count > 20 ? ", …" : ""))")
                 }
                 writeLong(Int64(index))
             case .fixed(let fixed):
-                guard let data = Self.codePointBytes(value) else { return mismatch(value, "fixed \(fixed.name)", path) }
-                guard data.count == fixed.size else { return fail(path, "fixed", "expected \(fixed.size) bytes for \(fixed.name), got \(data.count)") }
+                guard let data = Self.codePointBytes(value) else { return mismatch(value, "fixed \(fixed.name)") }
+                guard data.count == fixed.size else { return fail("fixed", "expected \(fixed.size) bytes for \(fixed.name), got \(data.count)") }
                 bytes.append(contentsOf: data)
             default:
-                fail(path, "schema", "internal error: \(schema.branchName) is no leaf type")
+                fail("schema", "internal error: \(schema.branchName) is no leaf type")
             }
         }
 
         @inline(never)
-        mutating func writeArray(_ value: JSONValue, _ items: AvroSchema, path: String) {
-            guard case .array(let elements) = value else { return mismatch(value, "array", path) }
+        mutating func writeArray(_ value: JSONValue, _ items: AvroSchema) {
+            guard case .array(let elements) = value else { return mismatch(value, "array") }
             if !elements.isEmpty {
                 writeLong(Int64(elements.count))
-                for (index, element) in elements.enumerated() { write(element, items, path: "\(path)[\(index)]") }
+                if tracksPaths { path.append(.index(0)) }
+                for (index, element) in elements.enumerated() {
+                    if tracksPaths { path[path.count - 1] = .index(index) }
+                    write(element, items)
+                }
+                if tracksPaths { path.removeLast() }
             }
             writeLong(0)
         }
 
         @inline(never)
-        mutating func writeMap(_ value: JSONValue, _ values: AvroSchema, path: String) {
-            guard case .object(let object) = value else { return mismatch(value, "map", path) }
+        mutating func writeMap(_ value: JSONValue, _ values: AvroSchema) {
+            guard case .object(let object) = value else { return mismatch(value, "map") }
             if object.count > 0 {
                 writeLong(Int64(object.count))
                 for (key, element) in object {
-                    writeBytes(Array(key.utf8))
-                    write(element, values, path: JSONSchemaValidator.Context.childPath(path, key))
+                    writeString(key)
+                    if tracksPaths { path.append(.member(key)) }
+                    write(element, values)
+                    if tracksPaths { path.removeLast() }
                 }
             }
             writeLong(0)
         }
 
         @inline(never)
-        mutating func writeRecord(_ value: JSONValue, _ record: AvroSchema.Record, path: String) {
-            guard case .object(let object) = value else { return mismatch(value, "record \(record.name)", path) }
-            for field in record.fields {
-                let fieldPath = JSONSchemaValidator.Context.childPath(path, field.name)
-                if let fieldValue = object[field.name] {
-                    write(fieldValue, field.type, path: fieldPath)
-                } else if let defaultValue = field.defaultValue {
-                    writeDefault(defaultValue, field.type, path: fieldPath)
+        mutating func writeRecord(_ value: JSONValue, _ record: AvroSchema.Record) {
+            guard case .object(let object) = value else { return mismatch(value, "record \(record.name)") }
+            var found = 0
+            let members = object.members
+            for (position, field) in record.fields.enumerated() {
+                if tracksPaths { path.append(.member(field.name)) }
+                // Clients mostly write the fields in the schema's order: the member at the field's position first.
+                let fieldValue: JSONValue?
+                if position < members.count, members[position].key == field.name {
+                    fieldValue = members[position].value
                 } else {
-                    fail(fieldPath, "required", "required field '\(field.name)' of \(record.name) is missing (it has no default)")
+                    fieldValue = object[field.name]
                 }
+                if let fieldValue {
+                    found += 1
+                    write(fieldValue, field.type)
+                } else if let defaultValue = field.defaultValue {
+                    writeDefault(defaultValue, field.type)
+                } else {
+                    fail("required", "required field '\(field.name)' of \(record.name) is missing (it has no default)")
+                }
+                if tracksPaths { path.removeLast() }
             }
-            for name in object.keys where !record.fieldNames.contains(name) {
-                fail(JSONSchemaValidator.Context.childPath(path, name), "unknown", "\(record.name) has no field '\(name)'")
+            // An object's keys are distinct: when every member was a field (of distinct names), none is unknown.
+            guard found < object.count || !record.hasDistinctFieldNames else { return }
+            for (name, _) in object where !record.fieldNames.contains(name) {
+                if tracksPaths { path.append(.member(name)) }
+                fail("unknown", "\(record.name) has no field '\(name)'")
+                if tracksPaths { path.removeLast() }
             }
         }
 
         /// A default applies to the first branch of a union (Avro specification, "Complex Types"), and is read
         /// in Avro's JSON encoding.
-        mutating func writeDefault(_ value: JSONValue, _ schema: AvroSchema, path: String) {
+        mutating func writeDefault(_ value: JSONValue, _ schema: AvroSchema) {
             let outer = inDefault
             inDefault = true
             defer { inDefault = outer }
             if case .union(let branches) = schema.resolved, let first = branches.first {
                 writeLong(0)
-                write(value, first, path: path)
+                write(value, first)
             } else {
-                write(value, schema, path: path)
+                write(value, schema)
             }
         }
 
         @inline(never)
-        mutating func writeUnion(_ value: JSONValue, _ branches: [AvroSchema], path: String) {
-            // Avro's JSON encoding: null, or {"<branch name>": value}.
+        mutating func writeUnion(_ value: JSONValue, _ branches: [AvroSchema]) {
+            // null is bare in every encoding.
             if case .null = value, let index = branches.firstIndex(where: { if case .null = $0.resolved { true } else { false } }) {
                 writeLong(Int64(index))
                 return
             }
+            switch inDefault ? .auto : unionEncoding {
+            case .avroJSON: writeTaggedUnion(value, branches)
+            case .simpleJSON: writePlainUnion(value, branches)
+            case .auto:
+                // A one-member object naming a branch whose value fits it is tagged; anything else is plain JSON.
+                if case .object(let object) = value, object.count == 1, let (name, inner) = object.members.first,
+                   let index = Self.branchIndex(named: name, in: branches) {
+                    if tryBranch(inner, branches[index], index: index) || aborted { return }
+                }
+                writePlainUnion(value, branches)
+            }
+        }
+
+        /// The branch a tag names: its full name, else (for named types) its short name.
+        static func branchIndex(named name: String, in branches: [AvroSchema]) -> Int? {
+            if let index = branches.firstIndex(where: { $0.branchName == name }) { return index }
+            return branches.firstIndex { branch in
+                let full = branch.branchName
+                guard let dot = full.lastIndex(of: ".") else { return false }
+                return full[full.index(after: dot)...] == name
+            }
+        }
+
+        /// Avro's JSON encoding: `{"<branch name>": value}` (null was handled by the caller).
+        mutating func writeTaggedUnion(_ value: JSONValue, _ branches: [AvroSchema]) {
             if case .object(let object) = value, object.count == 1, let (name, inner) = object.members.first,
-               let index = branches.firstIndex(where: { $0.branchName == name || $0.branchName.split(separator: ".").last.map(String.init) == name }) {
-                var attempt = makeAttempt(limit: limit)
-                attempt.write(inner, branches[index], path: path)
-                if absorb(attempt) { return }
-                if attempt.violations.isEmpty {
-                    writeLong(Int64(index))
-                    bytes.append(contentsOf: attempt.bytes)
-                    return
-                }
+               let index = Self.branchIndex(named: name, in: branches) {
+                writeLong(Int64(index))
+                if tracksPaths { path.append(.member(name)) }
+                write(inner, branches[index])
+                if tracksPaths { path.removeLast() }
+                return
             }
-            // Plain JSON: the first branch that takes the value.
-            var reasons: [String] = []
+            if case .null = value { return fail("union", "null matches no branch of the union [\(branches.map(\.branchName).joined(separator: ", "))]") }
+            guard trying == 0 else { return fail("union", "") }
+            // An example from the branch plain JSON would choose (tried as simple_json: nested unions plain too).
+            var example = branches.first { if case .null = $0.resolved { false } else { true } }?.branchName ?? "string"
+            unionEncoding = .simpleJSON
+            for (index, branch) in branches.enumerated() where tryBranch(value, branch, index: index) {
+                example = branch.branchName
+                break
+            }
+            unionEncoding = .avroJSON
+            if aborted { return }
+            var unnamed = ""
+            if case .object(let object) = value, object.count == 1, let name = object.members.first?.key {
+                unnamed = "\(Self.quoted(name)) names no branch of the union [\(branches.map(\.branchName).joined(separator: ", "))]; "
+            }
+            fail("union", "\(unnamed)a union value must be tagged in Avro's JSON encoding, e.g. {\"\(example)\": \(Self.sketch(value))}; "
+                 + "payload_encoding: simple_json accepts plain JSON")
+        }
+
+        /// Plain JSON: the first branch that takes the value.
+        mutating func writePlainUnion(_ value: JSONValue, _ branches: [AvroSchema]) {
             for (index, branch) in branches.enumerated() {
-                var attempt = makeAttempt(limit: 1)
-                attempt.write(value, branch, path: path)
-                if absorb(attempt) { return }
-                if attempt.violations.isEmpty {
-                    writeLong(Int64(index))
-                    bytes.append(contentsOf: attempt.bytes)
-                    return
-                }
-                reasons.append(branch.branchName)
+                if tryBranch(value, branch, index: index) || aborted { return }
             }
-            fail(path, "union", "\(Self.describe(value)) matches no branch of the union [\(reasons.joined(separator: ", "))]")
+            fail("union", "\(Self.describe(value)) matches no branch of the union [\(branches.map(\.branchName).joined(separator: ", "))]")
         }
 
         @inline(never)
-        mutating func writeLogical(_ value: JSONValue, _ logical: AvroSchema.Logical, _ base: AvroSchema, path: String) {
+        mutating func writeLogical(_ value: JSONValue, _ logical: AvroSchema.Logical, _ base: AvroSchema) {
             switch logical {
             case .uuid:
-                guard case .string(let text) = value, UUID(uuidString: text) != nil else { return mismatch(value, "uuid", path) }
+                guard case .string(let text) = value, UUID(uuidString: text) != nil else { return mismatch(value, "uuid") }
                 writeBytes(Array(text.utf8))
             case .date:
                 if case .string(let text) = value {
                     guard let days = Timestamps.days(fromISODate: text) else {
-                        return fail(path, "date", "\(Self.quoted(text)) is not a date (YYYY-MM-DD, years 0001-9999)")
+                        return fail("date", "\(Self.quoted(text)) is not a date (YYYY-MM-DD, years 0001-9999)")
                     }
                     return writeLong(days)
                 }
-                write(value, base, path: path)
+                write(value, base)
             case .timeMillis, .timeMicros:
                 if case .string(let text) = value {
                     guard let micros = Timestamps.microseconds(fromISOTime: text) else {
-                        return fail(path, "time", "\(Self.quoted(text)) is not a time of day (HH:MM:SS[.fffffffff])")
+                        return fail("time", "\(Self.quoted(text)) is not a time of day (HH:MM:SS[.fffffffff])")
                     }
                     return writeLong(logical == .timeMillis ? Timestamps.floorDivide(micros, 1000) : micros)
                 }
                 // A time of day is within the day: 0 <= t < 24 h in its unit.
                 let day: Int64 = logical == .timeMillis ? 86_400_000 : 86_400_000_000
                 if let number = value.numberValue?.int64, !(0..<day).contains(number) {
-                    return fail(path, "time", "\(number) is not a time of day (0 to \(day - 1) \(logical == .timeMillis ? "milliseconds" : "microseconds") after midnight)")
+                    return fail("time", "\(number) is not a time of day (0 to \(day - 1) \(logical == .timeMillis ? "milliseconds" : "microseconds") after midnight)")
                 }
-                write(value, base, path: path)
+                write(value, base)
             case .timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros:
                 if case .string(let text) = value {
                     let local = logical == .localTimestampMillis || logical == .localTimestampMicros
                     guard let micros = Timestamps.microseconds(fromISOTimestamp: text, requireZone: !local) else {
-                        return fail(path, "timestamp", "\(Self.quoted(text)) is not an ISO-8601 timestamp (YYYY-MM-DDTHH:MM:SS[.fffffffff]\(local ? "" : " with a time zone: Z or ±HH:MM"), years 0001-9999)")
+                        return fail("timestamp", "\(Self.quoted(text)) is not an ISO-8601 timestamp (YYYY-MM-DDTHH:MM:SS[.fffffffff]\(local ? "" : " with a time zone: Z or ±HH:MM"), years 0001-9999)")
                     }
                     let millis = logical == .timestampMillis || logical == .localTimestampMillis
                     // Floor division: 1969-12-31T23:59:59.9995Z is millisecond -1, not 0.
                     return writeLong(millis ? Timestamps.floorDivide(micros, 1000) : micros)
                 }
-                write(value, base, path: path)
+                write(value, base)
             case .decimal(let precision, let scale):
                 let parts: DecimalParts
                 let text: String
                 switch value {
                 case .number(let number):
-                    guard let numberParts = number.parts else { return mismatch(value, "decimal", path) }
+                    guard let numberParts = number.parts else { return mismatch(value, "decimal") }
                     parts = numberParts
                     text = number.text
                 case .string where inDefault:
                     // A default is written in Avro's JSON encoding: a decimal's bytes, as code points.
-                    return write(value, base, path: path)
+                    return write(value, base)
                 case .string(let string):
                     // A document's strings are decimal numbers only: Avro's byte strings would take "abc" as 6382179.
                     guard let stringParts = DecimalParts(string) else {
-                        return fail(path, "decimal", "\(Self.quoted(string)) is not a decimal number (an optional sign, digits, an optional fraction and exponent)")
+                        return fail("decimal", "\(Self.quoted(string)) is not a decimal number (an optional sign, digits, an optional fraction and exponent)")
                     }
                     parts = stringParts
                     text = string
                 default:
-                    return mismatch(value, "decimal (a number or a decimal string)", path)
+                    return mismatch(value, "decimal (a number or a decimal string)")
+                }
+                let fixedSize: Int?
+                if case .fixed(let fixed) = base.resolved { fixedSize = fixed.size } else { fixedSize = nil }
+                // Up to 18 digits (prices, amounts): an Int64, written without building arrays.
+                if let small = Decimals.smallUnscaled(parts, precision: precision, scale: scale) {
+                    let count = Decimals.twosComplementByteCount(small)
+                    if let fixedSize {
+                        if count <= fixedSize {
+                            bytes.append(contentsOf: repeatElement(small < 0 ? 0xFF : 0, count: fixedSize - count))
+                            return writeBigEndian(small, byteCount: count)
+                        }
+                    } else {
+                        writeLong(Int64(count))
+                        return writeBigEndian(small, byteCount: count)
+                    }
                 }
                 let twosComplement: [UInt8]
                 switch Decimals.unscaled(parts, precision: precision, scale: scale) {
                 case .success(let bytes): twosComplement = bytes
                 case .failure(.needsRounding):
-                    return fail(path, "decimal", "\(Self.abbreviated(text)) does not fit decimal(\(precision), \(scale)) without rounding")
+                    return fail("decimal", "\(Self.abbreviated(text)) does not fit decimal(\(precision), \(scale)) without rounding")
                 case .failure(.tooManyDigits):
-                    return fail(path, "decimal", "\(Self.abbreviated(text)) has more than \(precision) significant digits")
+                    return fail("decimal", "\(Self.abbreviated(text)) has more than \(precision) significant digits")
                 }
                 if case .fixed(let fixed) = base.resolved {
                     guard twosComplement.count <= fixed.size else {
-                        return fail(path, "decimal", "\(Self.abbreviated(text)) does not fit in \(fixed.size) bytes")
+                        return fail("decimal", "\(Self.abbreviated(text)) does not fit in \(fixed.size) bytes")
                     }
                     let pad: UInt8 = (twosComplement.first ?? 0) & 0x80 != 0 ? 0xFF : 0
                     bytes.append(contentsOf: repeatElement(pad, count: fixed.size - twosComplement.count))
@@ -350,8 +496,15 @@ public enum AvroEncoder {
             }
         }
 
-        mutating func mismatch(_ value: JSONValue, _ expected: String, _ path: String) {
-            fail(path, "type", "expected \(expected), got \(Self.describe(value))")
+        /// The low `byteCount` bytes of `value`, most significant first.
+        mutating func writeBigEndian(_ value: Int64, byteCount: Int) {
+            for shift in stride(from: (byteCount - 1) * 8, through: 0, by: -8) {
+                bytes.append(UInt8(truncatingIfNeeded: value >> shift))
+            }
+        }
+
+        mutating func mismatch(_ value: JSONValue, _ expected: @autoclosure () -> String) {
+            fail("type", "expected \(expected()), got \(Self.describe(value))")
         }
 
         static func describe(_ value: JSONValue) -> String {
@@ -364,6 +517,15 @@ public enum AvroEncoder {
         }
 
         static func quoted(_ text: String) -> String { "'\(abbreviated(text))'" }
+
+        /// A value as short JSON for an example: scalars as written (strings abbreviated), `{…}` and `[…]` for the rest.
+        static func sketch(_ value: JSONValue) -> String {
+            switch value {
+            case .object: "{…}"
+            case .array: "[…]"
+            default: JSONSchemaValidator.Context.preview(value, bare: true)
+            }
+        }
 
         /// Avro's JSON encoding of bytes: a string whose code points 0-255 are the bytes.
         static func codePointBytes(_ value: JSONValue) -> [UInt8]? {
@@ -381,6 +543,28 @@ public enum AvroEncoder {
 /// Decimal numbers to the unscaled two's-complement integer Avro stores.
 enum Decimals {
     enum Failure: Error { case needsRounding, tooManyDigits }
+
+    /// `value × 10^scale` when it is an integer of at most 18 digits (and at most `precision`), exactly; nil
+    /// otherwise (``unscaled(_:precision:scale:)`` then decides).
+    static func smallUnscaled(_ value: DecimalParts, precision: Int, scale: Int) -> Int64? {
+        if value.isZero { return 0 }
+        // |exponent| <= 2^59 + 2^48 and scale <= 1000: no overflow.
+        let exponent = value.exponent + scale
+        guard exponent >= 0, value.digits.count + exponent <= min(precision, 18) else { return nil }
+        // At most 18 digits: below 10^18 < 2^63.
+        var result: Int64 = 0
+        for digit in value.digits { result = result * 10 + Int64(digit - 0x30) }
+        for _ in 0..<exponent { result *= 10 }
+        return value.negative ? -result : result
+    }
+
+    /// How many bytes the shortest big-endian two's complement of `value` has (1 to 8).
+    static func twosComplementByteCount(_ value: Int64) -> Int {
+        var count = 8
+        // `count - 1` bytes suffice when every bit from that size's sign bit up equals the sign.
+        while count > 1, (value >> ((count - 1) * 8 - 1)) == 0 || (value >> ((count - 1) * 8 - 1)) == -1 { count -= 1 }
+        return count
+    }
 
     /// The big-endian two's complement of `value × 10^scale`, refused before any conversion when it is not an
     /// integer or has more than `precision` digits. The conversion is quadratic in the digits, which

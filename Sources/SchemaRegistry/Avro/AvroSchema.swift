@@ -16,14 +16,23 @@ public indirect enum AvroSchema: Sendable {
 
     public struct Record: Sendable {
         public var name: String
-        public var fields: [Field] { didSet { fieldNames = Set(fields.map(\.name)) } }
+        public var fields: [Field] {
+            didSet {
+                fieldNames = Set(fields.map(\.name))
+                hasDistinctFieldNames = fieldNames.count == fields.count
+            }
+        }
         /// The fields' names, for refusing unknown members in constant time per member.
         private(set) var fieldNames: Set<String>
+        /// No two fields share a name (when they do, the schema is unusual, and unknown members are looked for
+        /// one by one).
+        private(set) var hasDistinctFieldNames: Bool
 
         public init(name: String, fields: [Field]) {
             self.name = name
             self.fields = fields
             fieldNames = Set(fields.map(\.name))
+            hasDistinctFieldNames = fieldNames.count == fields.count
         }
     }
 
