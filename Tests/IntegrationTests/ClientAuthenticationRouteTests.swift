@@ -164,7 +164,7 @@ struct ClientAuthenticationRouteTests {
                   - {secret: {env: HS_SECRET}}
                 issuers: [https://idp.example]
                 audiences: [orders]
-                leeway: 5
+                leeway: 120
                 consumer_claim: client_id
         """
         let now = Int(Date().timeIntervalSince1970)
@@ -177,7 +177,8 @@ struct ClientAuthenticationRouteTests {
         let good = try rsa.sign(claims: try claims()).token
         let goodHS = try hmac.sign(claims: try JSONParser.parse(
             #"{"iss":"https://idp.example","aud":["other","orders"],"client_id":"svc-b","exp":\#(now + 300)}"#)).token
-        let expired = try rsa.sign(claims: try claims(exp: -60)).token
+        // Far from the leeway on both sides: a loaded machine may take many seconds between signing and asking.
+        let expired = try rsa.sign(claims: try claims(exp: -3600)).token
         let withinLeeway = try rsa.sign(claims: try claims(exp: -1)).token
         let wrongKey = try otherRSA.sign(claims: try claims()).token
         let wrongIssuer = try rsa.sign(claims: try JSONParser.parse(#"{"iss":"https://evil.example","aud":"orders","client_id":"svc-a","exp":\#(now + 300)}"#)).token
