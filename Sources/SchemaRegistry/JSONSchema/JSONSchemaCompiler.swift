@@ -77,7 +77,7 @@ final class SchemaNode: Sendable {
     /// The names `properties` and `required` mention, looked up by name: a short list compared in order (faster
     /// than hashing for a few names), a dictionary for more. Each name has its `properties` schema, if any, and
     /// whether it is required.
-    struct PropertyTable: Sendable {
+    final class PropertyTable: Sendable {
         private static let dictionaryThreshold = 10
         private let names: [String]
         let nodes: [SchemaNode?]
@@ -207,6 +207,9 @@ final class SchemaNode: Sendable {
     let unevaluatedProperties: SchemaNode?
     /// `pattern`, as written, for messages.
     let patternText: String
+    /// The types, when `type` is the schema's only keyword that validates anything (a leaf such as
+    /// `{"type": "string"}`), or every type when it has none: a matching value is valid without looking further.
+    let onlyTypes: TypeSet?
 
     init(kind: Kind, resource: Int, reference: Reference? = nil, referenceHidesSiblings: Bool = false,
          dynamicReference: DynamicReference? = nil, recursiveReference: Reference? = nil, types: TypeSet? = nil, typeNames: [String] = [],
@@ -231,6 +234,9 @@ final class SchemaNode: Sendable {
         self.applicators = applicators
         self.unevaluatedItems = unevaluatedItems
         self.unevaluatedProperties = unevaluatedProperties
+        onlyTypes = kind == .keywords && reference == nil && dynamicReference == nil && recursiveReference == nil && enumValues == nil
+            && constValue == nil && numeric == nil && string == nil && array == nil && object == nil && applicators == nil
+            && unevaluatedItems == nil && unevaluatedProperties == nil ? types ?? TypeSet(rawValue: 0x7F) : nil
     }
 }
 

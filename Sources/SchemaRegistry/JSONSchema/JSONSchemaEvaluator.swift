@@ -4,13 +4,25 @@ extension JSONSchemaValidator {
     /// What a (valid) schema evaluated, for `unevaluatedProperties` / `unevaluatedItems`; collected only when the
     /// schema uses one of them.
     struct Annotations {
-        var properties = Set<String>()
-        var items = Set<Int>()
+        /// nil until a property or item is recorded (so that the many evaluations that record none cost nothing).
+        private(set) var properties: Set<String>?
+        private(set) var items: Set<Int>?
         var allItems = false
 
+        mutating func insert(property name: String) {
+            if properties == nil { properties = [name] } else { properties!.insert(name) }
+        }
+
+        mutating func insert(item position: Int) {
+            if items == nil { items = [position] } else { items!.insert(position) }
+        }
+
+        func contains(property name: String) -> Bool { properties?.contains(name) == true }
+        func contains(item position: Int) -> Bool { items?.contains(position) == true }
+
         mutating func merge(_ other: Annotations) {
-            if !other.properties.isEmpty { properties.formUnion(other.properties) }
-            if !other.items.isEmpty { items.formUnion(other.items) }
+            if let names = other.properties { if properties == nil { properties = names } else { properties!.formUnion(names) } }
+            if let positions = other.items { if items == nil { items = positions } else { items!.formUnion(positions) } }
             allItems = allItems || other.allItems
         }
     }
@@ -123,6 +135,8 @@ extension JSONSchemaValidator {
                 if collect { report("false") { "no value is allowed here" } }
                 return false
             case .keywords:
+                // A schema of only `type` (most leaves): decided here when the type matches.
+                if let types = node.onlyTypes, !types.isDisjoint(with: SchemaNode.TypeSet(of: instance)) { return true }
                 // Entering a new resource extends the dynamic scope.
                 let entersResource = tracksDynamicScope && dynamicScope.last != node.resource
                 if entersResource { dynamicScope.append(node.resource) }
@@ -188,7 +202,10 @@ extension JSONSchemaValidator {
             if let reference = node.recursiveReference {
                 follow(reference, instance, collect: collect, depth: depth, valid: &valid, annotations: &annotations)
             }
-            generic(instance, node, collect: collect, valid: &valid)
+            if let types = node.types, types.isDisjoint(with: SchemaNode.TypeSet(of: instance)) {
+                fail(&valid, collect, "type", "expected \(node.typeNames.joined(separator: " or ")), got \(instance.typeName)\(Context.preview(instance))")
+            }
+            if node.enumValues != nil || node.constValue != nil { enumAndConst(instance, node, collect: collect, valid: &valid) }
             switch instance {
             case .number(let number):
                 if let bounds = node.numeric { numeric(number, bounds, collect: collect, valid: &valid) }
@@ -218,10 +235,7 @@ extension JSONSchemaValidator {
 
         // MARK: Any type
 
-        private mutating func generic(_ instance: JSONValue, _ node: SchemaNode, collect: Bool, valid: inout Bool) {
-            if let types = node.types, types.isDisjoint(with: SchemaNode.TypeSet(of: instance)) {
-                fail(&valid, collect, "type", "expected \(node.typeNames.joined(separator: " or ")), got \(instance.typeName)\(Context.preview(instance))")
-            }
+        private mutating func enumAndConst(_ instance: JSONValue, _ node: SchemaNode, collect: Bool, valid: inout Bool) {
             if let options = node.enumValues, !options.contains(where: { $0.jsonEquals(instance) }) {
                 fail(&valid, collect, "enum", "\(Context.preview(instance, bare: true)) is not one of \(options.prefix(10).map { Context.preview($0, bare: true) }.joined(separator: ", "))")
             }
@@ -234,29 +248,28 @@ extension JSONSchemaValidator {
 
         /// Exact comparisons (no rounding through `Double`), linear in the numbers' texts, which the parser bounds.
         private mutating func numeric(_ number: JSONNumber, _ shared: SchemaNode.Shared<SchemaNode.NumericBounds>, collect: Bool, valid: inout Bool) {
-            let bounds = shared.value
             func shown() -> String { Context.abbreviated(number.text) }
-            if let divisor = bounds.multipleOf, !number.isMultiple(of: divisor) {
+            if let divisor = shared.value.multipleOf, !number.isMultiple(of: divisor) {
                 fail(&valid, collect, "multipleOf", "\(shown()) is not a multiple of \(Context.abbreviated(divisor.text))")
             }
-            if let maximum = bounds.maximum {
-                let exclusive = bounds.maximumIsExclusive
+            if let maximum = shared.value.maximum {
+                let exclusive = shared.value.maximumIsExclusive
                 let order = JSONNumber.compare(number, maximum)
                 if exclusive ? order >= 0 : order > 0 {
                     fail(&valid, collect, "maximum", "\(shown()) is greater than \(exclusive ? "or equal to " : "")\(Context.format(maximum))")
                 }
             }
-            if let minimum = bounds.minimum {
-                let exclusive = bounds.minimumIsExclusive
+            if let minimum = shared.value.minimum {
+                let exclusive = shared.value.minimumIsExclusive
                 let order = JSONNumber.compare(number, minimum)
                 if exclusive ? order <= 0 : order < 0 {
                     fail(&valid, collect, "minimum", "\(shown()) is less than \(exclusive ? "or equal to " : "")\(Context.format(minimum))")
                 }
             }
-            if let maximum = bounds.exclusiveMaximum, JSONNumber.compare(number, maximum) >= 0 {
+            if let maximum = shared.value.exclusiveMaximum, JSONNumber.compare(number, maximum) >= 0 {
                 fail(&valid, collect, "exclusiveMaximum", "\(shown()) is not less than \(Context.format(maximum))")
             }
-            if let minimum = bounds.exclusiveMinimum, JSONNumber.compare(number, minimum) <= 0 {
+            if let minimum = shared.value.exclusiveMinimum, JSONNumber.compare(number, minimum) <= 0 {
                 fail(&valid, collect, "exclusiveMinimum", "\(shown()) is not greater than \(Context.format(minimum))")
             }
         }
@@ -264,17 +277,16 @@ extension JSONSchemaValidator {
         // MARK: Strings
 
         private mutating func text(_ string: String, _ shared: SchemaNode.Shared<SchemaNode.StringBounds>, patternText: String, collect: Bool, valid: inout Bool) {
-            let bounds = shared.value
-            if bounds.maxLength != nil || bounds.minLength != nil {
+            if shared.value.maxLength != nil || shared.value.minLength != nil {
                 let length = string.unicodeScalars.count
-                if let maximum = bounds.maxLength, Double(length) > maximum {
+                if let maximum = shared.value.maxLength, Double(length) > maximum {
                     fail(&valid, collect, "maxLength", "is \(length) characters long, more than \(Context.format(maximum))")
                 }
-                if let minimum = bounds.minLength, Double(length) < minimum {
+                if let minimum = shared.value.minLength, Double(length) < minimum {
                     fail(&valid, collect, "minLength", "is \(length) characters long, fewer than \(Context.format(minimum))")
                 }
             }
-            if let regex = bounds.pattern, !regex.matches(string) {
+            if let regex = shared.value.pattern, !regex.matches(string) {
                 fail(&valid, collect, "pattern", "does not match the pattern \(patternText)")
             }
         }
@@ -283,42 +295,40 @@ extension JSONSchemaValidator {
 
         private mutating func items(_ array: [JSONValue], _ shared: SchemaNode.Shared<SchemaNode.ArrayKeywords>, collect: Bool, depth: Int,
                                     valid: inout Bool, annotations: inout Annotations) {
-            let keywords = shared.value
-            if let maximum = keywords.maxItems, Double(array.count) > maximum {
+            if let maximum = shared.value.maxItems, Double(array.count) > maximum {
                 fail(&valid, collect, "maxItems", "has \(array.count) items, more than \(Context.format(maximum))")
             }
-            if let minimum = keywords.minItems, Double(array.count) < minimum {
+            if let minimum = shared.value.minItems, Double(array.count) < minimum {
                 fail(&valid, collect, "minItems", "has \(array.count) items, fewer than \(Context.format(minimum))")
             }
-            if keywords.uniqueItems, let (first, second) = Context.firstRepeat(in: array) {
+            if shared.value.uniqueItems, let (first, second) = Context.firstRepeat(in: array) {
                 fail(&valid, collect, "uniqueItems", "items \(first) and \(second) are equal")
             }
-            let prefix = keywords.prefix
-            if !prefix.isEmpty || keywords.rest != nil {
+            if !shared.value.prefix.isEmpty || shared.value.rest != nil {
                 for (position, item) in array.enumerated() {
-                    if position < prefix.count {
-                        if !evaluate(item, prefix[position], at: .index(position), collect: collect, depth: depth) { valid = false }
-                        if tracksAnnotations { annotations.items.insert(position) }
-                    } else if let rest = keywords.rest {
+                    if position < shared.value.prefix.count {
+                        if !evaluate(item, shared.value.prefix[position], at: .index(position), collect: collect, depth: depth) { valid = false }
+                        if tracksAnnotations { annotations.insert(item: position) }
+                    } else if let rest = shared.value.rest {
                         if !evaluate(item, rest, at: .index(position), collect: collect, depth: depth) { valid = false }
                         annotations.allItems = true
                     }
                     if !collect && !valid { return }
                 }
             }
-            if let contains = keywords.contains {
+            if let contains = shared.value.contains {
                 var matches = 0
                 for (position, item) in array.enumerated() {
                     if evaluate(item, contains, at: .index(position), collect: false, depth: depth) {
                         matches += 1
-                        if keywords.containsAnnotates, tracksAnnotations { annotations.items.insert(position) }
+                        if shared.value.containsAnnotates, tracksAnnotations { annotations.insert(item: position) }
                     }
                 }
-                if Double(matches) < keywords.minContains {
+                if Double(matches) < shared.value.minContains {
                     fail(&valid, collect, "contains", matches == 0 ? "no item matches the 'contains' schema"
-                        : "\(matches) items match the 'contains' schema, fewer than \(Context.format(keywords.minContains))")
+                        : "\(matches) items match the 'contains' schema, fewer than \(Context.format(shared.value.minContains))")
                 }
-                if let maximum = keywords.maxContains, Double(matches) > maximum {
+                if let maximum = shared.value.maxContains, Double(matches) > maximum {
                     fail(&valid, collect, "maxContains", "\(matches) items match the 'contains' schema, more than \(Context.format(maximum))")
                 }
             }
@@ -327,7 +337,7 @@ extension JSONSchemaValidator {
         private mutating func unevaluatedItems(_ array: [JSONValue], _ unevaluated: SchemaNode, collect: Bool, depth: Int,
                                                valid: inout Bool, annotations: inout Annotations) {
             guard !annotations.allItems else { return }
-            for (position, item) in array.enumerated() where !annotations.items.contains(position) {
+            for (position, item) in array.enumerated() where !annotations.contains(item: position) {
                 if case .nothing = unevaluated.kind {
                     valid = false
                     if collect {
@@ -346,24 +356,23 @@ extension JSONSchemaValidator {
 
         private mutating func properties(_ object: JSONObject, _ instance: JSONValue, _ shared: SchemaNode.Shared<SchemaNode.ObjectKeywords>,
                                          collect: Bool, depth: Int, valid: inout Bool, annotations: inout Annotations) {
-            let keywords = shared.value
-            if let maximum = keywords.maxProperties, Double(object.count) > maximum {
+            if let maximum = shared.value.maxProperties, Double(object.count) > maximum {
                 fail(&valid, collect, "maxProperties", "has \(object.count) properties, more than \(Context.format(maximum))")
             }
-            if let minimum = keywords.minProperties, Double(object.count) < minimum {
+            if let minimum = shared.value.minProperties, Double(object.count) < minimum {
                 fail(&valid, collect, "minProperties", "has \(object.count) properties, fewer than \(Context.format(minimum))")
             }
             // Collecting, missing properties are reported first, in the order of `required`. Otherwise they are
             // counted in the pass over the members: the members' names are different, so fewer required members
             // than required names means one is missing.
             if collect {
-                for name in keywords.required where object[name] == nil {
+                for name in shared.value.required where object[name] == nil {
                     fail(&valid, collect, "required", "required property '\(name)' is missing")
                 }
             }
-            let table = keywords.table
+            let table = shared.value.table  // a reference
             let countsRequired = !collect && table.requiredCount > 0
-            if keywords.visitsMembers || countsRequired {
+            if shared.value.visitsMembers || countsRequired {
                 var requiredPresent = 0
                 for (name, value) in object {
                     var matched = false
@@ -374,20 +383,20 @@ extension JSONSchemaValidator {
                             if !evaluate(value, property, at: .key(name), collect: collect, depth: depth) { valid = false }
                         }
                     }
-                    for (pattern, property) in keywords.patternProperties where pattern.matches(name) {
+                    for (pattern, property) in shared.value.patternProperties where pattern.matches(name) {
                         matched = true
                         if !evaluate(value, property, at: .key(name), collect: collect, depth: depth) { valid = false }
                     }
                     if matched {
-                        if tracksAnnotations { annotations.properties.insert(name) }
-                    } else if keywords.additionalPropertiesIsFalse {
-                        if tracksAnnotations { annotations.properties.insert(name) }
+                        if tracksAnnotations { annotations.insert(property: name) }
+                    } else if shared.value.additionalPropertiesIsFalse {
+                        if tracksAnnotations { annotations.insert(property: name) }
                         fail(&valid, collect, member: name, "additionalProperties", "property '\(name)' is not allowed")
-                    } else if let additional = keywords.additionalProperties {
-                        if tracksAnnotations { annotations.properties.insert(name) }
+                    } else if let additional = shared.value.additionalProperties {
+                        if tracksAnnotations { annotations.insert(property: name) }
                         if !evaluate(value, additional, at: .key(name), collect: collect, depth: depth) { valid = false }
                     }
-                    if let names = keywords.propertyNames, !evaluate(.string(name), names, at: .key(name), collect: false, depth: depth) {
+                    if let names = shared.value.propertyNames, !evaluate(.string(name), names, at: .key(name), collect: false, depth: depth) {
                         fail(&valid, collect, member: name, "propertyNames", "the property name '\(name)' does not match 'propertyNames'")
                     }
                     if !collect && !valid { return }
@@ -398,25 +407,25 @@ extension JSONSchemaValidator {
                 }
             }
             // dependencies (drafts 4-7), dependentRequired and dependentSchemas (2019-09 and later).
-            for (name, names) in keywords.dependentRequired where object[name] != nil {
+            for (name, names) in shared.value.dependentRequired where object[name] != nil {
                 for missing in names where object[missing] == nil {
                     fail(&valid, collect, "dependentRequired", "property '\(missing)' is required when '\(name)' is present")
                 }
             }
-            for (name, dependent) in keywords.dependentSchemas where object[name] != nil {
+            for (name, dependent) in shared.value.dependentSchemas where object[name] != nil {
                 if !evaluateInPlace(instance, dependent, collect: collect, depth: depth, annotations: &annotations) { valid = false }
             }
         }
 
         private mutating func unevaluatedProperties(_ object: JSONObject, _ unevaluated: SchemaNode, collect: Bool, depth: Int,
                                                     valid: inout Bool, annotations: inout Annotations) {
-            for (name, value) in object where !annotations.properties.contains(name) {
+            for (name, value) in object where !annotations.contains(property: name) {
                 if case .nothing = unevaluated.kind {
                     fail(&valid, collect, member: name, "unevaluatedProperties", "property '\(name)' is not allowed")
                 } else if !evaluate(value, unevaluated, at: .key(name), collect: collect, depth: depth) {
                     valid = false
                 }
-                annotations.properties.insert(name)
+                annotations.insert(property: name)
             }
         }
 
@@ -424,16 +433,15 @@ extension JSONSchemaValidator {
 
         private mutating func apply(_ shared: SchemaNode.Shared<SchemaNode.Applicators>, _ instance: JSONValue, collect: Bool, depth: Int,
                                     valid: inout Bool, annotations: inout Annotations) {
-            let applicators = shared.value
-            for member in applicators.allOf where !evaluateInPlace(instance, member, collect: collect, depth: depth, annotations: &annotations) {
+            for member in shared.value.allOf where !evaluateInPlace(instance, member, collect: collect, depth: depth, annotations: &annotations) {
                 valid = false
             }
-            if let members = applicators.anyOf {
+            if let members = shared.value.anyOf {
                 var any = false
                 for member in members where matchesQuietly(instance, member, depth: depth, annotations: &annotations) { any = true }
                 if !any { fail(&valid, collect, "anyOf", "matches none of the \(members.count) schemas of 'anyOf'\(Context.preview(instance))") }
             }
-            if let members = applicators.oneOf {
+            if let members = shared.value.oneOf {
                 var matching: [Int] = []
                 for (position, member) in members.enumerated() where matchesQuietly(instance, member, depth: depth, annotations: &annotations) {
                     matching.append(position)
@@ -443,15 +451,15 @@ extension JSONSchemaValidator {
                         : "matches \(matching.count) schemas of 'oneOf' (\(matching.map(String.init).joined(separator: ", "))), not exactly one")
                 }
             }
-            if let negated = applicators.not {
+            if let negated = shared.value.not {
                 var discarded = Annotations()
                 // An aborted evaluation is no match, but the document is refused anyway (the bound's violation says why).
                 if evaluate(instance, negated, collect: false, depth: depth + 1, annotations: &discarded) {
                     fail(&valid, collect, "not", "matches the schema of 'not'")
                 }
             }
-            if let condition = applicators.condition {
-                let consequence = matchesQuietly(instance, condition, depth: depth, annotations: &annotations) ? applicators.then : applicators.otherwise
+            if let condition = shared.value.condition {
+                let consequence = matchesQuietly(instance, condition, depth: depth, annotations: &annotations) ? shared.value.then : shared.value.otherwise
                 if let consequence, !evaluateInPlace(instance, consequence, collect: collect, depth: depth, annotations: &annotations) {
                     valid = false
                 }
