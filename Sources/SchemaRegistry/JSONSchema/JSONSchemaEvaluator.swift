@@ -151,6 +151,12 @@ extension JSONSchemaValidator {
 
         /// A subschema applied to a member or item of the current value.
         private mutating func evaluate(_ instance: JSONValue, _ node: SchemaNode, at component: PathComponent, collect: Bool, depth: Int) -> Bool {
+            // A matching type-only leaf, within the bounds: what the full evaluation below would conclude, sooner.
+            if let types = node.onlyTypes, !isAborted, evaluations < JSONSchemaValidator.baseEvaluations,
+               depth + 1 < JSONSchemaValidator.maximumEvaluationDepth, !types.isDisjoint(with: SchemaNode.TypeSet(of: instance)) {
+                evaluations += 1
+                return true
+            }
             var discarded = Annotations()
             guard tracksPath else { return evaluate(instance, node, collect: collect, depth: depth + 1, annotations: &discarded) }
             path.append(component)
