@@ -114,9 +114,13 @@ final class SchemaNode: Sendable {
 
         var isEmpty: Bool { names.isEmpty }
 
-        func position(of name: String) -> Int? {
+        /// The position of `name`, looked for from `hint` on (members usually come in the order the schema
+        /// declares them, so the first comparison mostly matches), then from the start.
+        func position(of name: String, from hint: Int = 0) -> Int? {
             if let dictionary { return dictionary[name] }
-            for position in names.indices where names[position] == name { return position }
+            let start = hint < names.count ? hint : 0
+            for position in start..<names.count where names[position] == name { return position }
+            for position in 0..<start where names[position] == name { return position }
             return nil
         }
     }

@@ -380,9 +380,11 @@ extension JSONSchemaValidator {
             let countsRequired = !collect && table.requiredCount > 0
             if shared.value.visitsMembers || countsRequired {
                 var requiredPresent = 0
+                var hint = 0
                 for (name, value) in object {
                     var matched = false
-                    if let position = table.position(of: name) {
+                    if let position = table.position(of: name, from: hint) {
+                        hint = position + 1
                         if table.isRequired[position] { requiredPresent += 1 }
                         if let property = table.nodes[position] {
                             matched = true
