@@ -47,6 +47,28 @@ import Testing
         #expect(validator.validate(try JSONParser.parse(#"{"price": -1}"#)).map(\.description) == ["$.price: -1 is less than 0"])
     }
 
+    @Test func keywordsApplyInSubschemasReachedOnlyByAJSONPointer() throws {
+        // Before: `pattern` was looked up among the patterns found while indexing, which does not descend into
+        // unknown keywords, so a pattern reached only through such a `$ref` was silently skipped.
+        let validator = try JSONSchemaValidator(schema: try JSONParser.parse(
+            ##"{"properties": {"code": {"$ref": "#/x-shared/code"}}, "x-shared": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"}}}"##))
+        #expect(validator.validate(try JSONParser.parse(#"{"code": "EUR"}"#)).isEmpty)
+        #expect(validator.validate(try JSONParser.parse(#"{"code": "euro"}"#)).map(\.description) == ["$.code: does not match the pattern ^[A-Z]{3}$"])
+    }
+
+    @Test func aValidDocumentAndAnInvalidOneAlternateWithTheSameAnswers() throws {
+        // Valid documents are decided by a quiet first pass; invalid ones are evaluated again for their violations.
+        let validator = try JSONSchemaValidator(schema: Self.order)
+        let valid = try JSONParser.parse(#"{"order": {"id": "o-1", "items": [{"sku": "a", "qty": 3}]}}"#)
+        let invalid = try JSONParser.parse(#"{"order": {"id": "o-1", "items": [{"sku": "a", "qty": 3}, {"qty": 0}]}}"#)
+        for _ in 0..<3 {
+            #expect(validator.validate(valid).isEmpty)
+            #expect(validator.validate(invalid).map(\.description) == [
+                "$.order.items[1]: required property 'sku' is missing", "$.order.items[1].qty: 0 is less than 1",
+            ])
+        }
+    }
+
     @Test func anInvalidPatternIsASchemaError() {
         #expect(throws: JSONSchemaError.self) { try JSONSchemaValidator(schema: try JSONParser.parse(#"{"pattern": "("}"#)) }
     }

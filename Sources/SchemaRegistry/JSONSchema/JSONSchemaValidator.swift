@@ -49,17 +49,17 @@ public struct JSONSchemaValidator: Sendable {
         var draft: Draft
     }
 
-    private let root: Located
-    /// Subschemas by absolute URI: `base#json-pointer` and `base#anchor`.
-    private let subschemas: [String: Located]
-    /// Resource roots by absolute URI (no fragment).
-    private let resources: [String: Located]
-    /// `$dynamicAnchor` names declared by each resource.
-    private let dynamicAnchors: [String: Set<String>]
-    private let patterns: [String: RegularExpression]
+    /// The compiled root schema.
+    let root: SchemaNode
+    /// The targets of `$ref`s (and `$dynamicRef`s), by the positions the compiled schemas refer to them by.
+    let targets: [SchemaNode]
+    /// Whether a schema uses `unevaluatedProperties`/`unevaluatedItems`: only then do evaluations collect what they evaluated.
+    let tracksAnnotations: Bool
+    /// Whether a schema uses `$dynamicRef`: only then is the dynamic scope tracked.
+    let tracksDynamicScope: Bool
 
     /// The draft the root schema is read under.
-    public var draft: Draft { root.draft }
+    public let draft: Draft
 
     /// - Parameters:
     ///   - schema: The schema document.
@@ -88,11 +88,13 @@ public struct JSONSchemaValidator: Sendable {
         if let cycle = index.inPlaceCycle(from: rootLocated) {
             throw JSONSchemaError(message: "circular $ref: \(cycle.joined(separator: " -> ")) (these subschemas apply to the same value in a loop that never ends)")
         }
-        root = rootLocated
-        subschemas = index.subschemas
-        resources = index.resources
-        dynamicAnchors = index.dynamicAnchors
-        patterns = compiled
+        // Every keyword is read here, once: validating a document only follows the compiled schemas.
+        var compiler = SchemaCompiler(index: index, patterns: compiled)
+        _ = compiler.resourceNumber(rootLocated.base)
+        (root, targets) = compiler.compileAll(root: rootLocated)
+        tracksAnnotations = compiler.usesUnevaluated
+        tracksDynamicScope = compiler.usesDynamicScope
+        draft = rootLocated.draft
     }
 
     /// The deepest nesting of evaluations (a subschema within a subschema, through `$ref` too) before validation
@@ -106,102 +108,21 @@ public struct JSONSchemaValidator: Sendable {
     /// Every violation (up to `limit`), or none when the document matches. A document that hits an evaluation
     /// bound (``maximumEvaluationDepth``, ``evaluationsPerValue``) is invalid, with a violation saying so.
     public func validate(_ instance: JSONValue, limit: Int = 100) -> [JSONSchemaViolation] {
-        var sink = ViolationSink(limit: max(limit, 1), evaluationBudget: Self.baseEvaluations + Self.evaluationsPerValue * instance.nodeCount)
-        _ = evaluate(instance, root, path: "$", dynamicScope: [root.base], sink: &sink, collect: true, depth: 0)
-        if let aborted = sink.aborted {
+        // Most documents are valid: a first pass only decides that, without the paths and messages violations
+        // need. It evaluates exactly what a full pass would on a valid document (the same bounds included).
+        var quick = Evaluator(validator: self, document: instance, limit: max(limit, 1), tracksPath: false)
+        var annotations = Annotations()
+        if quick.evaluate(instance, root, collect: false, depth: 0, annotations: &annotations), !quick.isAborted { return [] }
+        var evaluator = Evaluator(validator: self, document: instance, limit: max(limit, 1), tracksPath: true)
+        annotations = Annotations()
+        _ = evaluator.evaluate(instance, root, collect: true, depth: 0, annotations: &annotations)
+        var violations = evaluator.violations
+        if let aborted = evaluator.aborted {
             // The bound's violation is reported even when the list is full; what was found before stays.
-            if sink.violations.count >= sink.limit { sink.violations.removeLast() }
-            sink.violations.append(aborted)
+            if violations.count >= evaluator.limit { violations.removeLast() }
+            violations.append(aborted)
         }
-        return sink.violations
-    }
-
-    // MARK: - Evaluation
-
-    /// What a (valid) schema evaluated, for `unevaluatedProperties` / `unevaluatedItems`.
-    struct Annotations {
-        var properties = Set<String>()
-        var items = Set<Int>()
-        var allItems = false
-
-        mutating func merge(_ other: Annotations) {
-            properties.formUnion(other.properties)
-            items.formUnion(other.items)
-            allItems = allItems || other.allItems
-        }
-    }
-
-    struct ViolationSink {
-        let limit: Int
-        var violations: [JSONSchemaViolation] = []
-        /// Evaluations so far in this validation (quiet sinks included) and how many are allowed.
-        var evaluations = 0
-        let evaluationBudget: Int
-        /// Set when a bound was hit: evaluation stops everywhere and the document is invalid.
-        var aborted: JSONSchemaViolation?
-
-        init(limit: Int, evaluationBudget: Int) {
-            self.limit = limit
-            self.evaluationBudget = evaluationBudget
-        }
-
-        var full: Bool { violations.count >= limit }
-        mutating func add(_ path: String, _ keyword: String, _ reason: String) {
-            if !full { violations.append(JSONSchemaViolation(path: path, keyword: keyword, reason: reason)) }
-        }
-
-        /// A sink that collects nothing (for anyOf, oneOf, not, if, contains, propertyNames), sharing the bounds.
-        func quiet() -> ViolationSink {
-            var quiet = ViolationSink(limit: 0, evaluationBudget: evaluationBudget)
-            quiet.evaluations = evaluations
-            quiet.aborted = aborted
-            return quiet
-        }
-
-        /// Takes back what a quiet sink used of the bounds.
-        mutating func absorb(_ quiet: ViolationSink) {
-            evaluations = quiet.evaluations
-            if aborted == nil { aborted = quiet.aborted }
-        }
-    }
-
-    /// Evaluates `instance` against `located`; returns the annotations when it is valid, `nil` when not.
-    /// Violations go to `sink` only when `collect` is true (branches of anyOf, oneOf, not, if are quiet).
-    func evaluate(_ instance: JSONValue, _ located: Located, path: String, dynamicScope: [String],
-                  sink: inout ViolationSink, collect: Bool, depth: Int) -> Annotations? {
-        guard sink.aborted == nil else { return nil }
-        sink.evaluations += 1
-        guard sink.evaluations <= sink.evaluationBudget else {
-            sink.aborted = JSONSchemaViolation(path: path, keyword: "limit",
-                                               reason: "the document needs more than \(sink.evaluationBudget) schema evaluations (nested anyOf/oneOf of recursive schemas)")
-            return nil
-        }
-        guard depth < Self.maximumEvaluationDepth else {
-            sink.aborted = JSONSchemaViolation(path: path, keyword: "depth",
-                                               reason: "validation nests deeper than \(Self.maximumEvaluationDepth) subschemas here")
-            return nil
-        }
-        switch located.schema {
-        case .bool(true): return Annotations()
-        case .bool(false):
-            if collect { sink.add(path, "false", "no value is allowed here") }
-            return nil
-        case .object(let schema):
-            var context = Context(validator: self, instance: instance, schema: schema, located: located, path: path,
-                                  dynamicScope: dynamicScope, collect: collect, depth: depth)
-            return context.run(sink: &sink)
-        default:
-            return Annotations()  // not a schema: nothing to check
-        }
-    }
-
-    /// Resolves a `$ref` (or `$dynamicRef`) value against `base`.
-    func resolve(_ reference: String, base: String) -> Located? {
-        let absolute = URIReference.resolve(reference, against: base)
-        let (uri, fragment) = URIReference.split(absolute)
-        if let found = subschemas["\(uri)#\(fragment)"] { return found }
-        guard fragment.isEmpty || fragment.hasPrefix("/"), let resource = resources[uri] else { return nil }
-        return Self.walk(pointer: fragment, from: resource)
+        return violations
     }
 
     /// Follows a JSON pointer from a resource, tracking `$id`s passed on the way.
@@ -223,8 +144,4 @@ public struct JSONSchemaValidator: Sendable {
         }
         return current
     }
-
-    func hasDynamicAnchor(_ name: String, in resource: String) -> Bool { dynamicAnchors[resource]?.contains(name) == true }
-
-    func regex(_ pattern: String) -> RegularExpression? { patterns[pattern] }
 }
