@@ -64,7 +64,7 @@ final class ConfigurationReader {
     static let serverKeys = [
         "host", "port", "threads", "shutdown_timeout", "health_path", "metrics_path", "ready_path", "tls", "admin",
         "request_read_timeout", "idle_timeout", "max_connections", "max_header_size", "max_headers", "max_uri_length",
-        "max_form_fields", "max_multipart_parts",
+        "max_form_fields", "max_multipart_parts", "request_id_header", "access_log",
     ]
     /// Keys of a route that may also be set once under `defaults`.
     static let sharedRouteKeys = [
@@ -78,7 +78,7 @@ final class ConfigurationReader {
         "async_delivery_timeout", "idempotent", "stall_timeout",
         "compression_type", "kafka_properties", "authentication", "security", "schema_registry",
         "headers", "error_handling", "producer_async_health_probe_interval", "producer_async_health_recovery_threshold",
-        "client_certificate_header", "client_authentication", "rate_limit",
+        "client_certificate_header", "client_authentication", "rate_limit", "trace_context_headers",
     ]
     static let routeOnlyKeys = ["name", "path", "workflow", "request_callout"]
     /// Kong keys with a meaning kbridge does not implement (yet): refused, so nothing silently behaves differently.

@@ -37,6 +37,13 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// `ready_path`: `GET` answers readiness (200 once every cluster was reached, 503 before and while shutting
     /// down); `""` turns it off. Default: `/ready`.
     public var readyPath: String? = "/ready"
+    /// `request_id_header`: the request's id, kept from this header when the client sent a valid one, else made
+    /// (32 hex digits); returned in the answer, added to the request's headers (so that `forward_headers` and the
+    /// record header rules see it) and logged. `""` turns it off. Default: `x-request-id`.
+    public var requestIDHeader: String? = "x-request-id"
+    /// `access_log`: one `info` log line per request (method, path, route, status, bytes in and out, duration,
+    /// request id, client address). Default: false.
+    public var accessLog = false
     /// `tls`: HTTPS and client certificates (see ``ServerTLSSettings``). Default: none (plain HTTP).
     public var tls: ServerTLSSettings?
     /// `admin`: a separate plain-HTTP listener for the health, readiness and metrics paths (which the main listener
@@ -97,6 +104,9 @@ public struct RouteConfiguration: Sendable, Hashable {
     /// `client_certificate_header`: a record header carrying the subject of the client's verified TLS certificate
     /// (needs `server.tls.client_certificate`). Default: none.
     public var clientCertificateHeader: String?
+    /// `trace_context_headers`: a valid W3C `traceparent` (and its `tracestate`) of the request is put on the record
+    /// as headers of the same names, so consumers continue the trace. Default: true.
+    public var traceContextHeaders = true
     /// `error_handling.return_error_message`: whether error answers carry the Kafka client's (and the schema
     /// registry's) own text; when false they carry kbridge's stable `code` and a generic message, and the detail
     /// goes to the log only. Default: false (Kong's).

@@ -32,6 +32,10 @@ extension RouteConfiguration {
         if let clientCertificateHeader, let identity = request.clientCertificate {
             records.append(KafkaRecordHeader(name: clientCertificateHeader, value: Array(identity.subject.utf8)))
         }
+        if traceContextHeaders, let traceContext = TraceContextHeaders(request.headers), !records.contains(where: { $0.name == "traceparent" }) {
+            records.append(KafkaRecordHeader(name: "traceparent", value: Array(traceContext.traceParent.utf8)))
+            if let state = traceContext.traceState { records.append(KafkaRecordHeader(name: "tracestate", value: Array(state.utf8))) }
+        }
         return records
     }
 }

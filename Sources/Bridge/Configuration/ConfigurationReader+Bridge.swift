@@ -82,6 +82,17 @@ extension ConfigurationReader {
             case "max_form_fields": if let count = int(value, path, in: 1...1_000_000) { server.maxFormFields = count }
             case "max_multipart_parts": if let count = int(value, path, in: 1...1_000_000) { server.maxMultipartParts = count }
             case "tls": server.tls = readServerTLS(value, path)
+            case "access_log": if let enabled = bool(value, path) { server.accessLog = enabled }
+            case "request_id_header":
+                if let text = string(value, path) {
+                    if text.isEmpty {
+                        server.requestIDHeader = nil
+                    } else if text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) {
+                        server.requestIDHeader = text.lowercased()
+                    } else {
+                        issue(value, path, "'\(text)' is not a header name")
+                    }
+                }
             case "admin": server.admin = readAdminListener(value, path)
             case "health_path", "metrics_path", "ready_path":
                 guard let text = string(value, path) else { break }
@@ -186,6 +197,7 @@ extension ConfigurationReader {
         read("schema_registry", readSchemaRegistry) { route.schemaRegistry = $0 }
         read("headers", readRecordHeaders) { route.recordHeaders = $0 }
         read("client_certificate_header", readRecordHeaderName) { route.clientCertificateHeader = $0 }
+        read("trace_context_headers", bool) { route.traceContextHeaders = $0 }
         read("error_handling", readErrorHandling) { route.returnErrorMessage = $0 }
         read("workflow", readWorkflow) { route.workflow = $0 }
         read("client_authentication", readClientAuthentication) { route.clientAuthentication = $0 }

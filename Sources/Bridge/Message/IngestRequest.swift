@@ -15,6 +15,8 @@ struct IngestRequest {
     /// Where the request came from and arrived, and its HTTP version (what a workflow's `request` node and
     /// `client.ip` property show).
     var connection = ConnectionFacts()
+    /// The request's id (`server.request_id_header`), if kbridge tracks one.
+    var requestID: String?
     /// The verified TLS client certificate of the connection (`server.tls.client_certificate`), if any.
     var clientCertificate: ClientCertificateIdentity?
     /// The consumer `client_authentication` authenticated (`client.consumer` in a workflow), if the route has it.

@@ -59,10 +59,23 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var message: MessageLimits
     }
 
+    /// `server.request_id_header` and `server.access_log`.
+    struct RequestTracking: Sendable {
+        var requestIDHeader: String?
+        var accessLog = false
+    }
+
+    private let tracking: RequestTracking
+    /// The id of the request being answered (`request_id_header`), and what the access log line needs.
+    private var requestID: String?
+    private var requestIDs = RequestID.Sequence()
+    private var requestLine: (method: HTTPMethod, uri: String, bodyBytes: Int) = (.GET, "", 0)
+
     init(
         routes: RouteTable, observability: Observability, endpoints: BuiltInEndpoints, limits: RequestLimits,
-        connectionGuard: ConnectionGuard, tls: TLSConnectionHandler? = nil, logger: Logger
+        connectionGuard: ConnectionGuard, tls: TLSConnectionHandler? = nil, tracking: RequestTracking = RequestTracking(), logger: Logger
     ) {
+        self.tracking = tracking
         self.tls = tls
         self.routes = routes
         self.observability = observability
@@ -96,7 +109,13 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .receiving(let head, let match, let contentType, let body):
                 connectionGuard.requestReceived()
                 counters.recordBody(bytes: body?.readableBytes ?? 0)
-                var request = IngestRequest(method: head.method, uri: head.uri, headers: head.headers,
+                requestLine.bodyBytes = body?.readableBytes ?? 0
+                var headers = head.headers
+                // The id goes with the request (forward_headers, record header rules, the workflow's request.id).
+                if let name = tracking.requestIDHeader, let requestID, headers.first(name: name) != requestID {
+                    headers.replaceOrAdd(name: name, value: requestID)
+                }
+                var request = IngestRequest(method: head.method, uri: head.uri, headers: headers,
                                             body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType),
                                             limits: limits.message)
                 if match.ingestor.workflow != nil {
@@ -104,6 +123,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     request.connection = ConnectionFacts(clientIP: remote?.ipAddress, clientPort: remote?.port,
                                                          localPort: context.channel.localAddress?.port, version: head.version)
                 }
+                request.requestID = requestID
                 if let tls {
                     request.connection.isTLS = true
                     request.clientCertificate = tls.clientCertificate
@@ -134,6 +154,10 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .idle = state else { return }
         connectionGuard.requestStarted()
         requestStart = .now()
+        requestID = tracking.requestIDHeader.map { name in
+            head.headers.first(name: name).flatMap { RequestID.accepting($0) } ?? requestIDs.next()
+        }
+        if tracking.accessLog { requestLine = (head.method, head.uri, 0) }
         let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
         counters = observability.unrouted
         let facts = RequestHeaderFacts(head.headers)
@@ -237,6 +261,8 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "content-length", value: String(response.body.readableBytes))
             for (name, value) in response.headers { headers.add(name: name, value: value) }
         }
+        if let name = tracking.requestIDHeader, let requestID { headers.add(name: name, value: requestID) }
+        if tracking.accessLog { logAccess(response, context: context) }
         if !keepAlive {
             headers.add(name: "connection", value: "close")
         } else if version.major == 1, version.minor == 0 {
@@ -251,6 +277,20 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
             ConnectionGuard.closeOutput(after: written, context: context)
         }
+    }
+
+    /// `server.access_log`: one line per answered request.
+    private func logAccess(_ response: IngestResponse, context: ChannelHandlerContext) {
+        let path = requestLine.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        var metadata: Logger.Metadata = [
+            "method": "\(requestLine.method.rawValue)", "path": "\(path)", "route": "\(counters.route)",
+            "status": "\(response.status.code)", "bytes_in": "\(requestLine.bodyBytes)", "bytes_out": "\(response.body.readableBytes)",
+            "duration_ms": "\(Double((NIODeadline.now() - requestStart).nanoseconds / 1000) / 1000)",
+        ]
+        if let requestID { metadata["request_id"] = "\(requestID)" }
+        if let code = response.code { metadata["code"] = "\(code)" }
+        if let peer = context.channel.remoteAddress?.ipAddress { metadata["client"] = "\(peer)" }
+        logger.info("request", metadata: metadata)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

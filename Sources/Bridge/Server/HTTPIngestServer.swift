@@ -146,6 +146,7 @@ struct ConnectionPipeline: Sendable {
     let observability: Observability
     let endpoints: HTTPIngestHandler.BuiltInEndpoints
     let limits: HTTPIngestHandler.RequestLimits
+    let tracking: HTTPIngestHandler.RequestTracking
     let guardSettings: ConnectionGuard.Settings
     let decoderLimits: NIOHTTPDecoderLimitConfiguration
     let logger: Logger
@@ -157,6 +158,7 @@ struct ConnectionPipeline: Sendable {
         self.routes = routes
         self.observability = observability
         self.logger = logger
+        tracking = HTTPIngestHandler.RequestTracking(requestIDHeader: configuration.requestIDHeader, accessLog: configuration.accessLog)
         endpoints = HTTPIngestHandler.BuiltInEndpoints(
             health: configuration.healthPath, metrics: configuration.metricsPath, ready: configuration.readyPath)
         limits = HTTPIngestHandler.RequestLimits(
@@ -184,6 +186,6 @@ struct ConnectionPipeline: Sendable {
             withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
         try pipeline.addHandler(HTTPIngestHandler(
             routes: routes, observability: observability, endpoints: endpoints, limits: limits,
-            connectionGuard: connectionGuard, tls: tlsConnection, logger: logger))
+            connectionGuard: connectionGuard, tls: tlsConnection, tracking: tracking, logger: logger))
     }
 }

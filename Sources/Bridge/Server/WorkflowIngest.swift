@@ -19,7 +19,7 @@ extension RouteIngestor {
                 return .immediate(.error(.badRequest, code: "invalid_query", "invalid query string: \(error.reason)"))
             }
         }
-        let requestID = RequestID.make()
+        let requestID = request.requestID ?? RequestID.make()
         let wantsTrace = workflow.debug && DebugTraceHeader.isEnabled(in: request.headers)
         var workflowRequest = WorkflowRequest(
             method: request.method.rawValue, path: String(request.path), query: query.jsonObject,
@@ -225,6 +225,30 @@ enum DebugTraceHeader {
 
 /// Request ids as Kong writes them: 32 hex digits.
 enum RequestID {
+    /// A client's id, if it is one to keep: 1 to 200 visible ASCII characters (it is logged and sent back).
+    static func accepting(_ value: String) -> String? {
+        guard !value.isEmpty, value.utf8.count <= 200, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return value
+    }
+
+    /// Ids for one connection's requests: a random 64-bit prefix drawn once (one `getrandom` per connection, not
+    /// per request) and a counter, 32 hex digits like ``make()``'s.
+    struct Sequence {
+        private let prefix: String
+        private var counter: UInt64 = 0
+
+        init() {
+            var generator = SystemRandomNumberGenerator()
+            prefix = String(generator.next() as UInt64 | (1 << 63), radix: 16)
+        }
+
+        mutating func next() -> String {
+            counter &+= 1
+            let count = String(counter, radix: 16)
+            return prefix + String(repeating: "0", count: max(0, 16 - count.utf8.count)) + count
+        }
+    }
+
     static func make() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
