@@ -61,6 +61,8 @@ struct Run: AsyncParsableCommand {
         if let port { configuration.server.port = port }
         logger.logLevel = configuration.logLevel
 
+        // SIGHUP re-reads server.tls's files; trapped before the listener opens, so that an early one cannot kill kbridge.
+        let hangups = configuration.server.tls == nil ? nil : await UnixSignalsSequence(trapping: .sighup)
         let bridge: KafkaBridge
         do {
             bridge = try await KafkaBridge.start(configuration: configuration, logger: logger)
@@ -89,15 +91,15 @@ struct Run: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         // SIGHUP: re-read server.tls's certificate, key and CA files (for new connections).
-        let reloads = configuration.server.tls == nil ? nil : Task { [logger] in
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+        let reloads = hangups.map { hangups in Task { [logger] in
+            for await _ in hangups {
                 do {
                     try bridge.reloadCertificates()
                 } catch {
                     logger.error("SIGHUP: the certificates were not reloaded; the ones in use stay", metadata: ["error": "\(error)"])
                 }
             }
-        }
+        } }
         defer { reloads?.cancel() }
         try await group.run()
         withExtendedLifetime(embeddedCluster) {}

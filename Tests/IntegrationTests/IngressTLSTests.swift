@@ -289,4 +289,49 @@ struct IngressTLSTests {
             #expect(try await serverSubject() == "subject=CN = localhost, O = Reloaded")
         }
     }
+
+    @Test func sighupReloadsTheCertificatesOfTheRunningBinary() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-sighup-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func install(_ name: String) throws {
+            for suffix in ["crt", "key"] {
+                let target = "\(directory)/server.\(suffix)"
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: "\(Self.pki)/\(name).\(suffix)", toPath: target)
+            }
+        }
+        try install("server")
+        let bridge = try await BridgeProcess(configuration: """
+        server:
+          host: 127.0.0.1
+          port: 0
+          tls: {certificate_file: \(directory)/server.crt, key_file: \(directory)/server.key}
+        routes: [{path: /e, topic: t, bootstrap_servers: \(try TestBroker.bootstrapServers)}]
+        """)
+        defer { bridge.stop() }
+        func serverSubject() async throws -> String {
+            let output = try await Self.openssl(port: bridge.port, [])
+            return output.stdoutText.split(separator: "\n").first { $0.hasPrefix("subject=") }.map(String.init) ?? output.stderrText
+        }
+        #expect(try await serverSubject() == "subject=CN = localhost")
+        try install("server2")
+        kill(bridge.pid, SIGHUP)
+        var subject = try await serverSubject()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while subject != "subject=CN = localhost, O = Reloaded", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            subject = try await serverSubject()
+        }
+        #expect(subject == "subject=CN = localhost, O = Reloaded", "\(bridge.stderr)")
+        #expect(bridge.stderr.contains("server.tls certificates reloaded"))
+        // A broken key: logged, the process keeps running with the certificates it has.
+        try "broken".write(toFile: "\(directory)/server.key", atomically: true, encoding: .utf8)
+        kill(bridge.pid, SIGHUP)
+        let logged = try await eventually(timeout: .seconds(20)) { bridge.stderr.contains("the certificates were not reloaded") }
+        #expect(logged, "\(bridge.stderr)")
+        #expect(bridge.stderr.contains("server.tls.key_file: \(directory)/server.key is not an unencrypted PEM private key"))
+        #expect(try await serverSubject() == "subject=CN = localhost, O = Reloaded")
+        #expect(try await bridge.terminate() == 0)
+    }
 }
