@@ -282,6 +282,7 @@ let package = Package(
             dependencies: [
                 "Bridge",
                 "PasswordHash",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "Kafka",
                 "SchemaRegistry",
                 .product(name: "NIOCore", package: "swift-nio"),

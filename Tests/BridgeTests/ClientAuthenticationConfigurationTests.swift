@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWT
 import NIOCore
@@ -202,5 +203,21 @@ import Testing
         #expect(limiter.trackedConsumers <= 100)
         // The most recent consumer is still tracked (and limited).
         #expect(limiter.admit(consumer: "consumer-9999", now: 10_000)?.refusedBy == .consumer)
+    }
+}
+
+@Suite struct VerifiedCredentialCacheAuthTests {
+    @Test func entriesExpireAndTheCacheStaysWithinItsCapacity() {
+        let cache = VerifiedCredentialCache(capacity: 3, timeToLive: .seconds(60))
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let digests = (0..<10).map { SHA256.hash(data: Array("user-\($0):password".utf8)) }
+        cache.insert(digests[0], consumer: "a", now: start)
+        #expect(cache.contains(digests[0], consumer: "a", now: start + .seconds(59)))
+        #expect(!cache.contains(digests[0], consumer: "b", now: start + .seconds(1)), "another consumer's entry never matches")
+        cache.insert(digests[1], consumer: "a", now: start)
+        #expect(!cache.contains(digests[1], consumer: "a", now: start + .seconds(61)), "expired")
+        for (index, digest) in digests.enumerated() { cache.insert(digest, consumer: "c", now: start + .seconds(Int64(index))) }
+        #expect(cache.count <= 3)
+        #expect(cache.contains(digests[9], consumer: "c", now: start + .seconds(10)))
     }
 }
