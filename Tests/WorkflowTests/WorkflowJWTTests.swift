@@ -156,7 +156,7 @@ struct WorkflowJWTTests {
         {"debug": true, "nodes": [
           {"name": "SIGN", "type": "jwt_sign", "algorithm": "HS512", "inputs": {"claims": "request.body", "key": "vault.hmac"}, "typ": "at+jwt",
            "not_before": -30, "expires_in": 0},
-          {"name": "VERIFY", "type": "jwt_verify", "inputs": {"token": "SIGN.token", "key": "vault.hmac"}, "leeway": 10},
+          {"name": "VERIFY", "type": "jwt_verify", "inputs": {"token": "SIGN.token", "key": "vault.hmac"}, "leeway": 600},
           {"name": "EXIT", "type": "exit", "inputs": {"body": "VERIFY"}}]}
         """, vault: [("hmac", Secret(Self.secret, source: "test"))])
         let execution = flow.execution(for: request(authorization: nil))
