@@ -62,15 +62,16 @@ public func runProcessBlocking(
     try Data().write(to: errorFile)
 
     let process = Process()
-    if executable.contains("/") {
+    if executable.contains("/"), environment.isEmpty {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
     } else {
+        // env(1) finds the executable on PATH and sets `environment`: `Process.environment` is left alone (Foundation's
+        // copying of a whole environment crashed once in CI, in `Process.run()`).
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
+        process.arguments = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [executable] + arguments
     }
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
     let standardInput = try FileHandle(forReadingFrom: inputFile)
     let standardOutput = try FileHandle(forWritingTo: outputFile)
     let standardError = try FileHandle(forWritingTo: errorFile)
