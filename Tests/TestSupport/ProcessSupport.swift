@@ -61,34 +61,56 @@ public func runProcessBlocking(
     try Data().write(to: outputFile)
     try Data().write(to: errorFile)
 
-    let process = Process()
-    if executable.contains("/"), environment.isEmpty {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-    } else {
-        // env(1) finds the executable on PATH and sets `environment`: `Process.environment` is left alone (Foundation's
-        // copying of a whole environment crashed once in CI, in `Process.run()`).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [executable] + arguments
+    // posix_spawn, not Foundation's Process: `Process.run()` on Linux (Swift 6.3.1) over-reads a `dirent` while it lists
+    // /proc/self/fd and crashes now and then (swift-corelibs-foundation PR #5472); it did in CI. env(1) finds the
+    // executable on PATH, sets `environment` and changes to `directory`.
+    var argv = [executable] + arguments
+    if !executable.contains("/") || !environment.isEmpty || directory != nil {
+        argv = ["/usr/bin/env"] + (directory.map { ["-C", $0] } ?? [])
+            + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + argv
     }
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let standardInput = try FileHandle(forReadingFrom: inputFile)
-    let standardOutput = try FileHandle(forWritingTo: outputFile)
-    let standardError = try FileHandle(forWritingTo: errorFile)
-    defer { for handle in [standardInput, standardOutput, standardError] { try? handle.close() } }
-    process.standardInput = standardInput
-    process.standardOutput = standardOutput
-    process.standardError = standardError
-    try launch(process)
+    let pid = try spawn(argv, standardInput: inputFile.path, standardOutput: outputFile.path, standardError: errorFile.path)
     // On a thread of its own: waiting here holds no cooperative thread.
     let deadline = ContinuousClock.now + timeout
-    while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw ProcessTimedOut(command: ([executable] + arguments).joined(separator: " "), timeout: timeout)
+    var status: Int32 = 0
+    while true {
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid { break }
+        if reaped < 0, errno != EINTR { throw ProcessSpawnFailed(description: "waitpid(\(pid)) failed: errno \(errno)") }
+        if ContinuousClock.now >= deadline {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+            throw ProcessTimedOut(command: ([executable] + arguments).joined(separator: " "), timeout: timeout)
+        }
+        usleep(10_000)
     }
-    return ProcessOutput(status: process.terminationStatus, stdout: try Data(contentsOf: outputFile), stderr: try Data(contentsOf: errorFile))
+    // As Foundation's `terminationStatus`: the exit code, or the number of the signal that ended the child.
+    let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f
+    return ProcessOutput(status: exitStatus, stdout: try Data(contentsOf: outputFile), stderr: try Data(contentsOf: errorFile))
+}
+
+/// Starts `argv[0]` (an absolute path) with its standard streams opened on the given files; returns its pid.
+private func spawn(_ argv: [String], standardInput: String, standardOutput: String, standardError: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, standardInput, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_TRUNC, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_TRUNC, 0)
+    let arguments = argv.map { strdup($0) }
+    defer { arguments.forEach { free($0) } }
+    var argumentPointers = arguments + [nil]
+    var pid: pid_t = 0
+    let result = argumentPointers.withUnsafeMutableBufferPointer { argumentBuffer in
+        posix_spawn(&pid, argv[0], &actions, nil, argumentBuffer.baseAddress!, environ)
+    }
+    guard result == 0 else { throw ProcessSpawnFailed(description: "cannot start \(argv.joined(separator: " ")): posix_spawn error \(result)") }
+    return pid
+}
+
+/// A child process that could not be started or waited for.
+public struct ProcessSpawnFailed: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// A child process that did not finish in time (and was killed).
