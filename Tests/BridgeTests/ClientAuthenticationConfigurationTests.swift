@@ -204,6 +204,21 @@ import Testing
         // The most recent consumer is still tracked (and limited).
         #expect(limiter.admit(consumer: "consumer-9999", now: 10_000)?.refusedBy == .consumer)
     }
+
+    /// A new consumer every 10 ms against one token a second: each time the bound is reached one bucket (a second old)
+    /// is full again. Dropping only that one would make every new consumer pay a pass over all of them.
+    @Test func evictionsStayAmortisedWhenFewBucketsAreFull() {
+        var settings = RateLimitSettings()
+        settings.consumer = RateLimitSettings.Limit(rate: 1, period: .seconds(1))
+        settings.maxConsumers = 100
+        let limiter = RateLimiter(settings: settings, now: 0)
+        let tenMilliseconds: UInt64 = 10_000_000
+        for index in 0..<10_000 {
+            _ = limiter.admit(consumer: "consumer-\(index)", now: UInt64(index + 1) * tenMilliseconds)
+        }
+        #expect(limiter.trackedConsumers <= 100)
+        #expect(limiter.evictions <= 10_000 / 50 + 1, "\(limiter.evictions) passes over the buckets for 10,000 new consumers")
+    }
 }
 
 @Suite struct VerifiedCredentialCacheAuthTests {

@@ -60,12 +60,15 @@ struct RateLimitDecision: Sendable {
 
 /// A route's `rate_limit`: one bucket for the route, one per consumer, in memory (per kbridge instance). Consumer buckets
 /// are bounded by `max_consumers`: at the bound, buckets that are full (their consumer has been idle long enough to earn
-/// the whole burst back, so dropping them changes nothing) are dropped, then the least recently used half.
+/// the whole burst back, so dropping them changes nothing) are dropped, then the least recently used down to half, so
+/// that the next eviction is at least `max_consumers / 2` new consumers away (its cost amortised).
 final class RateLimiter: Sendable {
     let settings: RateLimitSettings
     /// The route's bucket (unused without a route limit).
     private let routeBucket: Mutex<TokenBucket>
     private let consumerBuckets = Mutex<[String: TokenBucket]>([:])
+    /// How many times the consumer buckets were cut down (each costs a pass over them).
+    private let evictionCount = Atomic<Int>(0)
 
     init(settings: RateLimitSettings, now: UInt64 = NIODeadline.now().uptimeNanoseconds) {
         self.settings = settings
@@ -78,7 +81,10 @@ final class RateLimiter: Sendable {
         var takenFromConsumer = false
         if let limit = settings.consumer, let consumer {
             let decision = consumerBuckets.withLock { buckets in
-                if buckets[consumer] == nil, buckets.count >= settings.maxConsumers { Self.evict(&buckets, limit: limit, keeping: settings.maxConsumers, now: now) }
+                if buckets[consumer] == nil, buckets.count >= settings.maxConsumers {
+                    Self.evict(&buckets, limit: limit, keeping: settings.maxConsumers, now: now)
+                    evictionCount.add(1, ordering: .relaxed)
+                }
                 var bucket = buckets[consumer] ?? TokenBucket(limit: limit, now: now)
                 let decision = Self.take(&bucket, limit: limit, scope: .consumer, now: now)
                 buckets[consumer] = bucket
@@ -105,6 +111,7 @@ final class RateLimiter: Sendable {
     }
 
     var trackedConsumers: Int { consumerBuckets.withLock { $0.count } }
+    var evictions: Int { evictionCount.load(ordering: .relaxed) }
 
     private static func take(_ bucket: inout TokenBucket, limit: RateLimitSettings.Limit, scope: RateLimitDecision.Scope, now: UInt64)
         -> RateLimitDecision
@@ -120,15 +127,16 @@ final class RateLimiter: Sendable {
                                  reset: limit.secondsUntil(tokens: Double(limit.burst), current: bucket.tokens), retryAfter: 0)
     }
 
-    /// Makes room for a new bucket: drops full buckets, then (if still at `keeping`) the least recently used down to half.
-    /// Runs once per `keeping / 2` new consumers at most, so its sort is amortised to O(log n) per new consumer.
+    /// Makes room for a new bucket: drops full buckets, then the least recently used down to half. Whatever was full, at
+    /// most `keeping / 2` remain, so this runs once per `keeping / 2` new consumers at most: its pass and sort are
+    /// amortised to O(log n) per new consumer.
     private static func evict(_ buckets: inout [String: TokenBucket], limit: RateLimitSettings.Limit, keeping: Int, now: UInt64) {
         buckets = buckets.filter { _, bucket in
             var refilled = bucket
             refilled.refill(limit, now: now)
             return !refilled.isFull(limit)
         }
-        guard buckets.count >= keeping else { return }
+        guard buckets.count > keeping / 2 else { return }
         let newestFirst = buckets.sorted { $0.value.updated > $1.value.updated }
         buckets = Dictionary(uniqueKeysWithValues: newestFirst.prefix(keeping / 2).map { ($0.key, $0.value) })
     }
