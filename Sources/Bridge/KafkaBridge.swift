@@ -4,23 +4,33 @@ import Logging
 import SchemaRegistry
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import Workflow
 
 /// kbridge assembled: one producer per distinct Kafka configuration, the route table, and the HTTP server.
 ///
-/// Start it with ``start(configuration:logger:)``; run it in a `ServiceGroup` (its ``run()`` waits for graceful
-/// shutdown), or stop it directly with ``shutdown()``. Shutdown is ordered: the server stops accepting and
+/// Start it with ``start(configuration:logger:reloadSource:)``; run it in a `ServiceGroup` (its ``run()`` waits for
+/// graceful shutdown), or stop it directly with ``shutdown()``. Shutdown is ordered: the server stops accepting and
 /// finishes in-flight requests, then every producer flushes what was accepted (bounded by the configured
 /// `shutdown_timeout`), then the event loops stop.
+///
+/// ``reload()`` applies a new configuration while serving: it is validated and built first (producers whose
+/// settings did not change are kept), then the routes swap at once; requests already routed finish with the routes
+/// they started with, and producers no route uses any more flush and close after them.
 public final class KafkaBridge: Service, Sendable {
-    public let configuration: BridgeConfiguration
+    /// The configuration in force (it changes when a reload is applied).
+    public var configuration: BridgeConfiguration { resources.withLock { $0.configuration } }
     /// The port the server listens on (useful with `port: 0`).
     public let port: Int
     /// The port of the `server.admin` listener, when there is one.
     public let adminPort: Int?
-    private let producers: [KafkaProducer]
+    /// The routes requests are served by.
+    private let live: LiveRoutes
+    private let resources: Mutex<Resources>
+    /// Where ``reload()`` reads the new configuration (the file, with the command line's overrides).
+    private let reloadSource: (@Sendable () throws -> BridgeConfiguration)?
     /// Released once quiesced: NIO's quiescing helper must be freed while the event loops still run.
     private let server: Mutex<HTTPIngestServer?>
     /// `server.admin`: closed last, so that `/ready` answers 503 while the main listener drains and producers flush.
@@ -28,12 +38,25 @@ public final class KafkaBridge: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let stopped = Mutex<Task<ShutdownReport, Never>?>(nil)
-    /// The HTTP clients and jq threads of the routes' workflows, when a route has one.
-    private let workflowServices: WorkflowServices?
-    /// `server.tls`, reloaded by ``reloadCertificates()``.
+    /// `server.tls`, whose files are re-read by ``reloadCertificates()`` and by every reload.
     private let ingressTLS: IngressTLS?
-    /// Told when shutdown starts (`/ready` answers 503 from then on).
-    private let readiness: Readiness
+    /// The histograms and per-reason counters, shared by every generation.
+    private let metrics: MetricsRegistry
+
+    /// What the routes in force use, and what reloads and shutdown must know.
+    private struct Resources {
+        var configuration: BridgeConfiguration
+        var generation: RouteGeneration
+        /// By their settings, `largestMessage` included.
+        var producers: [KafkaSettings: KafkaProducer]
+        var registries: [SchemaRegistryConfiguration: SchemaRegistryClient]
+        /// The HTTP clients, Redis clients and jq threads of workflows, made when a route first has one.
+        var workflowServices: WorkflowServices?
+        /// Producers of earlier generations being flushed and closed; each returns what it could not deliver.
+        var retiring: [Task<Int, Never>] = []
+        var reloading = false
+        var shuttingDown = false
+    }
 
     /// What shutting down achieved.
     public struct ShutdownReport: Sendable, Hashable {
@@ -43,17 +66,18 @@ public final class KafkaBridge: Service, Sendable {
         public var undeliveredMessages: Int
     }
 
-    private init(configuration: BridgeConfiguration, port: Int, producers: [KafkaProducer], server: HTTPIngestServer,
-                 adminServer: HTTPIngestServer?, group: MultiThreadedEventLoopGroup, workflowServices: WorkflowServices?,
-                 ingressTLS: IngressTLS?, readiness: Readiness, logger: Logger) {
-        self.configuration = configuration
+    private init(configuration: BridgeConfiguration, port: Int, assembly: RouteAssembly, live: LiveRoutes, server: HTTPIngestServer,
+                 adminServer: HTTPIngestServer?, group: MultiThreadedEventLoopGroup, ingressTLS: IngressTLS?, metrics: MetricsRegistry,
+                 reloadSource: (@Sendable () throws -> BridgeConfiguration)?, logger: Logger) {
+        resources = Mutex(Resources(configuration: configuration, generation: assembly.generation, producers: assembly.producers,
+                                    registries: assembly.registries, workflowServices: assembly.workflowServices))
         self.adminServer = Mutex(adminServer)
         adminPort = adminServer.map { $0.localAddress?.port ?? configuration.server.admin?.port ?? 0 }
         self.ingressTLS = ingressTLS
-        self.readiness = readiness
-        self.workflowServices = workflowServices
+        self.live = live
+        self.metrics = metrics
+        self.reloadSource = reloadSource
         self.port = port
-        self.producers = producers
         self.server = Mutex(server)
         self.group = group
         self.logger = logger
@@ -61,83 +85,21 @@ public final class KafkaBridge: Service, Sendable {
 
     /// Creates the producers, compiles the routes and binds the listener.
     ///
+    /// - Parameter reloadSource: where ``reload()`` reads a new configuration (SIGHUP, `POST` on the admin listener's
+    ///   reload path); without it, reloads are refused.
     /// - Throws: ``KafkaError`` if librdkafka refuses a producer configuration, or a socket error if the
     ///   address cannot be bound.
-    public static func start(configuration: BridgeConfiguration, logger: Logger) async throws -> KafkaBridge {
-        var producersBySettings: [KafkaSettings: KafkaProducer] = [:]
-        var registries: [SchemaRegistryConfiguration: SchemaRegistryClient] = [:]
-        var ingestors: [RouteIngestor] = []
+    public static func start(
+        configuration: BridgeConfiguration, logger: Logger, reloadSource: (@Sendable () throws -> BridgeConfiguration)? = nil
+    ) async throws -> KafkaBridge {
         let metrics = MetricsRegistry()
-        let workflowServices = configuration.routes.contains { $0.workflow != nil } ? WorkflowServices(jqThreads: configuration.server.threads) : nil
-        // Each producer must carry the largest message of any route it serves.
-        var largestMessage: [KafkaSettings: Int] = [:]
-        for route in configuration.routes {
-            largestMessage[route.kafka] = max(largestMessage[route.kafka] ?? 0, route.largestMessage)
-        }
-        do {
-            for route in configuration.routes {
-                var schemaEncoder: SchemaRecordEncoder?
-                if let settings = route.schemaRegistry {
-                    let client = try registries[settings.registry]
-                        ?? SchemaRegistryClient(configuration: settings.registry, httpClient: .shared, logger: logger)
-                    registries[settings.registry] = client
-                    schemaEncoder = SchemaRecordEncoder(settings: settings, client: client)
-                }
-                var sized = route.kafka
-                sized.largestMessage = largestMessage[route.kafka] ?? 0
-                let stallTimeout = route.kafka.effectiveStallTimeout
-                let producer = try producersBySettings[route.kafka] ?? KafkaProducer(
-                    properties: sized.librdkafkaProperties, delegationToken: route.kafka.delegationTokenLogin,
-                    oauthBearer: route.kafka.oauthBearerTokenProvider(httpClient: .shared),
-                    options: KafkaProducerOptions(
-                        stallTimeout: stallTimeout > 0 ? .milliseconds(stallTimeout) : nil, probeInterval: .milliseconds(route.kafka.healthProbeInterval),
-                        recoveryProbes: route.kafka.healthRecoveryThreshold),
-                    logger: logger,
-                    deliveryLatency: metrics.produceLatencyRecorder(
-                        bootstrapServers: route.kafka.bootstrapServers.map(\.description).joined(separator: ","),
-                        mode: route.kafka.async ? "async" : "sync"))
-                producersBySettings[route.kafka] = producer
-                var workflow: Workflow?
-                if let definition = route.workflow?.definition, let workflowServices {
-                    do {
-                        workflow = try Workflow(definition, services: workflowServices, defaultTimeout: .milliseconds(route.kafka.timeout))
-                    } catch {
-                        throw ConfigurationError(issues: error.issues.map {
-                            ConfigurationIssue(file: "", key: "\(route.name).\(route.workflow?.kind.rawValue ?? "workflow").\($0.path)", reason: $0.reason)
-                        })
-                    }
-                }
-                ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
-                                               schemaEncoder: schemaEncoder, workflow: workflow, access: try await RouteAccess.make(for: route),
-                                               logger: logger, metrics: metrics))
-            }
-        } catch {
-            for producer in producersBySettings.values { await producer.close(flushTimeout: .zero) }
-            await workflowServices?.shutdown()
-            throw error
-        }
-        let producers = Array(producersBySettings.values)
-        // Producers are named by their brokers; two on the same brokers (sync and async, say) get "#2", "#3".
-        var named: [Observability.Producer] = []
-        // A stable order: by brokers, then by the rest of the settings (only compared, never shown).
-        func order(_ settings: KafkaSettings) -> String {
-            settings.bootstrapServers.description + "\u{0}" + settings.librdkafkaProperties.sorted { $0.key < $1.key }.description
-        }
-        for (settings, producer) in producersBySettings.sorted(by: { order($0.key) < order($1.key) }) {
-            let brokers = settings.bootstrapServers.map(\.description).joined(separator: ",")
-            let taken = named.filter { $0.name == brokers || $0.name.hasPrefix("\(brokers) #") }.count
-            named.append(Observability.Producer(name: taken == 0 ? brokers : "\(brokers) #\(taken + 1)", producer: producer))
-        }
-        let observability = Observability(
-            producers: named,
-            routes: ingestors.map { ($0.route.name, $0.responses) },
-            registries: registries.map { ($0.key.url, $0.value) }.sorted { $0.0 < $1.0 },
-            workflows: ingestors.compactMap { ingestor in ingestor.workflowMetrics.map { (ingestor.route.name, $0) } },
-            access: ingestors.compactMap { ingestor in ingestor.access.map { (ingestor.route.name, $0) } }, metrics: metrics)
+        let assembly = try await RouteAssembly.build(configuration: configuration, number: 1, replacing: nil, metrics: metrics, logger: logger)
+        let live = LiveRoutes(assembly.generation)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads)
         let server: HTTPIngestServer
         var ingressTLS: IngressTLS?
         var adminServer: HTTPIngestServer?
+        let reloadEndpoint = ConfigurationReloadEndpoint()
         do {
             ingressTLS = try configuration.server.tls.map { settings throws(IngressTLSError) in try IngressTLS(settings: settings) }
             var listener = configuration.server
@@ -145,17 +107,17 @@ public final class KafkaBridge: Service, Sendable {
                 // The built-in paths move to the admin listener (plain HTTP, no routes).
                 var adminListener = configuration.server
                 (adminListener.host, adminListener.port, adminListener.tls) = (admin.host, admin.port, nil)
+                let endpoints = HTTPIngestHandler.BuiltInEndpoints(
+                    health: listener.healthPath, metrics: listener.metricsPath, ready: listener.readyPath, reload: admin.reloadPath,
+                    servesRoutes: false)
                 adminServer = try await HTTPIngestServer.bind(
-                    configuration: adminListener, group: group, routes: RouteTable([]), observability: observability, logger: logger)
+                    configuration: adminListener, group: group, live: live, endpoints: endpoints, reloader: reloadEndpoint, logger: logger)
                 (listener.healthPath, listener.readyPath, listener.metricsPath) = (nil, nil, nil)
             }
-            server = try await HTTPIngestServer.bind(
-                configuration: listener, group: group, routes: RouteTable(ingestors), observability: observability,
-                tls: ingressTLS, logger: logger)
+            server = try await HTTPIngestServer.bind(configuration: listener, group: group, live: live, tls: ingressTLS, logger: logger)
         } catch {
             _ = await adminServer?.quiesce(timeout: .zero)
-            for producer in producers { await producer.close(flushTimeout: .zero) }
-            await workflowServices?.shutdown()
+            await assembly.discard()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -163,8 +125,25 @@ public final class KafkaBridge: Service, Sendable {
         logger.info("kbridge listening", metadata: [
             "address": "\(configuration.server.host):\(port)", "routes": "\(configuration.routes.count)",
             "tls": "\(configuration.server.tls.map { "TLS \($0.minimumVersion.rawValue)+, client certificate \($0.clientCertificate.rawValue)" } ?? "off")",
-            "producers": "\(producers.count)", "librdkafka": "\(KafkaProducer.librdkafkaVersion)",
+            "producers": "\(assembly.producers.count)", "librdkafka": "\(KafkaProducer.librdkafkaVersion)",
         ])
+        logRoutes(configuration, logger: logger)
+        if let adminServer {
+            logger.info("kbridge admin listener (health, readiness, metrics, reload)", metadata: [
+                "address": "\(configuration.server.admin?.host ?? ""):\(adminServer.localAddress?.port ?? 0)",
+            ])
+        }
+        let bridge = KafkaBridge(configuration: configuration, port: port, assembly: assembly, live: live, server: server,
+                                 adminServer: adminServer, group: group, ingressTLS: ingressTLS, metrics: metrics,
+                                 reloadSource: reloadSource, logger: logger)
+        reloadEndpoint.setAction { [weak bridge] in
+            guard let bridge else { return .failure(ReloadRefusal(reason: .shuttingDown, message: "kbridge is shutting down")) }
+            return await bridge.reload()
+        }
+        return bridge
+    }
+
+    private static func logRoutes(_ configuration: BridgeConfiguration, logger: Logger) {
         for route in configuration.routes {
             logger.info("route", metadata: [
                 "name": "\(route.name)", "path": "\(route.path)", "methods": "\(route.methods.joined(separator: ","))",
@@ -173,14 +152,6 @@ public final class KafkaBridge: Service, Sendable {
                 "security": "\(route.kafka.securityDescription)",
             ])
         }
-        if let adminServer {
-            logger.info("kbridge admin listener (health, readiness, metrics)", metadata: [
-                "address": "\(configuration.server.admin?.host ?? ""):\(adminServer.localAddress?.port ?? 0)",
-            ])
-        }
-        return KafkaBridge(configuration: configuration, port: port, producers: producers, server: server, adminServer: adminServer,
-                           group: group, workflowServices: workflowServices, ingressTLS: ingressTLS, readiness: observability.readiness,
-                           logger: logger)
     }
 
     /// Re-reads `server.tls`'s certificate, key and CA files (on SIGHUP); new connections use them, open ones keep
@@ -194,9 +165,130 @@ public final class KafkaBridge: Service, Sendable {
         return true
     }
 
-    /// Counters summed over every producer.
+    /// Reads the configuration again from the reload source (the file) and applies it (see ``reload(to:)``); the
+    /// outcome is logged either way.
+    @discardableResult
+    public func reload() async -> Result<ReloadReport, ReloadRefusal> {
+        guard let reloadSource else {
+            let refusal = ReloadRefusal(reason: .noConfigurationFile, message: "kbridge runs without a configuration file; there is nothing to reload")
+            logger.warning("configuration reload refused", metadata: ["reason": "\(refusal.reason.rawValue)", "error": "\(refusal.message)"])
+            return .failure(refusal)
+        }
+        let configuration: BridgeConfiguration
+        do {
+            configuration = try reloadSource()
+        } catch {
+            let refusal = ReloadRefusal(reason: .invalidConfiguration, message: "\(error)")
+            logger.error("configuration reload refused; the configuration in force keeps running", metadata: [
+                "reason": "\(refusal.reason.rawValue)", "error": "\(refusal.message)",
+            ])
+            return .failure(refusal)
+        }
+        do {
+            return .success(try await reload(to: configuration))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Applies `new` while serving. It is checked and built before anything changes: producers, schema registry
+    /// clients and workflows of the new routes are made (producers whose settings did not change are kept, with what
+    /// they queued), `server.tls`'s files are read again; then the routes swap at once. A request routed before keeps
+    /// its route; producers no route uses any more flush and close once those requests are answered (within
+    /// `shutdown_timeout`). Keys of `server` and the log settings need a restart: a change to one refuses the reload.
+    /// On any failure nothing changes. Route counters carry on by route name; a route's rate-limit buckets and its
+    /// workflow's memory caches start afresh.
+    public func reload(to new: BridgeConfiguration) async throws(ReloadRefusal) -> ReloadReport {
+        let admitted: Result<(BridgeConfiguration, RouteGeneration, RouteAssembly.Reusable), ReloadRefusal> = resources.withLock { resources in
+            if resources.shuttingDown { return .failure(ReloadRefusal(reason: .shuttingDown, message: "kbridge is shutting down")) }
+            if resources.reloading { return .failure(ReloadRefusal(reason: .reloadInProgress, message: "another reload is being applied; try again")) }
+            resources.reloading = true
+            return .success((resources.configuration, resources.generation,
+                             RouteAssembly.Reusable(producers: resources.producers, registries: resources.registries,
+                                               workflowServices: resources.workflowServices)))
+        }
+        let (old, oldGeneration, reusable) = try admitted.get()
+        defer { resources.withLock { $0.reloading = false } }
+        func refuse(_ reason: ReloadRefusal.Reason, _ message: String) -> ReloadRefusal {
+            logger.error("configuration reload refused; the configuration in force keeps running", metadata: [
+                "reason": "\(reason.rawValue)", "error": "\(message)",
+            ])
+            return ReloadRefusal(reason: reason, message: message)
+        }
+        let needingRestart = old.keysNeedingRestart(toApply: new)
+        guard needingRestart.isEmpty else {
+            throw refuse(.restartRequired, "\(needingRestart.joined(separator: ", ")) changed; "
+                + "\(needingRestart.count == 1 ? "this key takes" : "these keys take") effect only when kbridge restarts")
+        }
+        var certificates: NIOSSLContext?
+        if let ingressTLS {
+            do {
+                certificates = try IngressTLS.makeContext(ingressTLS.settings)
+            } catch {
+                throw refuse(.startFailed, "\(error)")
+            }
+        }
+        let assembly: RouteAssembly
+        do {
+            assembly = try await RouteAssembly.build(configuration: new, number: oldGeneration.number + 1, replacing: (oldGeneration, reusable),
+                                                metrics: metrics, logger: logger)
+        } catch {
+            throw refuse(.startFailed, "\(error)")
+        }
+        // Nothing can fail from here on.
+        let retired = reusable.producers.filter { settings, _ in assembly.producers[settings] == nil }.map(\.value)
+        let stopping = resources.withLock { resources -> Bool in
+            if resources.shuttingDown { return true }
+            if let certificates { ingressTLS?.replaceContext(certificates) }
+            _ = live.replace(with: assembly.generation)
+            resources.configuration = new
+            resources.generation = assembly.generation
+            resources.producers = assembly.producers
+            resources.registries = assembly.registries
+            resources.workflowServices = assembly.workflowServices
+            if !retired.isEmpty {
+                resources.retiring.append(Task { [logger] in
+                    await Self.retire(retired, after: oldGeneration, within: new.server.shutdownTimeout, logger: logger)
+                })
+            }
+            return false
+        }
+        if stopping {
+            await assembly.discard(keeping: reusable)
+            throw refuse(.shuttingDown, "kbridge is shutting down")
+        }
+        let report = ReloadReport(generation: assembly.generation.number, routes: new.routes.count,
+                                  producersKept: assembly.producers.count - assembly.created.count,
+                                  producersCreated: assembly.created.count, producersRetired: retired.count)
+        logger.info("configuration reloaded", metadata: [
+            "generation": "\(report.generation)", "routes": "\(report.routes)", "producers_kept": "\(report.producersKept)",
+            "producers_created": "\(report.producersCreated)", "producers_retiring": "\(report.producersRetired)",
+        ])
+        Self.logRoutes(new, logger: logger)
+        return report
+    }
+
+    /// Waits until the requests routed by `generation` are answered (or `timeout`), then flushes and closes `producers`
+    /// within what is left of it.
+    private static func retire(_ producers: [KafkaProducer], after generation: RouteGeneration, within timeout: Duration, logger: Logger) async -> Int {
+        let start = ContinuousClock.now
+        while generation.requestsInFlight > 0, ContinuousClock.now - start < timeout {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let remaining = max(.zero, timeout - (ContinuousClock.now - start))
+        var undelivered = 0
+        for producer in producers { undelivered += await producer.close(flushTimeout: remaining) }
+        if undelivered > 0 {
+            logger.error("producers removed by a reload could not deliver every accepted message", metadata: ["undelivered": "\(undelivered)"])
+        } else {
+            logger.info("producers removed by a reload flushed and closed", metadata: ["producers": "\(producers.count)"])
+        }
+        return undelivered
+    }
+
+    /// Counters summed over every producer in use.
     public var statistics: KafkaProducerStatistics {
-        producers.map(\.statistics).reduce(into: KafkaProducerStatistics()) {
+        resources.withLock { Array($0.producers.values) }.map(\.statistics).reduce(into: KafkaProducerStatistics()) {
             $0.enqueued += $1.enqueued
             $0.delivered += $1.delivered
             $0.failed += $1.failed
@@ -225,7 +317,11 @@ public final class KafkaBridge: Service, Sendable {
     private func performShutdown() async -> ShutdownReport {
         let timeout = configuration.server.shutdownTimeout
         let start = ContinuousClock.now
-        readiness.shutdownStarted()
+        let generation = resources.withLock { resources in
+            resources.shuttingDown = true
+            return resources.generation
+        }
+        generation.observability.readiness.shutdownStarted()
         logger.info("kbridge shutting down: no new connections; finishing in-flight requests")
         let server = self.server.withLock { server in
             defer { server = nil }
@@ -234,9 +330,13 @@ public final class KafkaBridge: Service, Sendable {
         let drained = await server?.quiesce(timeout: timeout) ?? true
         _ = consume server
         let remaining = max(.zero, timeout - (ContinuousClock.now - start))
+        // A reload in progress sees `shuttingDown` before it could swap, and discards what it built.
+        while resources.withLock({ $0.reloading }) { try? await Task.sleep(for: .milliseconds(10)) }
+        let (producers, retiring, workflowServices) = resources.withLock { ($0.producers.values, $0.retiring, $0.workflowServices) }
         var undelivered = 0
         await withTaskGroup(of: Int.self) { tasks in
             for producer in producers { tasks.addTask { await producer.close(flushTimeout: remaining) } }
+            for retirement in retiring { tasks.addTask { await retirement.value } }
             for await lost in tasks { undelivered += lost }
         }
         let admin = adminServer.withLock { admin in

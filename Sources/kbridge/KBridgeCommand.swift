@@ -1,9 +1,11 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Bridge
 import Foundation
 import Kafka
 import Logging
 import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import UnixSignals
 
@@ -12,7 +14,7 @@ struct KBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kbridge",
         abstract: "An HTTP to Kafka ingestion bridge: HTTP requests become Kafka messages in Kong kafka-upstream's format.",
-        subcommands: [Run.self, Check.self, Consume.self, ImportKong.self],
+        subcommands: [Run.self, Check.self, Reload.self, Consume.self, ImportKong.self],
         defaultSubcommand: Run.self)
 }
 
@@ -61,11 +63,24 @@ struct Run: AsyncParsableCommand {
         if let port { configuration.server.port = port }
         logger.logLevel = configuration.logLevel
 
-        // SIGHUP re-reads server.tls's files; trapped before the listener opens, so that an early one cannot kill kbridge.
-        let hangups = configuration.server.tls == nil ? nil : await UnixSignalsSequence(trapping: .sighup)
+        // SIGHUP reloads the configuration file; trapped before the listener opens, so that an early one cannot kill kbridge.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        // A reload reads the file again, with this command line's overrides.
+        var reloadSource: (@Sendable () throws -> BridgeConfiguration)?
+        if let config {
+            let (host, port, logger) = (host, port, logger)
+            reloadSource = {
+                let loaded = try BridgeConfiguration.load(file: config)
+                for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
+                var configuration = loaded.configuration
+                if let host { configuration.server.host = host }
+                if let port { configuration.server.port = port }
+                return configuration
+            }
+        }
         let bridge: KafkaBridge
         do {
-            bridge = try await KafkaBridge.start(configuration: configuration, logger: logger)
+            bridge = try await KafkaBridge.start(configuration: configuration, logger: logger, reloadSource: reloadSource)
         } catch let error as KafkaError {
             printError("kbridge: cannot start: \(error.message)")
             throw ExitCode(configurationErrorExitCode)
@@ -90,17 +105,14 @@ struct Run: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(
             services: [bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        // SIGHUP: re-read server.tls's certificate, key and CA files (for new connections).
-        let reloads = hangups.map { hangups in Task { [logger] in
+        // SIGHUP: reload the configuration file (server.tls's files are re-read with it); the outcome is logged.
+        let reloads = Task { [logger] in
             for await _ in hangups {
-                do {
-                    try bridge.reloadCertificates()
-                } catch {
-                    logger.error("SIGHUP: the certificates were not reloaded; the ones in use stay", metadata: ["error": "\(error)"])
-                }
+                logger.info("SIGHUP: reloading the configuration", metadata: ["file": "\(config ?? "(none)")"])
+                await bridge.reload()
             }
-        } }
-        defer { reloads?.cancel() }
+        }
+        defer { reloads.cancel() }
         try await group.run()
         withExtendedLifetime(embeddedCluster) {}
     }
@@ -126,6 +138,61 @@ struct Check: ParsableCommand {
         } catch {
             printError("\(error)")
             throw ExitCode(configurationErrorExitCode)
+        }
+    }
+}
+
+struct Reload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running kbridge to reload its configuration file, and print whether it was applied.",
+        discussion: """
+            Posts to the reload path of the `server.admin` listener named in the configuration file (which is checked \
+            first). The running kbridge re-reads its file, validates it and swaps its routes; if the file is not valid, \
+            or changes a key that needs a restart, the configuration in force keeps running and the reason is printed. \
+            Sending SIGHUP to kbridge does the same, with the outcome in its log.
+            """)
+
+    @Argument(help: "The YAML configuration file the running kbridge was started with.")
+    var config: String
+
+    @Option(help: "The admin listener's URL (default: from server.admin in the file).")
+    var admin: String?
+
+    func run() async throws {
+        let configuration: BridgeConfiguration
+        do {
+            configuration = try BridgeConfiguration.load(file: config).configuration
+        } catch {
+            printError("kbridge reload: \(config) is not valid; nothing was sent\n\(error)")
+            throw ExitCode(configurationErrorExitCode)
+        }
+        guard let url = admin.map({ $0.hasSuffix("/") ? String($0.dropLast()) : $0 }) ?? configuration.server.admin.map({ admin in
+            "http://\(admin.host == "0.0.0.0" ? "127.0.0.1" : admin.host.contains(":") ? "[\(admin.host)]" : admin.host):\(admin.port)"
+        }) else {
+            printError("kbridge reload: \(config) has no server.admin listener; add one, or send SIGHUP to kbridge")
+            throw ExitCode(64)  // EX_USAGE
+        }
+        guard let path = configuration.server.admin?.reloadPath ?? (admin == nil ? nil : "/reload") else {
+            printError("kbridge reload: server.admin.reload_path is off in \(config); send SIGHUP to kbridge")
+            throw ExitCode(64)
+        }
+        var request = HTTPClientRequest(url: url + path)
+        request.method = .POST
+        let status: HTTPResponseStatus
+        let body: String
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+            status = response.status
+            body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        } catch {
+            printError("kbridge reload: cannot reach \(url + path): \(error)")
+            throw ExitCode(69)  // EX_UNAVAILABLE
+        }
+        if status == .ok {
+            print(body)
+        } else {
+            printError("kbridge reload: not applied (\(status.code)): \(body)")
+            throw ExitCode(1)
         }
     }
 }

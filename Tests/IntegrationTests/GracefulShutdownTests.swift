@@ -89,7 +89,7 @@ struct GracefulShutdownTests {
 
 /// A running `kbridge` process and the port it reported.
 final class BridgeProcess: Sendable {
-    /// The process's standard error, written to a file (a pipe's reader can die on an interrupted read).
+    /// The process's standard error and output, written to a file (a pipe's reader can die on an interrupted read).
     final class Output: Sendable {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kbridge-stderr-\(UUID().uuidString).log").path
         var value: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -98,6 +98,8 @@ final class BridgeProcess: Sendable {
 
     let process: Process
     let port: Int
+    /// The configuration file it was started with (a test may rewrite it, then reload).
+    let configurationFile: String
     let output = Output()
     var stderr: String { output.value }
 
@@ -108,6 +110,7 @@ final class BridgeProcess: Sendable {
     init(configuration: String, fileDescriptorLimit: Int? = nil) async throws {
         let binary = try kbridgeBinary()
         let file = try temporaryFile(configuration)
+        configurationFile = file
         let process = Process()
         if let fileDescriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -118,8 +121,10 @@ final class BridgeProcess: Sendable {
         }
         let output = self.output
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: output.path))
-        process.standardOutput = FileHandle.nullDevice
+        // Both streams to one file through one handle (one offset): SwiftNIO prints its warnings on standard output.
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output.path))
+        process.standardError = log
+        process.standardOutput = log
         try launch(process)
         self.process = process
         // The listening port is in the start-up log line: "address=127.0.0.1:PORT".

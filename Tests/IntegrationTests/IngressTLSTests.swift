@@ -324,11 +324,11 @@ struct IngressTLSTests {
             subject = try await serverSubject()
         }
         #expect(subject == "subject=CN = localhost, O = Reloaded", "\(bridge.stderr)")
-        #expect(bridge.stderr.contains("server.tls certificates reloaded"))
+        #expect(bridge.stderr.contains("configuration reloaded"))
         // A broken key: logged, the process keeps running with the certificates it has.
         try "broken".write(toFile: "\(directory)/server.key", atomically: true, encoding: .utf8)
         kill(bridge.pid, SIGHUP)
-        let logged = try await eventually(timeout: .seconds(20)) { bridge.stderr.contains("the certificates were not reloaded") }
+        let logged = try await eventually(timeout: .seconds(20)) { bridge.stderr.contains("configuration reload refused") }
         #expect(logged, "\(bridge.stderr)")
         #expect(bridge.stderr.contains("server.tls.key_file: \(directory)/server.key is not an unencrypted PEM private key"))
         #expect(try await serverSubject() == "subject=CN = localhost, O = Reloaded")

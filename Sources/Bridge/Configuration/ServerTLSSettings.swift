@@ -117,6 +117,9 @@ public struct AdminListener: Sendable, Hashable {
     public var host = "0.0.0.0"
     /// `port`: required; 0 picks a free one.
     public var port: Int
+    /// `reload_path`: `POST` here reloads the configuration file (as SIGHUP does) and answers whether it was applied,
+    /// and why not; `""` turns it off. Default: `/reload`.
+    public var reloadPath: String? = "/reload"
 
     public init(host: String = "0.0.0.0", port: Int) {
         self.host = host
@@ -125,9 +128,9 @@ public struct AdminListener: Sendable, Hashable {
 }
 
 extension ConfigurationReader {
-    /// `server.admin: {host, port}`.
+    /// `server.admin: {host, port, reload_path}`.
     func readAdminListener(_ node: Node, _ path: String) -> AdminListener? {
-        guard let entries = mapping(node, path, allowed: ["host", "port"]) else { return nil }
+        guard let entries = mapping(node, path, allowed: ["host", "port", "reload_path"]) else { return nil }
         let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
         guard let portNode = values["port"] else {
             issue(node, "\(path).port", "required key missing")
@@ -138,6 +141,13 @@ extension ConfigurationReader {
         if let hostNode = values["host"] {
             guard let host = nonEmptyString(hostNode, "\(path).host") else { return nil }
             admin.host = host
+        }
+        if let reloadNode = values["reload_path"], let text = string(reloadNode, "\(path).reload_path") {
+            if text.isEmpty || text.hasPrefix("/") {
+                admin.reloadPath = text.isEmpty ? nil : text
+            } else {
+                issue(reloadNode, "\(path).reload_path", "must start with '/' (or be \"\" to turn the endpoint off)")
+            }
         }
         return admin
     }

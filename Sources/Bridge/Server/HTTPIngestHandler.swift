@@ -21,9 +21,12 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Between requests.
         case idle
         /// Collecting the body of a routed request.
-        case receiving(head: HTTPRequestHead, match: RouteTable.Match, contentType: String?, body: ByteBuffer?)
+        /// The lease keeps the route's generation (and its producers) in service until the request is answered.
+        case receiving(head: HTTPRequestHead, match: RouteTable.Match, contentType: String?, body: ByteBuffer?, lease: RouteGeneration.Lease)
         /// The answer of a built-in endpoint, given at the request's end (it has no body).
         case discarding(head: HTTPRequestHead, response: IngestResponse)
+        /// `POST` on `server.admin.reload_path`: the configuration file is reloaded at the request's end.
+        case reloading(head: HTTPRequestHead)
         /// Waiting for the broker; the pipelining handler holds back any further request meanwhile.
         case waiting
         /// Answered early with `Connection: close` (400, 404, 405, 413, 414, 431); nothing more is read.
@@ -31,24 +34,31 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private var state = State.idle
-    private let routes: RouteTable
-    private let observability: Observability
+    /// The routes of the configuration in force (a reload replaces them between two requests).
+    private let live: LiveRoutes
+    /// Shared by every generation: open connections and closes by reason.
+    private let connections: ConnectionMetrics
+    /// Shared by every generation: answers no route took.
+    private let unrouted: ResponseCounters
     private let endpoints: BuiltInEndpoints
     private let limits: RequestLimits
     private let connectionGuard: ConnectionGuard
     /// The connection's TLS (`server.tls`), where the client certificate's identity is.
     private let tls: TLSConnectionHandler?
     private let logger: Logger
-    /// The counters of the request being answered: its route's, or `observability.unrouted`.
+    /// The counters of the request being answered: its route's, or `unrouted`.
     private var counters: ResponseCounters
     /// When the head of the request being answered arrived (for the request duration histogram).
     private var requestStart = NIODeadline.now()
 
-    /// Paths of the built-in `GET` endpoints (`nil`: off).
+    /// Paths of the built-in `GET` endpoints (`nil`: off), and whether the listener serves the routes (the
+    /// `server.admin` listener does not; it alone may answer `POST` on the reload path).
     struct BuiltInEndpoints: Sendable {
         var health: String?
         var metrics: String?
         var ready: String?
+        var reload: String?
+        var servesRoutes = true
     }
 
     /// Bounds on a request's head (`server.max_header_size`, `max_headers`, `max_uri_length`) and message.
@@ -71,19 +81,26 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var requestIDs = RequestID.Sequence()
     private var requestLine: (method: HTTPMethod, uri: String, bodyBytes: Int) = (.GET, "", 0)
 
+    /// Runs a reload for `POST` on the reload path.
+    private let reloader: ConfigurationReloadEndpoint?
+
     init(
-        routes: RouteTable, observability: Observability, endpoints: BuiltInEndpoints, limits: RequestLimits,
-        connectionGuard: ConnectionGuard, tls: TLSConnectionHandler? = nil, tracking: RequestTracking = RequestTracking(), logger: Logger
+        live: LiveRoutes, endpoints: BuiltInEndpoints, limits: RequestLimits, connectionGuard: ConnectionGuard,
+        tls: TLSConnectionHandler? = nil, tracking: RequestTracking = RequestTracking(), reloader: ConfigurationReloadEndpoint? = nil,
+        logger: Logger
     ) {
         self.tracking = tracking
         self.tls = tls
-        self.routes = routes
-        self.observability = observability
+        self.live = live
+        let observability = live.generation.observability
+        connections = observability.connections
+        unrouted = observability.unrouted
+        self.reloader = reloader
         self.endpoints = endpoints
         self.limits = limits
         self.connectionGuard = connectionGuard
         self.logger = logger
-        counters = observability.unrouted
+        counters = unrouted
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -91,7 +108,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             receiveHead(head, context: context)
         case .body(var chunk):
-            guard case .receiving(let head, let match, let contentType, var body) = state else { return }
+            guard case .receiving(let head, let match, let contentType, var body, let lease) = state else { return }
             let limit = match.ingestor.route.maxBodySize
             if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
@@ -103,10 +120,10 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 state = .idle  // drop the enum's reference so that appending does not copy the buffer
                 body!.writeBuffer(&chunk)
             }
-            state = .receiving(head: head, match: match, contentType: contentType, body: body)
+            state = .receiving(head: head, match: match, contentType: contentType, body: body, lease: lease)
         case .end:
             switch state {
-            case .receiving(let head, let match, let contentType, let body):
+            case .receiving(let head, let match, let contentType, let body, let lease):
                 connectionGuard.requestReceived()
                 counters.recordBody(bytes: body?.readableBytes ?? 0)
                 requestLine.bodyBytes = body?.readableBytes ?? 0
@@ -134,6 +151,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .pending(let future):
                     state = .waiting
                     future.assumeIsolated().whenComplete { result in
+                        withExtendedLifetime(lease) {}
                         switch result {
                         case .success(let response): self.respond(response, head: head, context: context)
                         case .failure(let error):
@@ -144,6 +162,12 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .discarding(let head, let response):
                 connectionGuard.requestReceived()
                 respond(response, head: head, context: context)
+            case .reloading(let head):
+                connectionGuard.requestReceived()
+                guard let reloader else { return }
+                state = .waiting
+                let answer = context.eventLoop.makeFutureWithTask { await reloader.run() }
+                answer.assumeIsolated().whenSuccess { response in self.respond(response, head: head, context: context) }
             case .idle, .waiting, .closing:
                 break
             }
@@ -159,7 +183,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if tracking.accessLog { requestLine = (head.method, head.uri, 0) }
         let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
-        counters = observability.unrouted
+        counters = unrouted
         let facts = RequestHeaderFacts(head.headers)
         if let refusal = refusal(of: head, facts: facts) {
             respondAndClose(refusal, head: head, context: context)
@@ -169,13 +193,27 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if facts.hasBody {
                 respondAndClose(.error(.badRequest, code: "unexpected_body", "GET \(endpoint) takes no body"), head: head, context: context)
             } else {
+                let observability = live.generation.observability
                 let answer = endpoint == endpoints.health ? observability.healthResponse()
                     : endpoint == endpoints.ready ? observability.readyResponse() : observability.metricsResponse()
                 state = .discarding(head: head, response: answer)
             }
             return
         }
-        switch routes.lookup(method: head.method, path: path) {
+        if let reload = endpoints.reload, reloader != nil, path == reload {
+            guard head.method == .POST else {
+                respondAndClose(.methodNotAllowed(head.method, allowed: ["POST"]), head: head, context: context)
+                return
+            }
+            state = .reloading(head: head)
+            return
+        }
+        guard endpoints.servesRoutes else {
+            respondAndClose(.notFound(path: path), head: head, context: context)
+            return
+        }
+        let generation = live.generation
+        switch generation.routes.lookup(method: head.method, path: path) {
         case .notFound:
             respondAndClose(.notFound(path: path), head: head, context: context)
         case .methodNotAllowed(let allowed):
@@ -192,7 +230,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            state = .receiving(head: head, match: match, contentType: facts.contentType, body: nil)
+            state = .receiving(head: head, match: match, contentType: facts.contentType, body: nil, lease: generation.lease())
         }
     }
 
@@ -235,7 +273,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respondAndClose(_ response: IngestResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        observability.connections.closed(.refusedRequest)
+        connections.closed(.refusedRequest)
         respond(response, version: head.version, keepAlive: false, context: context)
         state = .closing
     }
@@ -304,10 +342,9 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch state {
         case .closing, .waiting:
             context.close(promise: nil)
-        case .idle, .receiving, .discarding:
+        case .idle, .receiving, .discarding, .reloading:
             // No answer has started: the client is told what was wrong, then the connection is closed.
-            counters = observability.unrouted
-            let connections = observability.connections
+            counters = unrouted
             connections.closed(.malformedRequest)
             if let suppressed = connections.shouldLog(.malformedRequest) {
                 var metadata: Logger.Metadata = ["error": "\(parserError)"]

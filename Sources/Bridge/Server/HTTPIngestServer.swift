@@ -3,6 +3,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,25 +23,29 @@ import Darwin
 final class HTTPIngestServer: Sendable {
     private let channel: any Channel
     private let quiescing: ServerQuiescingHelper
+    /// The accepted connections still open, closed by force when a drain runs out of time.
+    private let openChannels: OpenChannels
 
     var localAddress: SocketAddress? { channel.localAddress }
 
-    private init(channel: any Channel, quiescing: ServerQuiescingHelper) {
+    private init(channel: any Channel, quiescing: ServerQuiescingHelper, openChannels: OpenChannels) {
         self.channel = channel
         self.quiescing = quiescing
+        self.openChannels = openChannels
     }
 
     /// How long the listening socket pauses `accept` after it failed (EMFILE, ENFILE, ENOBUFS, ENOMEM).
     static let acceptBackoff = TimeAmount.milliseconds(200)
 
     static func bind(
-        configuration: ServerConfiguration, group: any EventLoopGroup, routes: RouteTable, observability: Observability,
-        tls: IngressTLS? = nil, logger: Logger
+        configuration: ServerConfiguration, group: any EventLoopGroup, live: LiveRoutes, endpoints: HTTPIngestHandler.BuiltInEndpoints? = nil,
+        reloader: ConfigurationReloadEndpoint? = nil, tls: IngressTLS? = nil, logger: Logger
     ) async throws -> HTTPIngestServer {
         let quiescing = ServerQuiescingHelper(group: group)
         let connectionPipeline = ConnectionPipeline(
-            configuration: configuration, routes: routes, observability: observability, tls: tls, logger: logger)
-        let connections = observability.connections
+            configuration: configuration, live: live, endpoints: endpoints, reloader: reloader, tls: tls, logger: logger)
+        let connections = connectionPipeline.connections
+        let openChannels = OpenChannels()
         let backoff = acceptBackoff
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -59,16 +64,20 @@ final class HTTPIngestServer: Sendable {
                 }
             }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try connectionPipeline.install(on: channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    openChannels.add(channel)
+                    try connectionPipeline.install(on: channel)
+                }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        return HTTPIngestServer(channel: channel, quiescing: quiescing)
+        return HTTPIngestServer(channel: channel, quiescing: quiescing, openChannels: openChannels)
     }
 
-    /// Stops accepting and waits (up to `timeout`) for open connections to finish their current request.
+    /// Stops accepting and waits (up to `timeout`) for open connections to finish their current request; the
+    /// connections still open then are closed (their requests get no answer), so that none outlives the event loops.
     /// - Returns: `true` if every connection closed in time.
     func quiesce(timeout: Duration) async -> Bool {
         let closed = channel.eventLoop.makePromise(of: Void.self)
@@ -82,7 +91,30 @@ final class HTTPIngestServer: Sendable {
             timer.cancel()
             return true
         } catch {
+            await openChannels.closeAll()
             return false
+        }
+    }
+}
+
+/// The accepted connections of a listener that are still open.
+final class OpenChannels: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    /// Tracks `channel` until it closes.
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in _ = channels.withLock { $0.removeValue(forKey: id) } }
+    }
+
+    var count: Int { channels.withLock { $0.count } }
+
+    /// Closes every connection still open and waits until they are closed.
+    func closeAll() async {
+        let open = channels.withLock { Array($0.values) }
+        for channel in open {
+            try? await channel.close()
         }
     }
 }
@@ -142,9 +174,9 @@ final class AcceptPause: ChannelInboundHandler, RemovableChannelHandler {
 /// NIO's HTTP/1.1 codec with pipelining and the decoder's limits, then ``HTTPIngestHandler``. Built once from the
 /// configuration; the server installs it on every connection, and the HTTP fuzz target on an `EmbeddedChannel`.
 struct ConnectionPipeline: Sendable {
-    let routes: RouteTable
-    let observability: Observability
+    let live: LiveRoutes
     let endpoints: HTTPIngestHandler.BuiltInEndpoints
+    let reloader: ConfigurationReloadEndpoint?
     let limits: HTTPIngestHandler.RequestLimits
     let tracking: HTTPIngestHandler.RequestTracking
     let guardSettings: ConnectionGuard.Settings
@@ -153,13 +185,17 @@ struct ConnectionPipeline: Sendable {
     /// `server.tls`: the TLS handlers go first (the guard's timeouts and answers then work on plaintext).
     let tls: IngressTLS?
 
-    init(configuration: ServerConfiguration, routes: RouteTable, observability: Observability, tls: IngressTLS? = nil, logger: Logger) {
+    /// - Parameter endpoints: the built-in paths; by default those of `configuration`, on a listener that serves the routes.
+    init(
+        configuration: ServerConfiguration, live: LiveRoutes, endpoints: HTTPIngestHandler.BuiltInEndpoints? = nil,
+        reloader: ConfigurationReloadEndpoint? = nil, tls: IngressTLS? = nil, logger: Logger
+    ) {
         self.tls = tls
-        self.routes = routes
-        self.observability = observability
+        self.live = live
+        self.reloader = reloader
         self.logger = logger
         tracking = HTTPIngestHandler.RequestTracking(requestIDHeader: configuration.requestIDHeader, accessLog: configuration.accessLog)
-        endpoints = HTTPIngestHandler.BuiltInEndpoints(
+        self.endpoints = endpoints ?? HTTPIngestHandler.BuiltInEndpoints(
             health: configuration.healthPath, metrics: configuration.metricsPath, ready: configuration.readyPath)
         limits = HTTPIngestHandler.RequestLimits(
             maxHeaderSize: configuration.maxHeaderSize, maxHeaders: configuration.maxHeaders, maxURILength: configuration.maxURILength,
@@ -176,16 +212,20 @@ struct ConnectionPipeline: Sendable {
         self.decoderLimits = decoderLimits
     }
 
+    /// Open connections and closes by reason, shared by every generation of the routes.
+    var connections: ConnectionMetrics { live.generation.observability.connections }
+
     /// Adds the handlers to a new connection's pipeline; call on its event loop.
     func install(on channel: any Channel) throws {
-        let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: observability.connections, logger: logger)
+        let connections = connections
+        let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: connections, logger: logger)
         let pipeline = channel.pipeline.syncOperations
-        let tlsConnection = try tls?.install(on: pipeline, metrics: observability.connections, logger: logger)
+        let tlsConnection = try tls?.install(on: pipeline, metrics: connections, logger: logger)
         try pipeline.addHandler(connectionGuard)
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
         try pipeline.addHandler(HTTPIngestHandler(
-            routes: routes, observability: observability, endpoints: endpoints, limits: limits,
-            connectionGuard: connectionGuard, tls: tlsConnection, tracking: tracking, logger: logger))
+            live: live, endpoints: endpoints, limits: limits, connectionGuard: connectionGuard, tls: tlsConnection, tracking: tracking,
+            reloader: reloader, logger: logger))
     }
 }

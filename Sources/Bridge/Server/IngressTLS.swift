@@ -23,7 +23,11 @@ final class IngressTLS: Sendable {
 
     /// Re-reads the certificate, key and CA files; on failure the context in use stays.
     func reload() throws(IngressTLSError) {
-        let fresh = try Self.makeContext(settings)
+        replaceContext(try Self.makeContext(settings))
+    }
+
+    /// New connections use `fresh` from now on (made by ``makeContext(_:)`` from the files re-read).
+    func replaceContext(_ fresh: NIOSSLContext) {
         context.withLock { $0 = fresh }
     }
 

@@ -180,23 +180,27 @@ final class Observability: Sendable {
     let unrouted: ResponseCounters
     /// The histograms and per-reason counters.
     let metrics: MetricsRegistry
-    let connections = ConnectionMetrics()
+    let connections: ConnectionMetrics
     /// `GET /ready`: whether every cluster was reached, and whether kbridge is shutting down.
-    let readiness = Readiness()
+    let readiness: Readiness
 
     /// Routes with a workflow, by route name.
     let workflows: [(String, WorkflowMetrics)]
     /// Routes with `client_authentication` or `rate_limit`, by route name.
     let access: [(name: String, access: RouteAccess)]
 
+    /// - Parameter previous: the observability of the configuration this one replaces (a reload): its connection
+    ///   counts, readiness and unrouted answers carry on.
     init(
         producers: [Producer], routes: [(name: String, counters: ResponseCounters)], registries: [(url: String, client: SchemaRegistryClient)] = [],
         workflows: [(String, WorkflowMetrics)] = [], access: [(name: String, access: RouteAccess)] = [],
-        metrics: MetricsRegistry = MetricsRegistry()
+        metrics: MetricsRegistry = MetricsRegistry(), carryingOn previous: Observability? = nil
     ) {
         self.access = access
-        self.metrics = metrics
-        unrouted = ResponseCounters(route: "(none)", metrics: metrics)
+        self.metrics = previous?.metrics ?? metrics
+        unrouted = previous?.unrouted ?? ResponseCounters(route: "(none)", metrics: metrics)
+        connections = previous?.connections ?? ConnectionMetrics()
+        readiness = previous?.readiness ?? Readiness()
         self.producers = producers
         self.routes = routes
         self.registries = registries

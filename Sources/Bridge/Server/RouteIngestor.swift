@@ -50,11 +50,11 @@ final class RouteIngestor: Sendable {
     init(
         route: RouteConfiguration, pattern: RoutePattern, producer: KafkaProducer, schemaEncoder: SchemaRecordEncoder? = nil,
         workflow: Workflow? = nil, access: RouteAccess? = nil, logger: Logger = Logger(label: "kbridge"),
-        metrics: MetricsRegistry = MetricsRegistry()
+        metrics: MetricsRegistry = MetricsRegistry(), responses: ResponseCounters? = nil
     ) {
         self.route = route
         self.access = access
-        responses = ResponseCounters(route: route.name, metrics: metrics)
+        self.responses = responses ?? ResponseCounters(route: route.name, metrics: metrics)
         self.logger = logger
         self.pattern = pattern
         self.producer = producer

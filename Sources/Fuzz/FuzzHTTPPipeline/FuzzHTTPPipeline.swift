@@ -130,8 +130,8 @@ let pipelineFixture: PipelineFixture = {
         let observability = Observability(
             producers: [.init(name: cluster.bootstrapServers, producer: producer)],
             routes: ingestors.map { ($0.route.name, $0.responses) })
-        let pipeline = ConnectionPipeline(configuration: ServerConfiguration(), routes: RouteTable(ingestors),
-                                          observability: observability, logger: logger)
+        let live = LiveRoutes(RouteGeneration(number: 1, routes: RouteTable(ingestors), observability: observability))
+        let pipeline = ConnectionPipeline(configuration: ServerConfiguration(), live: live, logger: logger)
         return PipelineFixture(cluster: cluster, producer: producer, pipeline: pipeline)
     } catch {
         preconditionFailure("cannot set up the fuzz fixture: \(error)")
