@@ -91,6 +91,42 @@ struct ClientAuthenticationRouteTests {
         #expect(envelopes.allSatisfy { !$0.contains("missing") && !$0.contains("wrong") }, "only authenticated requests are produced")
     }
 
+    /// Credentials are checked at the request's head: a refused request's large body is never read (no `100 Continue`
+    /// either), a small one is dropped with the connection kept, and nothing is produced.
+    @Test func aRefusedRequestIsAnsweredAtItsHeadBeforeItsBody() async throws {
+        let topic = uniqueTopic("auth-head")
+        let yaml = """
+        routes:
+          - path: /keyed
+            topic: \(topic)
+            bootstrap_servers: BROKER
+            max_body_size: 10000000
+            client_authentication:
+              api_key:
+                keys: [{consumer: alice, key: alice-key-0123456789abcdef}]
+        """
+        try await withYAMLBridge(yaml) { base, bridge in
+            for expect in ["", "Expect: 100-continue\r\n"] {
+                let connection = try RawConnection(port: bridge.port)
+                connection.send("POST /keyed HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\(expect)Content-Length: 5000000\r\n\r\n")
+                let answer = try await onOwnThread { [connection = UncheckedBox(connection)] in connection.value.receiveToClose() }
+                #expect(answer.text.hasPrefix("HTTP/1.1 401"), "\(answer.text)")
+                #expect(answer.text.lowercased().contains("connection: close"), "\(answer.text)")
+                #expect(answer.closed)
+            }
+            // A small body is read and dropped; the connection serves the next request.
+            let connection = try RawConnection(port: bridge.port)
+            connection.send("POST /keyed HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nnope"
+                + "POST /keyed HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\napikey: alice-key-0123456789abcdef\r\nContent-Length: 3\r\n\r\nyes")
+            let answers = try await onOwnThread { [connection = UncheckedBox(connection)] in connection.value.receive(until: "message sent") }
+            #expect(answers.hasPrefix("HTTP/1.1 401"), "\(answers)")
+            #expect(answers.contains("HTTP/1.1 200"), "\(answers)")
+            let messages = try await readTopic(topic, minimumCount: 1)
+            #expect(messages.compactMap { $0.json["body"] as? String } == ["yes"])
+            _ = base
+        }
+    }
+
     @Test func basicAuthenticationVerifiesBcryptHashesMadeByAnotherImplementation() async throws {
         let topic = uniqueTopic("auth-basic")
         let yaml = """

@@ -21,8 +21,10 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Between requests.
         case idle
         /// Collecting the body of a routed request.
-        /// The lease keeps the route's generation (and its producers) in service until the request is answered.
-        case receiving(head: HTTPRequestHead, match: RouteTable.Match, contentType: String?, body: ByteBuffer?, lease: RouteGeneration.Lease)
+        /// The lease keeps the route's generation (and its producers) in service until the request is answered; a route
+        /// with `client_authentication` or `rate_limit` has admitted the request at its head (or is deciding).
+        case receiving(head: HTTPRequestHead, match: RouteTable.Match, contentType: String?, body: ByteBuffer?, lease: RouteGeneration.Lease,
+                       admission: HeadAdmission?)
         /// The answer of a built-in endpoint, given at the request's end (it has no body).
         case discarding(head: HTTPRequestHead, response: IngestResponse)
         /// `POST` on `server.admin.reload_path`: the configuration file is reloaded at the request's end.
@@ -31,6 +33,15 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case waiting
         /// Answered early with `Connection: close` (400, 404, 405, 413, 414, 431); nothing more is read.
         case closing
+    }
+
+    /// What a route's gate (`client_authentication`, `rate_limit`) decided at the request's head: a refusal is answered
+    /// at once, before the body is read (and before `100 Continue`).
+    enum HeadAdmission {
+        /// The request as the gate left it (credentials hidden, consumer set), and the gate's answer headers.
+        case admitted(IngestRequest, headers: [(String, String)])
+        /// Verifying (a password hash, off the event loop) while the body arrives.
+        case deciding(EventLoopFuture<RouteAccess.Admission>)
     }
 
     private var state = State.idle
@@ -108,7 +119,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             receiveHead(head, context: context)
         case .body(var chunk):
-            guard case .receiving(let head, let match, let contentType, var body, let lease) = state else { return }
+            guard case .receiving(let head, let match, let contentType, var body, let lease, let admission) = state else { return }
             let limit = match.ingestor.route.maxBodySize
             if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
@@ -120,32 +131,38 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 state = .idle  // drop the enum's reference so that appending does not copy the buffer
                 body!.writeBuffer(&chunk)
             }
-            state = .receiving(head: head, match: match, contentType: contentType, body: body, lease: lease)
+            state = .receiving(head: head, match: match, contentType: contentType, body: body, lease: lease, admission: admission)
         case .end:
             switch state {
-            case .receiving(let head, let match, let contentType, let body, let lease):
+            case .receiving(let head, let match, let contentType, let body, let lease, let admission):
                 connectionGuard.requestReceived()
                 counters.recordBody(bytes: body?.readableBytes ?? 0)
                 requestLine.bodyBytes = body?.readableBytes ?? 0
-                var headers = head.headers
-                // The id goes with the request (forward_headers, record header rules, the workflow's request.id).
-                if let name = tracking.requestIDHeader, let requestID, headers.first(name: name) != requestID {
-                    headers.replaceOrAdd(name: name, value: requestID)
+                let body = body ?? context.channel.allocator.buffer(capacity: 0)
+                let outcome: IngestOutcome
+                switch admission {
+                case nil:
+                    let request = makeRequest(head, contentType: contentType, body: body, match: match, context: context)
+                    outcome = match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop)
+                case .admitted(var request, let headers):
+                    request.body = body
+                    outcome = match.ingestor.ingest(admitted: request, headers: headers, match: match, eventLoop: context.eventLoop)
+                case .deciding(let decision):
+                    let eventLoop = context.eventLoop
+                    outcome = .pending(decision.flatMap { admission in
+                        switch admission {
+                        case .refused(let response):
+                            return eventLoop.makeSucceededFuture(match.ingestor.presented(response))
+                        case .admitted(var request, let headers):
+                            request.body = body
+                            switch match.ingestor.ingest(admitted: request, headers: headers, match: match, eventLoop: eventLoop) {
+                            case .immediate(let response): return eventLoop.makeSucceededFuture(response)
+                            case .pending(let answer): return answer
+                            }
+                        }
+                    })
                 }
-                var request = IngestRequest(method: head.method, uri: head.uri, headers: headers,
-                                            body: body ?? context.channel.allocator.buffer(capacity: 0), contentType: .some(contentType),
-                                            limits: limits.message)
-                if match.ingestor.workflow != nil {
-                    let remote = context.channel.remoteAddress
-                    request.connection = ConnectionFacts(clientIP: remote?.ipAddress, clientPort: remote?.port,
-                                                         localPort: context.channel.localAddress?.port, version: head.version)
-                }
-                request.requestID = requestID
-                if let tls {
-                    request.connection.isTLS = true
-                    request.clientCertificate = tls.clientCertificate
-                }
-                switch match.ingestor.ingest(request, match: match, eventLoop: context.eventLoop) {
+                switch outcome {
                 case .immediate(let response):
                     respond(response, head: head, context: context)
                 case .pending(let future):
@@ -172,6 +189,30 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 break
             }
         }
+    }
+
+    /// The request as routes see it: the head (with the request id), the body, and what the connection tells.
+    private func makeRequest(
+        _ head: HTTPRequestHead, contentType: String?, body: ByteBuffer, match: RouteTable.Match, context: ChannelHandlerContext
+    ) -> IngestRequest {
+        var headers = head.headers
+        // The id goes with the request (forward_headers, record header rules, the workflow's request.id).
+        if let name = tracking.requestIDHeader, let requestID, headers.first(name: name) != requestID {
+            headers.replaceOrAdd(name: name, value: requestID)
+        }
+        var request = IngestRequest(method: head.method, uri: head.uri, headers: headers, body: body, contentType: .some(contentType),
+                                    limits: limits.message)
+        if match.ingestor.workflow != nil {
+            let remote = context.channel.remoteAddress
+            request.connection = ConnectionFacts(clientIP: remote?.ipAddress, clientPort: remote?.port,
+                                                 localPort: context.channel.localAddress?.port, version: head.version)
+        }
+        request.requestID = requestID
+        if let tls {
+            request.connection.isTLS = true
+            request.clientCertificate = tls.clientCertificate
+        }
+        return request
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -227,10 +268,31 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respondAndClose(.payloadTooLarge(limit: limit), head: head, context: context)
                 return
             }
+            var admission: HeadAdmission?
+            if let access = match.ingestor.access {
+                let request = makeRequest(head, contentType: facts.contentType, body: ByteBuffer(), match: match, context: context)
+                switch access.admit(request, eventLoop: context.eventLoop) {
+                case .immediate(.refused(let response)):
+                    let refusal = match.ingestor.presented(response)
+                    if !facts.expectsContinue, !facts.hasTransferEncoding, (facts.contentLength ?? 0) <= Self.discardedBodyLimit {
+                        // A small body is read and dropped, and the connection kept (a client refused 429 comes back).
+                        state = .discarding(head: head, response: refusal)
+                    } else {
+                        // A larger body is never read: the connection closes after the answer.
+                        respondAndClose(refusal, head: head, context: context)
+                    }
+                    return
+                case .immediate(.admitted(let request, let headers)):
+                    admission = .admitted(request, headers: headers)
+                case .pending(let decision):
+                    admission = .deciding(decision)
+                }
+            }
             if facts.expectsContinue {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            state = .receiving(head: head, match: match, contentType: facts.contentType, body: nil, lease: generation.lease())
+            state = .receiving(head: head, match: match, contentType: facts.contentType, body: nil, lease: generation.lease(),
+                               admission: admission)
         }
     }
 
@@ -277,6 +339,9 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         respond(response, version: head.version, keepAlive: false, context: context)
         state = .closing
     }
+
+    /// The largest body of a request refused at its head that is read (and dropped) to keep the connection open.
+    static let discardedBodyLimit = 64 * 1024
 
     /// The headers of the most frequent answer (200 "message sent" on a keep-alive connection), built once.
     private static let messageSentHeaders: HTTPHeaders = [

@@ -82,6 +82,12 @@ final class RouteIngestor: Sendable {
         }
     }
 
+    /// The answer to a request the route's gate admitted at its head (``RouteAccess/admit(_:eventLoop:)``, before the
+    /// body was read), with the gate's answer headers.
+    func ingest(admitted request: IngestRequest, headers: [(String, String)], match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
+        answer(.admitted(request, headers: headers), match: match, eventLoop: eventLoop)
+    }
+
     /// The answer to a request the route's gate has decided on; an admitted request's answer gets the gate's headers.
     private func answer(_ admission: RouteAccess.Admission, match: RouteTable.Match, eventLoop: any EventLoop) -> IngestOutcome {
         switch admission {
@@ -115,6 +121,9 @@ final class RouteIngestor: Sendable {
     func consumerRecordHeaders(for request: IngestRequest) -> [KafkaRecordHeader] {
         access?.consumerRecordHeader(for: request).map { [$0] } ?? []
     }
+
+    /// A refusal of the route's gate as the client sees it.
+    func presented(_ response: IngestResponse) -> IngestResponse { present(response) }
 
     private func present(_ response: IngestResponse) -> IngestResponse {
         guard !route.returnErrorMessage, response.genericBody != nil else { return response }
