@@ -116,8 +116,8 @@ import Testing
         ])
         #expect(problems("  tls: {certificate_file: server.crt, key_file: server.key, client_certificate: sometimes}").first?
             .contains("server.tls.client_certificate: unknown mode 'sometimes' (none, optional, required)") == true)
-        #expect(problems("  tls: {certificate_file: server.crt, key_file: server.key, alpn: [h2]}").first?
-            .contains("server.tls.alpn[0]: kbridge serves HTTP/1.x only: 'h2' cannot be offered") == true)
+        #expect(problems("  tls: {certificate_file: server.crt, key_file: server.key, alpn: [spdy/3]}").first?
+            .contains("server.tls.alpn[0]: kbridge serves HTTP/2 and HTTP/1.x: 'spdy/3' cannot be offered") == true)
         #expect(problems("  tls: {certificate_file: server.crt, key_file: server.key, handshake_timeout: 0}").first?
             .contains("server.tls.handshake_timeout: 0 is out of range 1...600000") == true)
         #expect(problems("  tls: {certificate_file: server.crt, key_file: server.key, ciphers: all}").first?

@@ -27,7 +27,8 @@ public struct ServerTLSSettings: Sendable, Hashable {
     public var keyFile: String
     /// `minimum_version`: `1.2` or `1.3`. Default: `1.2`.
     public var minimumVersion = MinimumVersion.tls12
-    /// `alpn`: the protocols offered by ALPN (kbridge speaks HTTP/1.1 only). Default: `[http/1.1]`.
+    /// `alpn`: the protocols offered by ALPN, in the server's order of preference: `h2` (HTTP/2), `http/1.1`, `http/1.0`.
+    /// Default: `[http/1.1]`.
     public var alpn = ["http/1.1"]
     /// `client_ca_file`: PEM file of the CAs whose client certificates are accepted. Required by `optional`
     /// and `required`.
@@ -48,7 +49,7 @@ extension ConfigurationReader {
         "certificate_file", "key_file", "minimum_version", "alpn", "client_ca_file", "client_certificate", "handshake_timeout",
     ]
     /// The ALPN protocol names kbridge can serve.
-    static let servableALPN = ["http/1.1", "http/1.0"]
+    static let servableALPN = ["h2", "http/1.1", "http/1.0"]
 
     /// `server.tls`: reads the keys, then loads the files as the server will (so a bad PEM, a key that does not
     /// match the certificate or an empty CA file is reported here, with the key that names the file).
@@ -77,7 +78,7 @@ extension ConfigurationReader {
         if let alpnNode = values["alpn"], let protocols = stringList(alpnNode, "\(path).alpn") {
             for (index, name) in protocols.enumerated() where !Self.servableALPN.contains(name) {
                 issue(alpnNode.sequence?[index], "\(path).alpn[\(index)]",
-                      "kbridge serves HTTP/1.x only: '\(name)' cannot be offered (\(Self.servableALPN.joined(separator: ", ")))")
+                      "kbridge serves HTTP/2 and HTTP/1.x: '\(name)' cannot be offered (\(Self.servableALPN.joined(separator: ", ")))")
             }
             settings.alpn = protocols
         }

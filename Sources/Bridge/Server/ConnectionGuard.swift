@@ -48,6 +48,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     /// Whether this connection is counted in ``ConnectionMetrics/openConnections``.
     private var counted = false
+    private var activated = false
 
     init(settings: Settings, metrics: ConnectionMetrics, logger: Logger) {
         self.settings = settings
@@ -55,16 +56,30 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         self.logger = logger
     }
 
+    /// Added after the connection became active (once ALPN chose HTTP/1.1 over TLS): it starts at once.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { activate(context: context) }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
+        guard activate(context: context) else { return }
+        context.fireChannelActive()
+    }
+
+    /// Counts the connection; `false` when it is over `max_connections` (refused).
+    @discardableResult
+    private func activate(context: ChannelHandlerContext) -> Bool {
+        guard !activated else { return true }
+        activated = true
         guard metrics.open(maximum: settings.maxConnections) else {
             refuse(context: context)
-            return
+            return false
         }
         counted = true
         phase = .idle
         deadline = .now() + settings.idleTimeout
         arm(context: context)
-        context.fireChannelActive()
+        return true
     }
 
     func channelInactive(context: ChannelHandlerContext) {

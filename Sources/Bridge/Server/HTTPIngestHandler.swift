@@ -53,7 +53,17 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let unrouted: ResponseCounters
     private let endpoints: BuiltInEndpoints
     private let limits: RequestLimits
-    private let connectionGuard: ConnectionGuard
+    private let deadlines: RequestDeadlines
+    /// On an HTTP/2 stream: `request_read_timeout`, from the request's head until its end.
+    private var streamTimer: Scheduled<Void>?
+
+    /// Who bounds a request's time: the connection's ``ConnectionGuard`` (HTTP/1.x, which sees the raw bytes), or on an
+    /// HTTP/2 stream the handler itself (`request_read_timeout` from the head to the end of the body; the connection's
+    /// idleness is ``HTTP2ConnectionGuard``'s).
+    enum RequestDeadlines {
+        case connection(ConnectionGuard)
+        case stream(readTimeout: TimeAmount)
+    }
     /// The connection's TLS (`server.tls`), where the client certificate's identity is.
     private let tls: TLSConnectionHandler?
     private let logger: Logger
@@ -96,7 +106,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let reloader: ConfigurationReloadEndpoint?
 
     init(
-        live: LiveRoutes, endpoints: BuiltInEndpoints, limits: RequestLimits, connectionGuard: ConnectionGuard,
+        live: LiveRoutes, endpoints: BuiltInEndpoints, limits: RequestLimits, deadlines: RequestDeadlines,
         tls: TLSConnectionHandler? = nil, tracking: RequestTracking = RequestTracking(), reloader: ConfigurationReloadEndpoint? = nil,
         logger: Logger
     ) {
@@ -109,7 +119,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.reloader = reloader
         self.endpoints = endpoints
         self.limits = limits
-        self.connectionGuard = connectionGuard
+        self.deadlines = deadlines
         self.logger = logger
         counters = unrouted
     }
@@ -135,7 +145,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             switch state {
             case .receiving(let head, let match, let contentType, let body, let lease, let admission):
-                connectionGuard.requestReceived()
+                requestReceived()
                 counters.recordBody(bytes: body?.readableBytes ?? 0)
                 requestLine.bodyBytes = body?.readableBytes ?? 0
                 let body = body ?? context.channel.allocator.buffer(capacity: 0)
@@ -177,10 +187,10 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             case .discarding(let head, let response):
-                connectionGuard.requestReceived()
+                requestReceived()
                 respond(response, head: head, context: context)
             case .reloading(let head):
-                connectionGuard.requestReceived()
+                requestReceived()
                 guard let reloader else { return }
                 state = .waiting
                 let answer = context.eventLoop.makeFutureWithTask { await reloader.run() }
@@ -217,7 +227,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
-        connectionGuard.requestStarted()
+        requestStarted(context: context)
         requestStart = .now()
         requestID = tracking.requestIDHeader.map { name in
             head.headers.first(name: name).flatMap { RequestID.accepting($0) } ?? requestIDs.next()
@@ -372,14 +382,62 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "connection", value: "keep-alive")
         }
         state = .idle
-        connectionGuard.requestAnswered(keepAlive: keepAlive)
+        if case .connection(let connectionGuard) = deadlines { connectionGuard.requestAnswered(keepAlive: keepAlive) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
-            // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
-            ConnectionGuard.closeOutput(after: written, context: context)
+            switch deadlines {
+            case .connection:
+                // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
+                ConnectionGuard.closeOutput(after: written, context: context)
+            case .stream:
+                // The stream ends (reset if the client is still sending); the connection goes on.
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            }
         }
+    }
+
+    private func requestStarted(context: ChannelHandlerContext) {
+        switch deadlines {
+        case .connection(let connectionGuard):
+            connectionGuard.requestStarted()
+        case .stream(let readTimeout):
+            streamTimer?.cancel()
+            streamTimer = context.eventLoop.assumeIsolated().scheduleTask(in: readTimeout) { [self] in
+                self.streamTimer = nil
+                self.requestTimedOut(context: context)
+            }
+        }
+    }
+
+    private func requestReceived() {
+        switch deadlines {
+        case .connection(let connectionGuard):
+            connectionGuard.requestReceived()
+        case .stream:
+            streamTimer?.cancel()
+            streamTimer = nil
+        }
+    }
+
+    /// An HTTP/2 stream whose request did not arrive within `request_read_timeout`: 408, and the stream is reset.
+    private func requestTimedOut(context: ChannelHandlerContext) {
+        let head: HTTPRequestHead
+        switch state {
+        case .receiving(let receivedHead, _, _, _, _, _): head = receivedHead
+        case .discarding(let receivedHead, _), .reloading(let receivedHead): head = receivedHead
+        case .idle, .waiting, .closing: return
+        }
+        connections.closed(.requestTimeout)
+        respond(.error(.requestTimeout, code: "request_timeout", "the request did not arrive within server.request_read_timeout"),
+                version: head.version, keepAlive: false, context: context)
+        state = .closing
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        streamTimer?.cancel()
+        streamTimer = nil
     }
 
     /// `server.access_log`: one line per answered request.

@@ -2,7 +2,9 @@ import Logging
 import NIOCore
 import NIOExtras
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
+import NIOTLS
 import Synchronization
 
 #if canImport(Glibc)
@@ -215,17 +217,66 @@ struct ConnectionPipeline: Sendable {
     /// Open connections and closes by reason, shared by every generation of the routes.
     var connections: ConnectionMetrics { live.generation.observability.connections }
 
-    /// Adds the handlers to a new connection's pipeline; call on its event loop.
+    /// Adds the handlers to a new connection's pipeline; call on its event loop. With `h2` among `server.tls.alpn`,
+    /// the HTTP handlers are added once ALPN has chosen the protocol.
     func install(on channel: any Channel) throws {
-        let connections = connections
-        let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: connections, logger: logger)
         let pipeline = channel.pipeline.syncOperations
-        let tlsConnection = try tls?.install(on: pipeline, metrics: connections, logger: logger)
+        guard let tls else {
+            try installHTTP1(on: pipeline, tls: nil)
+            return
+        }
+        let tlsConnection = try tls.install(on: pipeline, metrics: connections, logger: logger)
+        guard tls.settings.alpn.contains(IngressTLS.http2) else {
+            try installHTTP1(on: pipeline, tls: tlsConnection)
+            return
+        }
+        try pipeline.addHandler(ApplicationProtocolNegotiationHandler { [self] result, channel in
+            channel.eventLoop.makeCompletedFuture {
+                if case .negotiated(IngressTLS.http2) = result {
+                    try installHTTP2(on: channel, tls: tlsConnection)
+                } else {
+                    try installHTTP1(on: channel.pipeline.syncOperations, tls: tlsConnection)
+                }
+            }
+        })
+    }
+
+    /// ``ConnectionGuard``, NIO's HTTP/1.1 codec with pipelining and the decoder's limits, then ``HTTPIngestHandler``.
+    private func installHTTP1(on pipeline: ChannelPipeline.SynchronousOperations, tls: TLSConnectionHandler?) throws {
+        let connectionGuard = ConnectionGuard(settings: guardSettings, metrics: connections, logger: logger)
         try pipeline.addHandler(connectionGuard)
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
         try pipeline.addHandler(HTTPIngestHandler(
-            live: live, endpoints: endpoints, limits: limits, connectionGuard: connectionGuard, tls: tlsConnection, tracking: tracking,
+            live: live, endpoints: endpoints, limits: limits, deadlines: .connection(connectionGuard), tls: tls, tracking: tracking,
             reloader: reloader, logger: logger))
+    }
+
+    /// The streams an HTTP/2 connection may have open at once (its `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    static let maximumConcurrentStreams = 100
+
+    /// ``HTTP2ConnectionGuard``, NIO's HTTP/2 handler (header list bounded by `max_header_size` + `max_uri_length`), and on
+    /// each stream NIO's HTTP/2-to-HTTP/1 codec and ``HTTPIngestHandler``: the same routes, limits and answers.
+    private func installHTTP2(on channel: any Channel, tls: TLSConnectionHandler) throws {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(HTTP2ConnectionGuard(
+            idleTimeout: guardSettings.idleTimeout, maxConnections: guardSettings.maxConnections, metrics: connections, logger: logger))
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: Self.maximumConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: decoderLimits.maxHeaderListSize),
+        ]
+        let tls = NIOLoopBound(tls, eventLoop: channel.eventLoop)
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init()
+        ) { [self] stream in
+            stream.eventLoop.makeCompletedFuture {
+                let streamPipeline = stream.pipeline.syncOperations
+                try streamPipeline.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try streamPipeline.addHandler(HTTPIngestHandler(
+                    live: live, endpoints: endpoints, limits: limits, deadlines: .stream(readTimeout: guardSettings.requestReadTimeout),
+                    tls: tls.value, tracking: tracking, reloader: reloader, logger: logger))
+            }
+        }
     }
 }

@@ -12,6 +12,8 @@ import X509
 final class IngressTLS: Sendable {
     let settings: ServerTLSSettings
     private let context: Mutex<NIOSSLContext>
+    /// The ALPN name of HTTP/2.
+    static let http2 = "h2"
 
     init(settings: ServerTLSSettings) throws(IngressTLSError) {
         self.settings = settings
