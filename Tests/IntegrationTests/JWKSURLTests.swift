@@ -371,4 +371,21 @@ struct JWKSURLTests {
         }
         try await channel.close()
     }
+
+    @Test func aRedirectIsFollowedUnlessItLeadsToPlainHTTPElsewhere() async throws {
+        let served = Served()
+        let server = try await TestHTTPServer { request in
+            request.uri == "/moved" ? TestHTTPServer.Response(status: 302, headers: [("Location", "/jwks")]) : served.response.withLock { $0 }
+        }
+        let authenticator = try await ClientAuthenticator(settings: Self.settings(url: "\(server.url)/moved"), route: "r", logger: Logger(label: "test"))
+        #expect(Self.consumer(try await Self.verdict(authenticator, try Self.token(try await Self.signer("rsa"), kid: "rsa-key"))) == "svc-a")
+        #expect(server.requests.map(\.uri) == ["/moved", "/jwks"])
+        authenticator.jwtKeys?.stop()
+        await server.shutdown()
+        // The hops AsyncHTTPClient reports, judged as jwks_url is.
+        #expect(throws: Never.self) { try JWKSKeySource.checkRedirects(["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://localhost/jwks"]) }
+        #expect { try JWKSKeySource.checkRedirects(["https://idp.example/jwks", "http://cdn.example/jwks"]) } throws: { error in
+            "\(error)".contains("redirected to plain http:// on cdn.example:80")
+        }
+    }
 }

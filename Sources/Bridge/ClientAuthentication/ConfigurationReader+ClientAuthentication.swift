@@ -300,7 +300,7 @@ extension ConfigurationReader {
             issue(urlNode, urlPath, "'\(text.prefix(200))' is not a usable http(s) URL: \(error.message)")
             return nil
         }
-        if url.scheme == .http, !Self.isLoopback(url.host) {
+        if url.scheme == .http, !url.host.isLoopback {
             issue(urlNode, urlPath, "plain http:// is refused for a key set fetched from another machine (anyone on the path could swap "
                   + "the keys): use https://, or http:// only to localhost, 127.0.0.0/8 or [::1]")
             return nil
@@ -331,15 +331,6 @@ extension ConfigurationReader {
             warning(node, path, "jwks_ssl_verify and jwks_ca_file apply to an https:// URL; this one is http://")
         }
         return valid ? keySet : nil
-    }
-
-    /// Whether `host` is this machine by its name or address: `localhost`, 127.0.0.0/8 or `::1`.
-    static func isLoopback(_ host: CalloutURL.Host) -> Bool {
-        switch host {
-        case .name(let name): name == "localhost"
-        case .ipv4(let address): address >> 24 == 127
-        case .ipv6(let bytes): bytes == [UInt8](repeating: 0, count: 15) + [1]
-        }
     }
 
     private func readConsumerName(_ node: Node, _ path: String) -> String? {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Callout
 import JSON
 import JWT
 import Logging
@@ -221,6 +222,17 @@ final class JWKSKeySource: Sendable {
         return seconds.multipliedReportingOverflow(by: 1000).partialValue &+ attoseconds / 1_000_000_000_000_000
     }
 
+    /// Refuses an answer that came, through redirects, over plain `http://` from another machine: the rule `jwks_url`
+    /// itself follows at start-up (AsyncHTTPClient follows redirects, `https` to `http` too).
+    static func checkRedirects(_ urls: [String]) throws(JWKSFetchError) {
+        for text in urls {
+            guard let url = try? CalloutURL(parsing: text) else { throw JWKSFetchError(reason: "redirected to an unusable URL") }
+            if url.scheme == .http, !url.host.isLoopback {
+                throw JWKSFetchError(reason: "redirected to plain http:// on \(url.hostAndPort): refused (the keys could be swapped on the way)")
+            }
+        }
+    }
+
     /// The body of a `GET url` answered 200, within `timeout` (connecting and reading included) and
     /// ``maximumDocumentBytes``.
     static func fetch(_ url: String, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration) async throws(JWKSFetchError) -> String {
@@ -238,6 +250,7 @@ final class JWKSKeySource: Sendable {
             return try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
                     let response = try await httpClient.execute(request, deadline: .now() + TimeAmount(timeout))
+                    try checkRedirects(response.history.map(\.request.url))
                     guard response.status == .ok else {
                         throw JWKSFetchError(reason: "the server answered \(response.status.code) \(response.status.reasonPhrase.prefix(100))")
                     }
@@ -322,5 +335,16 @@ final class JWTKeyRing: Sendable {
 
     func stop() {
         for source in sources { source.stop() }
+    }
+}
+
+extension CalloutURL.Host {
+    /// Whether the host is this machine by its name or address: `localhost`, 127.0.0.0/8 or `::1`.
+    var isLoopback: Bool {
+        switch self {
+        case .name(let name): name == "localhost"
+        case .ipv4(let address): address >> 24 == 127
+        case .ipv6(let bytes): bytes == [UInt8](repeating: 0, count: 15) + [1]
+        }
     }
 }
