@@ -146,6 +146,8 @@ let package = Package(
                 "Workflow",
                 // Client authentication of routes: JWT bearer tokens, password hashes, SHA-256 of credentials.
                 "JWT", "PasswordHash", .product(name: "Crypto", package: "swift-crypto"),
+                // JWKS URLs of client_authentication.jwt.keys: parsed and checked as callout URLs are.
+                "Callout",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -59,6 +59,19 @@ public struct JWTVerificationKeys: Sendable {
         self.entries = entries
     }
 
+    /// The keys of several sets in one (keys read elsewhere, such as a JWKS fetched from a URL, beside fixed ones).
+    public init(combining sets: [JWTVerificationKeys]) {
+        entries = sets.flatMap(\.entries)
+    }
+
+    /// The longest key text ``init(parsing:)`` reads (a JWKS of a few dozen RSA keys fits easily).
+    public static var maximumKeyTextBytes: Int { KeyMaterial.maximumKeyTextBytes }
+
+    /// Whether a key of the set has the JWK `kid` `keyID`.
+    public func containsKey(withID keyID: String) -> Bool {
+        entries.contains { $0.keyID == keyID }
+    }
+
     /// Checks `keyText` as ``init(parsing:)`` reads it, without making signers (for start-up checks).
     public static func validate(_ keyText: String) throws(JWTError) {
         _ = try read(keyText)

@@ -126,6 +126,99 @@ import Testing
         #expect(publicKeyAsSecret.contains { $0.contains("never as an HMAC secret") }, "\(publicKeyAsSecret)")
     }
 
+    @Test func jwksURLsAreReadWithTheirDefaults() throws {
+        let loaded = try parse(Self.route("""
+            client_authentication:
+              jwt:
+                keys:
+                  - {jwks_url: "https://IdP.example/.well-known/jwks.json"}
+                  - {jwks_url: "http://localhost:8080/jwks", jwks_refresh_interval: 60000, jwks_timeout: 1500}
+                  - {jwks_url: "http://127.0.0.2/jwks"}
+                  - {jwks_url: "http://[::1]:9000/jwks"}
+            """))
+        let jwt = try #require(loaded.configuration.routes.first?.clientAuthentication?.jwt)
+        #expect(jwt.keys.isEmpty)
+        #expect(jwt.keySetURLs.map(\.url) == ["https://idp.example/.well-known/jwks.json", "http://localhost:8080/jwks", "http://127.0.0.2/jwks",
+                                              "http://[::1]:9000/jwks"])
+        let first = try #require(jwt.keySetURLs.first)
+        #expect(first.refreshInterval == .seconds(300))
+        #expect(first.timeout == .seconds(5))
+        #expect(first.sslVerify)
+        #expect(first.caFile == nil)
+        #expect(first.origin.issue("x").description == "test.yaml:8:24: routes[0].client_authentication.jwt.keys[0].jwks_url: x")
+        #expect(jwt.keySetURLs[1].refreshInterval == .seconds(60))
+        #expect(jwt.keySetURLs[1].timeout == .milliseconds(1500))
+        // The keys' types are known once fetched: every public-key algorithm, never HMAC.
+        #expect(jwt.algorithms == [.es256, .es384, .es512, .edDSA, .ps256, .ps384, .ps512, .rs256, .rs384, .rs512])
+        #expect(loaded.warnings.isEmpty)
+
+        let unverified = try parse(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{jwks_url: "https://idp.example/jwks", jwks_ssl_verify: false}]
+            """))
+        #expect(unverified.configuration.routes.first?.clientAuthentication?.jwt?.keySetURLs.first?.sslVerify == false)
+        #expect(unverified.warnings.contains { "\($0)".contains("keys[0].jwks_ssl_verify: the key server's certificate is not verified") },
+                "\(unverified.warnings)")
+    }
+
+    @Test func jwksURLMistakesAreNamed() {
+        let plainHTTP = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{jwks_url: "http://idp.example/jwks"}]
+            """))
+        #expect(plainHTTP.contains { $0.hasPrefix("test.yaml:7:") && $0.contains("routes[0].client_authentication.jwt.keys[0].jwks_url: plain http:// is refused")
+            && $0.contains("use https://") }, "\(plainHTTP)")
+        // Names that only look like this machine are not.
+        for host in ["localhost.evil.example", "10.0.0.1", "128.0.0.1", "[::2]", "0.0.0.0"] {
+            let found = issues(Self.route("""
+                client_authentication:
+                  jwt:
+                    keys: [{jwks_url: "http://\(host)/jwks"}]
+                """))
+            #expect(found.contains { $0.contains("plain http:// is refused") }, "\(host): \(found)")
+        }
+        for (url, reason) in [("ftp://idp.example/jwks", "is not a usable http(s) URL: URL scheme must be http or https"),
+                              ("https://user:pw@idp.example/jwks", "must not contain userinfo"), ("idp.example/jwks", "URL is not absolute"),
+                              ("", "must not be empty")] {
+            let found = issues(Self.route("""
+                client_authentication:
+                  jwt:
+                    keys: [{jwks_url: "\(url)"}]
+                """))
+            #expect(found.contains { $0.contains("keys[0].jwks_url: ") && $0.contains(reason) }, "\(url): \(found)")
+        }
+        for (option, reason) in [("jwks_refresh_interval: 999", "jwks_refresh_interval: 999 is out of range 1000...86400000"),
+                                 ("jwks_refresh_interval: 0", "jwks_refresh_interval: 0 is out of range"),
+                                 ("jwks_refresh_interval: soon", "jwks_refresh_interval: expected an integer"),
+                                 ("jwks_timeout: 0", "jwks_timeout: 0 is out of range 1...600000"),
+                                 ("jwks_ssl_verify: maybe", "jwks_ssl_verify: expected true or false"),
+                                 ("jwks_ca_file: /nonexistent/ca.pem", "jwks_ca_file: /nonexistent/ca.pem does not exist"),
+                                 ("jwks_refresh_intervall: 60000", "jwks_refresh_intervall: unknown key (did you mean 'jwks_refresh_interval'?)")] {
+            let found = issues(Self.route("""
+                client_authentication:
+                  jwt:
+                    keys: [{jwks_url: "https://idp.example/jwks", \(option)}]
+                """))
+            #expect(found.contains { $0.hasPrefix("test.yaml:7:") && $0.contains("routes[0].client_authentication.jwt.keys[0].\(reason)") }, "\(option): \(found)")
+        }
+        let withoutURL = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{file: \(Self.keys.appendingPathComponent("rsa.pub.pem").path), jwks_timeout: 1000}]
+            """))
+        #expect(withoutURL.contains { $0.contains("keys[0].jwks_timeout: goes with jwks_url") }, "\(withoutURL)")
+        let hmacOnly = issues(Self.route("""
+            client_authentication:
+              jwt:
+                keys: [{jwks_url: "https://idp.example/jwks"}]
+                algorithms: [HS256]
+            """))
+        #expect(hmacOnly.contains { $0.contains("jwt.algorithms[0]: HS256 needs HMAC secret key, and the keys are: the public keys of a JWKS URL") },
+                "\(hmacOnly)")
+    }
+
     @Test func otherMistakesAreNamed() {
         let found = issues(Self.route("""
             client_authentication:

@@ -88,8 +88,32 @@ public struct JWTAuthenticationSettings: Sendable, Hashable {
         }
     }
 
-    /// `keys`: required.
+    /// A key set fetched from a URL (`{jwks_url: URL}`): at start-up, then every `refreshInterval` in the background,
+    /// and early (at most once every ``JWKSKeySource/minimumEarlyRefreshSpacing``) when a token names an unknown `kid`.
+    public struct KeySetURL: Sendable, Hashable {
+        /// `jwks_url`: an `https` URL (`http` only to a loopback host), canonical (as ``CalloutURL`` writes it).
+        public var url: String
+        /// `jwks_refresh_interval` (ms): how often the set is fetched again. Default: 300000 (5 minutes).
+        public var refreshInterval: Duration = .seconds(300)
+        /// `jwks_timeout` (ms): the deadline of one fetch, connecting included. Default: 5000.
+        public var timeout: Duration = .seconds(5)
+        /// `jwks_ssl_verify`: verify the server's certificate. Default: true.
+        public var sslVerify = true
+        /// `jwks_ca_file`: a PEM file of the CAs to trust instead of the system's. Default: none.
+        public var caFile: String?
+        /// Where the key is configured, for the start-up error when the first fetch fails.
+        public var origin: ConfigurationOrigin
+
+        public init(url: String, origin: ConfigurationOrigin) {
+            self.url = url
+            self.origin = origin
+        }
+    }
+
+    /// `keys`: required. Files and secrets here; `{jwks_url: URL}` entries in ``keySetURLs``.
     public var keys: [Key] = []
+    /// The `keys` entries that are `{jwks_url: URL, ...}`.
+    public var keySetURLs: [KeySetURL] = []
     /// `algorithms`: the algorithms accepted. Default: every algorithm of the configured keys' types.
     public var algorithms: [JWTSignatureAlgorithm] = []
     /// `issuers`: accepted `iss` values. Default: empty (any, and `iss` may be absent).
@@ -104,6 +128,26 @@ public struct JWTAuthenticationSettings: Sendable, Hashable {
     public var consumerClaim = "sub"
 
     public init() {}
+}
+
+/// Where a value was configured (`file:line:column` and key path), for a problem found only once kbridge starts.
+public struct ConfigurationOrigin: Sendable, Hashable {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    public var key: String
+
+    public init(file: String, line: Int? = nil, column: Int? = nil, key: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key = key
+    }
+
+    /// The issue `reason` at this place.
+    public func issue(_ reason: String) -> ConfigurationIssue {
+        ConfigurationIssue(file: file, line: line, column: column, key: key, reason: reason)
+    }
 }
 
 /// A route's `rate_limit:`: token buckets in memory, for the route and for each consumer.

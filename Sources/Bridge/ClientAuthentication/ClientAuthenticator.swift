@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import JSON
 import JWT
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -50,7 +52,10 @@ final class ClientAuthenticator: Sendable {
     private let pendingVerifications = Atomic<Int>(0)
     /// Password hashes verified (cache misses), for `/metrics`.
     let passwordVerifications = Atomic<Int>(0)
-    private let jwtKeys: JWTVerificationKeys?
+    /// The JWT keys: files and secrets, and the JWKS URLs' keys as last fetched.
+    let jwtKeys: JWTKeyRing?
+    /// Bearer tokens waiting for an early JWKS refresh (their kid was unknown).
+    private let tokensAwaitingKeys = Atomic<Int>(0)
     private let jwtOptions: JWTVerificationOptions
     private let allowedConsumers: Set<String>?
     private let challenges: [(String, String)]
@@ -58,8 +63,16 @@ final class ClientAuthenticator: Sendable {
 
     /// The longest `Authorization` header or API key read; longer ones are refused without decoding.
     static let maximumCredentialBytes = JWTToken.maximumTokenBytes + 256
+    /// The most bearer tokens waiting at once for an early JWKS refresh; more are judged on the keys as they are.
+    static let maximumTokensAwaitingKeys = 1024
 
-    init(settings: ClientAuthenticationSettings, threadPool: NIOThreadPool = .singleton) async throws {
+    /// - Parameters:
+    ///   - route: the route's name, for logs and the start-up error of a JWKS URL.
+    ///   - httpClient: fetches the JWKS URLs.
+    ///   - jwksEarlyRefreshSpacing: how often a token naming an unknown kid may make a JWKS URL be fetched early.
+    /// - Throws: ``ConfigurationError`` when a JWKS URL cannot be fetched at start-up.
+    init(settings: ClientAuthenticationSettings, route: String = "", threadPool: NIOThreadPool = .singleton, httpClient: HTTPClient = .shared,
+         jwksEarlyRefreshSpacing: Duration = JWKSKeySource.defaultEarlyRefreshSpacing, logger: Logger = Logger(label: "kbridge")) async throws {
         self.settings = settings
         self.threadPool = threadPool
         var keys: [SHA256Digest: String] = [:]
@@ -73,7 +86,18 @@ final class ClientAuthenticator: Sendable {
             verifiedCredentials = nil
         }
         if let jwt = settings.jwt {
-            jwtKeys = try await JWTVerificationKeys(parsingAll: jwt.keys.map(\.text.value))
+            let fixed = try await JWTVerificationKeys(parsingAll: jwt.keys.map(\.text.value))
+            var sources: [JWKSKeySource] = []
+            for keySet in jwt.keySetURLs {
+                do {
+                    sources.append(try await JWKSKeySource.start(settings: keySet, route: route, httpClient: httpClient,
+                                                                 earlyRefreshSpacing: jwksEarlyRefreshSpacing, logger: logger))
+                } catch {
+                    for source in sources { source.stop() }
+                    throw error
+                }
+            }
+            jwtKeys = JWTKeyRing(fixed: fixed, sources: sources)
             var options = JWTVerificationOptions()
             options.allowedAlgorithms = jwt.algorithms
             options.issuers = jwt.issuers
@@ -114,7 +138,7 @@ final class ClientAuthenticator: Sendable {
         }
         if scheme == "bearer", settings.jwt != nil {
             if settings.hideCredentials { request.headers.remove(name: "authorization") }
-            return .done(bearer(authorization))
+            return bearer(authorization, eventLoop: eventLoop)
         }
         return .done(.refused(.error(.unauthorized, code: "authentication_required",
                                      "the Authorization header's scheme is not one this route accepts (\(enabledMethods))",
@@ -221,25 +245,46 @@ final class ClientAuthenticator: Sendable {
 
     // MARK: - JWT
 
-    private func bearer(_ authorization: String) -> Verdict {
-        guard let jwtKeys, let jwt = settings.jwt else { return refusal(.invalidToken, code: "invalid_token", "", challenge: "Bearer") }
+    private func bearer(_ authorization: String, eventLoop: any EventLoop) -> Outcome {
+        guard let jwtKeys else { return .done(refusal(.invalidToken, code: "invalid_token", "", challenge: "Bearer")) }
+        let keys = jwtKeys.current
+        let (verdict, failure) = bearerVerdict(authorization, keys: keys)
+        // A kid none of the keys has: the JWKS URLs may have a new key (rotation). Fetched early (rate-limited), then
+        // the token is verified again; off the event loop, a bounded number of tokens waiting at once.
+        guard let failure, let refresh = jwtKeys.earlyRefresh(for: authorization, failedWith: failure, keys: keys) else { return .done(verdict) }
+        guard tokensAwaitingKeys.add(1, ordering: .relaxed).newValue <= Self.maximumTokensAwaitingKeys else {
+            tokensAwaitingKeys.subtract(1, ordering: .relaxed)
+            return .done(verdict)
+        }
+        let promise = eventLoop.makePromise(of: Verdict.self)
+        Task {
+            await refresh()
+            self.tokensAwaitingKeys.subtract(1, ordering: .relaxed)
+            promise.succeed(self.bearerVerdict(authorization, keys: jwtKeys.current).verdict)
+        }
+        return .pending(promise.futureResult)
+    }
+
+    /// The verdict on a bearer token with `keys`, and the verification error when the token was refused for it.
+    private func bearerVerdict(_ authorization: String, keys: JWTVerificationKeys) -> (verdict: Verdict, failure: JWTError?) {
+        guard let jwt = settings.jwt else { return (refusal(.invalidToken, code: "invalid_token", "", challenge: "Bearer"), nil) }
         let claims: JSONValue
         do {
-            claims = try jwtKeys.verify(authorization, options: jwtOptions).claims
+            claims = try keys.verify(authorization, options: jwtOptions).claims
         } catch {
             if case .expired = error {
-                return refusal(.expiredToken, code: "token_expired", "the token has expired (\(error))", challenge: "Bearer",
-                               error: "the token has expired")
+                return (refusal(.expiredToken, code: "token_expired", "the token has expired (\(error))", challenge: "Bearer",
+                                error: "the token has expired"), error)
             }
-            return refusal(.invalidToken, code: "invalid_token", "invalid token: \(error)", challenge: "Bearer", error: "the token is not valid")
+            return (refusal(.invalidToken, code: "invalid_token", "invalid token: \(error)", challenge: "Bearer", error: "the token is not valid"), error)
         }
         guard case .object(let object) = claims, case .string(let consumer)? = object[jwt.consumerClaim], !consumer.isEmpty,
               consumer.utf8.count <= ConfigurationReader.maximumConsumerLength else {
-            return refusal(.invalidToken, code: "invalid_token",
-                           "invalid token: no claim '\(jwt.consumerClaim)' naming the consumer (a string of 1 to \(ConfigurationReader.maximumConsumerLength) bytes)",
-                           challenge: "Bearer", error: "the token names no consumer")
+            return (refusal(.invalidToken, code: "invalid_token",
+                            "invalid token: no claim '\(jwt.consumerClaim)' naming the consumer (a string of 1 to \(ConfigurationReader.maximumConsumerLength) bytes)",
+                            challenge: "Bearer", error: "the token names no consumer"), nil)
         }
-        return admit(consumer, .jwt)
+        return (admit(consumer, .jwt), nil)
     }
 }
 

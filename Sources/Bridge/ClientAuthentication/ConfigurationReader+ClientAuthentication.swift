@@ -1,3 +1,4 @@
+import Callout
 import Foundation
 import JWT
 import PasswordHash
@@ -9,6 +10,10 @@ extension ConfigurationReader {
     static let apiKeyKeys = ["key_names", "key_in_header", "key_in_query", "keys"]
     static let basicKeys = ["users", "cache_ttl", "cache_size", "max_pending_verifications"]
     static let jwtKeys = ["keys", "algorithms", "issuers", "audiences", "required_claims", "leeway", "consumer_claim"]
+    /// The keys of a `{jwks_url: URL}` entry of `jwt.keys`.
+    static let jwksURLKeys = ["jwks_url", "jwks_refresh_interval", "jwks_timeout", "jwks_ssl_verify", "jwks_ca_file"]
+    /// The key types a JWKS URL may serve (public keys only: a symmetric key there is refused when fetched).
+    static let jwksURLKeyTypes: Set<JWTKeyType> = [.rsa, .ecP256, .ecP384, .ecP521, .ed25519]
     static let rateLimitKeys = ["route", "consumer", "max_consumers"]
     /// The longest consumer name (configured, or read from a token's claim).
     static let maximumConsumerLength = 256
@@ -181,11 +186,16 @@ extension ConfigurationReader {
             switch key {
             case "keys":
                 guard let list = value.sequence, !list.isEmpty else {
-                    issue(value, keyPath, "expected a non-empty list of {file: PATH} (PEM, JWK or JWKS) or {secret: ...} (HMAC)")
+                    issue(value, keyPath, "expected a non-empty list of {file: PATH} (PEM, JWK or JWKS), {jwks_url: URL} or {secret: ...} (HMAC)")
                     break
                 }
                 for (index, element) in list.enumerated() {
-                    if let key = readJWTKey(element, "\(keyPath)[\(index)]") { settings.keys.append(key) }
+                    let elementPath = "\(keyPath)[\(index)]"
+                    if element.mapping?.contains(where: { $0.key.scalar?.string == "jwks_url" }) == true {
+                        if let keySet = readJWKSURL(element, elementPath) { settings.keySetURLs.append(keySet) }
+                    } else if let key = readJWTKey(element, elementPath) {
+                        settings.keys.append(key)
+                    }
                 }
             case "algorithms":
                 algorithmsNode = value
@@ -208,13 +218,15 @@ extension ConfigurationReader {
             }
         }
         if entries.first(where: { $0.key == "keys" }) == nil { issue(node, "\(path).keys", "required key missing") }
-        let keyTypes = Set(settings.keys.flatMap(\.types))
+        // A JWKS URL's keys are known only once fetched: any public key type may come from it.
+        let keyTypes = Set(settings.keys.flatMap(\.types)).union(settings.keySetURLs.isEmpty ? [] : Self.jwksURLKeyTypes)
         if settings.algorithms.isEmpty {
             settings.algorithms = JWTSignatureAlgorithm.allCases.filter { keyTypes.contains($0.keyType) }
         } else if !keyTypes.isEmpty {
             // The algorithm is bound to the key type: an RS256 token is never checked with an HMAC secret.
             for (index, algorithm) in settings.algorithms.enumerated() where !keyTypes.contains(algorithm.keyType) {
-                let have = keyTypes.map(\.rawValue).sorted().joined(separator: ", ")
+                let fixed = Set(settings.keys.flatMap(\.types)).map(\.rawValue).sorted()
+                let have = (fixed + (settings.keySetURLs.isEmpty ? [] : ["the public keys of a JWKS URL"])).joined(separator: ", ")
                 issue(algorithmsNode?.sequence?[index], "\(path).algorithms[\(index)]",
                       "\(algorithm.rawValue) needs \(algorithm.keyType.rawValue) key, and the keys are: \(have)")
             }
@@ -225,8 +237,12 @@ extension ConfigurationReader {
     /// `{file: PATH}` (a PEM public key or certificate, a JWK or a JWKS) or `{secret: SECRET}` (an HMAC secret, itself
     /// inline, `{env: NAME}` or `{file: PATH}`). A file must hold a public key: never used as an HMAC secret.
     private func readJWTKey(_ node: Node, _ path: String) -> JWTAuthenticationSettings.Key? {
+        if let stray = node.mapping?.first(where: { $0.key.scalar?.string.hasPrefix("jwks_") == true }), let name = stray.key.scalar?.string {
+            issue(stray.key, "\(path).\(name)", "goes with jwks_url (this key has none)")
+            return nil
+        }
         guard let fields = mapping(node, path, allowed: ["file", "secret"]), fields.count == 1, let field = fields.first else {
-            if node.mapping != nil { issue(node, path, "a JWT key is either {file: PATH} (PEM, JWK or JWKS) or {secret: ...} (HMAC)") }
+            if node.mapping != nil { issue(node, path, "a JWT key is {file: PATH} (PEM, JWK or JWKS), {jwks_url: URL} or {secret: ...} (HMAC)") }
             return nil
         }
         let keyPath = "\(path).\(field.key)"
@@ -266,6 +282,55 @@ extension ConfigurationReader {
             issue(field.node, keyPath, error.description)
             return nil
         }
+    }
+
+    /// `{jwks_url: URL, jwks_refresh_interval, jwks_timeout, jwks_ssl_verify, jwks_ca_file}`: a JWKS fetched at start-up
+    /// and refreshed in the background. `https`, or `http` only to a loopback host (keys over plain HTTP could be swapped
+    /// by anyone on the path).
+    private func readJWKSURL(_ node: Node, _ path: String) -> JWTAuthenticationSettings.KeySetURL? {
+        guard let entries = mapping(node, path, allowed: Self.jwksURLKeys) else { return nil }
+        let values = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+        guard let urlNode = values["jwks_url"] else { return nil }
+        let urlPath = "\(path).jwks_url"
+        guard let text = nonEmptyString(urlNode, urlPath) else { return nil }
+        let url: CalloutURL
+        do {
+            url = try CalloutURL(parsing: text)
+        } catch {
+            issue(urlNode, urlPath, "'\(text.prefix(200))' is not a usable http(s) URL: \(error.message)")
+            return nil
+        }
+        if url.scheme == .http, !url.host.isLoopback {
+            issue(urlNode, urlPath, "plain http:// is refused for a key set fetched from another machine (anyone on the path could swap "
+                  + "the keys): use https://, or http:// only to localhost, 127.0.0.0/8 or [::1]")
+            return nil
+        }
+        var keySet = JWTAuthenticationSettings.KeySetURL(
+            url: url.string, origin: ConfigurationOrigin(file: file, line: urlNode.mark?.line, column: urlNode.mark?.column, key: urlPath))
+        var valid = true
+        if let intervalNode = values["jwks_refresh_interval"] {
+            if let ms = int(intervalNode, "\(path).jwks_refresh_interval", in: 1000...86_400_000) { keySet.refreshInterval = .milliseconds(ms) } else { valid = false }
+        }
+        if let timeoutNode = values["jwks_timeout"] {
+            if let ms = int(timeoutNode, "\(path).jwks_timeout", in: 1...600_000) { keySet.timeout = .milliseconds(ms) } else { valid = false }
+        }
+        if let verifyNode = values["jwks_ssl_verify"] {
+            if let verify = bool(verifyNode, "\(path).jwks_ssl_verify") {
+                keySet.sslVerify = verify
+                if !verify, url.scheme == .https {
+                    warning(verifyNode, "\(path).jwks_ssl_verify", "the key server's certificate is not verified: anyone on the path can swap the keys")
+                }
+            } else {
+                valid = false
+            }
+        }
+        if let caNode = values["jwks_ca_file"] {
+            if let caFile = readFile(caNode, "\(path).jwks_ca_file") { keySet.caFile = caFile } else { valid = false }
+        }
+        if url.scheme == .http, values["jwks_ssl_verify"] != nil || values["jwks_ca_file"] != nil {
+            warning(node, path, "jwks_ssl_verify and jwks_ca_file apply to an https:// URL; this one is http://")
+        }
+        return valid ? keySet : nil
     }
 
     private func readConsumerName(_ node: Node, _ path: String) -> String? {

@@ -1,4 +1,5 @@
 import Kafka
+import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -27,12 +28,21 @@ final class RouteAccess: Sendable {
         self.rateLimiter = rateLimiter
     }
 
-    /// The gate of `route`, or `nil` when it has neither `client_authentication` nor `rate_limit`.
-    static func make(for route: RouteConfiguration) async throws -> RouteAccess? {
+    /// The gate of `route`, or `nil` when it has neither `client_authentication` nor `rate_limit`. A JWKS URL is fetched
+    /// here, and refreshed in the background until ``stop()`` or until the gate is released.
+    /// - Throws: ``ConfigurationError`` naming the `jwks_url` key, the route and the URL when a JWKS cannot be fetched.
+    static func make(for route: RouteConfiguration, logger: Logger = Logger(label: "kbridge")) async throws -> RouteAccess? {
         guard route.clientAuthentication != nil || route.rateLimit != nil else { return nil }
         var authenticator: ClientAuthenticator?
-        if let settings = route.clientAuthentication { authenticator = try await ClientAuthenticator(settings: settings) }
+        if let settings = route.clientAuthentication {
+            authenticator = try await ClientAuthenticator(settings: settings, route: route.name, logger: logger)
+        }
         return RouteAccess(authenticator: authenticator, rateLimiter: route.rateLimit.map { RateLimiter(settings: $0) })
+    }
+
+    /// Stops the background refresh of the route's JWKS URLs (the keys in use stay).
+    func stop() {
+        authenticator?.jwtKeys?.stop()
     }
 
     /// The record header naming the consumer (`client_authentication.consumer_record_header`), when on and authenticated.
@@ -115,6 +125,14 @@ final class AccessMetrics: Sendable {
         for (name, access) in routes {
             guard let authenticator = access.authenticator, authenticator.settings.basic != nil else { continue }
             text += "kbridge_client_auth_password_verifications_total{route=\"\(escape(name))\"} \(authenticator.passwordVerifications.load(ordering: .relaxed))\n"
+        }
+        let keySets = routes.flatMap { route in (route.access.authenticator?.jwtKeys?.sources ?? []).map { (route.name, $0) } }
+        if !keySets.isEmpty {
+            text += "# HELP kbridge_client_auth_jwks_refresh_failures_total JWKS URL fetches after start-up that failed (the last good keys stayed in use), by route and URL.\n"
+            text += "# TYPE kbridge_client_auth_jwks_refresh_failures_total counter\n"
+            for (name, source) in keySets {
+                text += "kbridge_client_auth_jwks_refresh_failures_total{route=\"\(escape(name))\",url=\"\(escape(source.settings.url))\"} \(source.refreshFailures.load(ordering: .relaxed))\n"
+            }
         }
         text += "# HELP kbridge_rate_limited_total Requests refused 429 by rate_limit, by route and bucket.\n"
         text += "# TYPE kbridge_rate_limited_total counter\n"
