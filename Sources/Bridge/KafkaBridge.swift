@@ -52,8 +52,9 @@ public final class KafkaBridge: Service, Sendable {
         var registries: [SchemaRegistryConfiguration: SchemaRegistryClient]
         /// The HTTP clients, Redis clients and jq threads of workflows, made when a route first has one.
         var workflowServices: WorkflowServices?
-        /// Producers of earlier generations being flushed and closed; each returns what it could not deliver.
-        var retiring: [Task<Int, Never>] = []
+        /// Earlier generations being retired (their producers flushed and closed), by number; each returns what it could not
+        /// deliver, and leaves once done.
+        var retiring: [Int: Task<Int, Never>] = [:]
         var reloading = false
         var shuttingDown = false
     }
@@ -246,10 +247,11 @@ public final class KafkaBridge: Service, Sendable {
             resources.producers = assembly.producers
             resources.registries = assembly.registries
             resources.workflowServices = assembly.workflowServices
-            if !retired.isEmpty {
-                resources.retiring.append(Task { [logger] in
-                    await Self.retire(retired, after: oldGeneration, within: new.server.shutdownTimeout, logger: logger)
-                })
+            let number = oldGeneration.number
+            resources.retiring[number] = Task { [weak self, logger] in
+                let undelivered = await Self.retire(retired, after: oldGeneration, within: new.server.shutdownTimeout, logger: logger)
+                self?.resources.withLock { _ = $0.retiring.removeValue(forKey: number) }
+                return undelivered
             }
             return false
         }
@@ -268,13 +270,15 @@ public final class KafkaBridge: Service, Sendable {
         return report
     }
 
-    /// Waits until the requests routed by `generation` are answered (or `timeout`), then flushes and closes `producers`
-    /// within what is left of it.
+    /// Waits until the requests routed by `generation` are answered (or `timeout`), stops what its routes run in the
+    /// background, then flushes and closes `producers` within what is left of it.
     private static func retire(_ producers: [KafkaProducer], after generation: RouteGeneration, within timeout: Duration, logger: Logger) async -> Int {
         let start = ContinuousClock.now
         while generation.requestsInFlight > 0, ContinuousClock.now - start < timeout {
             try? await Task.sleep(for: .milliseconds(10))
         }
+        generation.stop()
+        guard !producers.isEmpty else { return 0 }
         let remaining = max(.zero, timeout - (ContinuousClock.now - start))
         var undelivered = 0
         for producer in producers { undelivered += await producer.close(flushTimeout: remaining) }
@@ -332,7 +336,10 @@ public final class KafkaBridge: Service, Sendable {
         let remaining = max(.zero, timeout - (ContinuousClock.now - start))
         // A reload in progress sees `shuttingDown` before it could swap, and discards what it built.
         while resources.withLock({ $0.reloading }) { try? await Task.sleep(for: .milliseconds(10)) }
-        let (producers, retiring, workflowServices) = resources.withLock { ($0.producers.values, $0.retiring, $0.workflowServices) }
+        let (producers, retiring, workflowServices, current) = resources.withLock {
+            ($0.producers.values, $0.retiring.values, $0.workflowServices, $0.generation)
+        }
+        current.stop()
         var undelivered = 0
         await withTaskGroup(of: Int.self) { tasks in
             for producer in producers { tasks.addTask { await producer.close(flushTimeout: remaining) } }

@@ -156,6 +156,36 @@ struct JWKSURLTests {
         #expect(messages.first?.headers.first { $0.name == "x-consumer" }.map { String(decoding: $0.value ?? [], as: UTF8.self) } == "svc-a")
     }
 
+    /// A reload that removes the route stops its background refresh once the old routes serve no request.
+    @Test func aReloadStopsTheRefreshOfTheRoutesItReplaced() async throws {
+        let served = Served()
+        let server = try await Self.startServer(served)
+        let topic = uniqueTopic("auth-jwks-reload")
+        let yaml = """
+        server: {host: 127.0.0.1, port: 0}
+        routes:
+          - path: /jwks
+            topic: \(topic)
+            bootstrap_servers: [BROKER]
+            client_authentication:
+              jwt:
+                keys: [{jwks_url: "\(server.url)/jwks", jwks_refresh_interval: 1000}]
+        """
+        try await ConfigurationReloadTests.withReloadableBridge(yaml) { live in
+            #expect(try await Self.eventually { Self.fetches(server) >= 2 }, "\(Self.fetches(server)) fetches")
+            try live.write("""
+                server: {host: 127.0.0.1, port: 0}
+                routes: [{path: /open, topic: \(topic), bootstrap_servers: [BROKER]}]
+                """)
+            _ = try await live.bridge.reload().get()
+            try await Task.sleep(for: .seconds(3))
+            let afterReload = Self.fetches(server)
+            try await Task.sleep(for: .seconds(3))
+            #expect(Self.fetches(server) == afterReload, "the replaced route's JWKS is still fetched")
+        }
+        await server.shutdown()
+    }
+
     @Test func startUpRefusesWhenTheFirstFetchFailsNamingTheKeyTheRouteAndTheURL() async throws {
         // A port nothing listens on any more.
         let closed = try await TestHTTPServer { _ in TestHTTPServer.Response() }

@@ -80,10 +80,11 @@ struct RouteAssembly: Sendable {
                     }
                 }
                 ingestors.append(RouteIngestor(route: route, pattern: try RoutePattern(parsing: route.path), producer: producer,
-                                               schemaEncoder: schemaEncoder, workflow: workflow, access: try await RouteAccess.make(for: route),
+                                               schemaEncoder: schemaEncoder, workflow: workflow, access: try await RouteAccess.make(for: route, logger: logger),
                                                logger: logger, metrics: metrics, responses: countersByRoute[route.name]))
             }
         } catch {
+            for ingestor in ingestors { ingestor.access?.stop() }
             for producer in created { await producer.close(flushTimeout: .zero) }
             if createdWorkflowServices { await workflowServices?.shutdown() }
             throw error
@@ -132,6 +133,7 @@ struct RouteAssembly: Sendable {
 
     /// Closes what was made for this generation, which will not be put in service (what `reusable` lent stays).
     func discard(keeping reusable: Reusable? = nil) async {
+        generation.stop()
         for producer in created { await producer.close(flushTimeout: .zero) }
         if createdWorkflowServices, reusable?.workflowServices == nil { await workflowServices?.shutdown() }
     }

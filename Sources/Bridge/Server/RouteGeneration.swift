@@ -16,6 +16,11 @@ final class RouteGeneration: Sendable {
         self.observability = observability
     }
 
+    /// Stops what its routes run in the background (the refresh of JWKS URLs); call once it serves no request.
+    func stop() {
+        for (_, access) in observability.access { access.stop() }
+    }
+
     /// Requests routed by this generation and not yet answered.
     var requestsInFlight: Int { inFlight.load(ordering: .acquiring) }
 
