@@ -141,110 +141,125 @@ struct WorkflowRedisCacheTests {
 
     // MARK: - Runs against redis-server
 
+    /// Runs `body` with fresh workflow services, shut down afterwards even when `body` throws (a callout client dropped
+    /// without shutdown traps in AsyncHTTPClient's debug builds, which ended the whole test run once).
+    func withWorkflowServices<T>(_ body: (WorkflowServices) async throws -> T) async throws -> T {
+        let services = WorkflowServices()
+        do {
+            let result = try await body(services)
+            await services.shutdown()
+            return result
+        } catch {
+            await services.shutdown()
+            throw error
+        }
+    }
+
     @Test func hitMissAndExpiryThroughRedis() async throws {
         let tokens = try await TestHTTPServer { _ in .json(#"{"access_token":"t-1"}"#) }
-        let services = WorkflowServices()
-        let flow = try Workflow(try definition(tokenWorkflow(redis: #"{"host": "127.0.0.1", "port": \#(try redisPort())}"#,
-                                                             key: "token-\(UUID().uuidString)", tokenURL: tokens.url, ttl: 5)),
-                                services: services, defaultTimeout: .seconds(30))
-        let first = try await answer(flow)
-        #expect(first["hit"] == .bool(false) && first["stored"] == .bool(true) && first["token"] == .string("t-1"))
-        let second = try await answer(flow)
-        #expect(second["hit"] == .bool(true) && second["token"] == .string("t-1"))
-        #expect(tokens.requests.count == 1)
-        // ttl 5 (far from the time between two runs, even on a loaded machine): the entry expires and the token is
-        // fetched again.
-        let start = ContinuousClock.now
-        var refetched = false
-        while ContinuousClock.now - start < .seconds(30) {
-            try await Task.sleep(for: .milliseconds(200))
-            if try await answer(flow)["hit"] == .bool(false) { refetched = true; break }
+        try await withWorkflowServices { services in
+            let flow = try Workflow(try definition(tokenWorkflow(redis: #"{"host": "127.0.0.1", "port": \#(try redisPort())}"#,
+                                                                 key: "token-\(UUID().uuidString)", tokenURL: tokens.url, ttl: 5)),
+                                    services: services, defaultTimeout: .seconds(30))
+            let first = try await answer(flow)
+            #expect(first["hit"] == .bool(false) && first["stored"] == .bool(true) && first["token"] == .string("t-1"))
+            let second = try await answer(flow)
+            #expect(second["hit"] == .bool(true) && second["token"] == .string("t-1"))
+            #expect(tokens.requests.count == 1)
+            // ttl 5 (far from the time between two runs, even on a loaded machine): the entry expires and the token is
+            // fetched again.
+            let start = ContinuousClock.now
+            var refetched = false
+            while ContinuousClock.now - start < .seconds(30) {
+                try await Task.sleep(for: .milliseconds(200))
+                if try await answer(flow)["hit"] == .bool(false) { refetched = true; break }
+            }
+            #expect(refetched)
+            #expect(tokens.requests.count == 2)
+            await tokens.shutdown()
         }
-        #expect(refetched)
-        #expect(tokens.requests.count == 2)
-        await services.shutdown()
-        await tokens.shutdown()
     }
 
     @Test func twoWorkflowInstancesShareEntries() async throws {
         let tokens = try await TestHTTPServer { _ in .json(#"{"access_token":"shared"}"#) }
         let text = tokenWorkflow(redis: #"{"host": "127.0.0.1", "port": \#(try redisPort())}"#, key: "token-\(UUID().uuidString)", tokenURL: tokens.url)
         // Two processes' worth: separate services (separate Redis clients and pools), the same configuration.
-        let servicesA = WorkflowServices(), servicesB = WorkflowServices()
-        let a = try Workflow(try definition(text), services: servicesA, defaultTimeout: .seconds(30))
-        let b = try Workflow(try definition(text), services: servicesB, defaultTimeout: .seconds(30))
-        let fromA = try await answer(a)
-        let fromB = try await answer(b)
-        #expect(fromA["hit"] == .bool(false) && fromA["token"] == .string("shared"))
-        #expect(fromB["hit"] == .bool(true) && fromB["token"] == .string("shared"))
-        #expect(tokens.requests.count == 1)
-        // Another workflow (other nodes, so another default prefix) does not see the entry.
-        let other = try Workflow(try definition(text.replacingOccurrences(of: #""name": "JOIN""#, with: #""name": "JOIN2""#)
-            .replacingOccurrences(of: #""body": "JOIN""#, with: #""body": "JOIN2""#)), services: servicesB, defaultTimeout: .seconds(30))
-        #expect(try await answer(other)["hit"] == .bool(false))
-        #expect(tokens.requests.count == 2)
-        await servicesA.shutdown()
-        await servicesB.shutdown()
-        await tokens.shutdown()
+        try await withWorkflowServices { servicesA in
+            try await withWorkflowServices { servicesB in
+                let a = try Workflow(try definition(text), services: servicesA, defaultTimeout: .seconds(30))
+                let b = try Workflow(try definition(text), services: servicesB, defaultTimeout: .seconds(30))
+                let fromA = try await answer(a)
+                let fromB = try await answer(b)
+                #expect(fromA["hit"] == .bool(false) && fromA["token"] == .string("shared"))
+                #expect(fromB["hit"] == .bool(true) && fromB["token"] == .string("shared"))
+                #expect(tokens.requests.count == 1)
+                // Another workflow (other nodes, so another default prefix) does not see the entry.
+                let other = try Workflow(try definition(text.replacingOccurrences(of: #""name": "JOIN""#, with: #""name": "JOIN2""#)
+                    .replacingOccurrences(of: #""body": "JOIN""#, with: #""body": "JOIN2""#)), services: servicesB, defaultTimeout: .seconds(30))
+                #expect(try await answer(other)["hit"] == .bool(false))
+                #expect(tokens.requests.count == 2)
+                await tokens.shutdown()
+            }
+        }
     }
 
     @Test func bypassOnErrorTurnsARedisFailureIntoAMiss() async throws {
         let tokens = try await TestHTTPServer { _ in .json(#"{"access_token":"t-1"}"#) }
         // Nothing listens on port 1: every connection is refused.
         let down = #"{"host": "127.0.0.1", "port": 1, "connect_timeout": 5000}"#
-        let services = WorkflowServices()
-        let bypassing = try Workflow(try definition(tokenWorkflow(redis: down, key: "k", tokenURL: tokens.url, bypass: true)),
-                                     services: services, defaultTimeout: .seconds(30))
-        let answered = try await answer(bypassing)
-        #expect(answered["hit"] == .bool(false) && answered["stored"] == .bool(false) && answered["token"] == .string("t-1"))
+        try await withWorkflowServices { services in
+            let bypassing = try Workflow(try definition(tokenWorkflow(redis: down, key: "k", tokenURL: tokens.url, bypass: true)),
+                                         services: services, defaultTimeout: .seconds(30))
+            let answered = try await answer(bypassing)
+            #expect(answered["hit"] == .bool(false) && answered["stored"] == .bool(false) && answered["token"] == .string("t-1"))
 
-        let strict = try Workflow(try definition(tokenWorkflow(redis: down, key: "k", tokenURL: tokens.url, bypass: false)),
-                                  services: services, defaultTimeout: .seconds(30))
-        do {
-            _ = try await strict.execution(for: request()).runUntilProduce()
-            Issue.record("the run went on with Redis down and bypass_on_error false")
-        } catch {
-            guard case .nodeFailed(let node, let message) = error else { Issue.record("\(error)"); return }
-            #expect(node.name == "CACHED")
-            #expect(message.contains("cache: redis 127.0.0.1:1: cannot connect"), "\(message)")
+            let strict = try Workflow(try definition(tokenWorkflow(redis: down, key: "k", tokenURL: tokens.url, bypass: false)),
+                                      services: services, defaultTimeout: .seconds(30))
+            do throws(WorkflowFailure) {
+                _ = try await strict.execution(for: request()).runUntilProduce()
+                Issue.record("the run went on with Redis down and bypass_on_error false")
+            } catch {
+                guard case .nodeFailed(let node, let message) = error else { Issue.record("\(error)"); return }
+                #expect(node.name == "CACHED")
+                #expect(message.contains("cache: redis 127.0.0.1:1: cannot connect"), "\(message)")
+            }
+            #expect(tokens.requests.count == 1)
+            await tokens.shutdown()
         }
-        #expect(tokens.requests.count == 1)
-        await services.shutdown()
-        await tokens.shutdown()
     }
 
     /// A cache GET through the workflow's Redis cache and through the memory cache (printed for the report; nothing is
     /// asserted on the times).
     @Test func cacheGetLatency() async throws {
-        let services = WorkflowServices()
-        let settings = try #require(try redisSettings("""
-        {"resources": {"cache": {"strategy": "redis", "redis": {"host": "127.0.0.1", "port": \(try redisPort())}}},
-         "nodes": [{"name": "C", "type": "cache", "inputs": {"key": "request.path"}}]}
-        """))
-        let redis = try services.redisCache(settings, caCertificateFiles: [])
-        let memory = MemoryCache(limits: MemoryCache.Limits())
-        let value: JSONValue = .object(JSONObject([("access_token", .string("t-1")), ("expires_in", .integer(300))]))
-        let key = "latency-\(UUID().uuidString)"
-        try await redis.store(value, for: key, seconds: 60)
-        memory.store(value, for: key, ttl: .seconds(60))
-        func median(_ samples: [Duration]) -> Double {
-            let sorted = samples.sorted()
-            return Double(sorted[sorted.count / 2].components.attoseconds) / 1e12 + Double(sorted[sorted.count / 2].components.seconds) * 1e6
+        try await withWorkflowServices { services in
+            let settings = try #require(try redisSettings("""
+            {"resources": {"cache": {"strategy": "redis", "redis": {"host": "127.0.0.1", "port": \(try redisPort())}}},
+             "nodes": [{"name": "C", "type": "cache", "inputs": {"key": "request.path"}}]}
+            """))
+            let redis = try services.redisCache(settings, caCertificateFiles: [])
+            let memory = MemoryCache(limits: MemoryCache.Limits())
+            let value: JSONValue = .object(JSONObject([("access_token", .string("t-1")), ("expires_in", .integer(300))]))
+            let key = "latency-\(UUID().uuidString)"
+            try await redis.store(value, for: key, seconds: 60)
+            memory.store(value, for: key, ttl: .seconds(60))
+            func median(_ samples: [Duration]) -> Double {
+                let sorted = samples.sorted()
+                return Double(sorted[sorted.count / 2].components.attoseconds) / 1e12 + Double(sorted[sorted.count / 2].components.seconds) * 1e6
+            }
+            var redisSamples: [Duration] = [], memorySamples: [Duration] = []
+            for _ in 0..<10_000 {
+                let start = ContinuousClock.now
+                let found = try await redis.value(for: key)
+                redisSamples.append(ContinuousClock.now - start)
+                #expect(found == value)
+            }
+            for _ in 0..<10_000 {
+                let start = ContinuousClock.now
+                _ = memory.value(for: key)
+                memorySamples.append(ContinuousClock.now - start)
+            }
+            print("workflow cache GET (10,000, loopback): redis median \(median(redisSamples)) µs, memory median \(median(memorySamples)) µs")
         }
-        var redisSamples: [Duration] = [], memorySamples: [Duration] = []
-        for _ in 0..<10_000 {
-            let start = ContinuousClock.now
-            let found = try await redis.value(for: key)
-            redisSamples.append(ContinuousClock.now - start)
-            #expect(found == value)
-        }
-        for _ in 0..<10_000 {
-            let start = ContinuousClock.now
-            _ = memory.value(for: key)
-            memorySamples.append(ContinuousClock.now - start)
-        }
-        print("workflow cache GET (10,000, loopback): redis median \(median(redisSamples)) µs, memory median \(median(memorySamples)) µs")
-        await services.shutdown()
     }
 }
 
@@ -282,22 +297,22 @@ extension WorkflowRedisCacheTests {
     /// whatever its `read_timeout`.
     @Test func theWorkflowDeadlineIsNotHeldUpByAHangingRedis() async throws {
         let silent = try SilentListener()
-        let services = WorkflowServices()
-        let flow = try Workflow(try definition("""
-        {"resources": {"cache": {"strategy": "redis", "redis": {"host": "127.0.0.1", "port": \(silent.port), "read_timeout": 600000}}},
-         "nodes": [{"name": "CACHED", "type": "cache", "inputs": {"key": "request.path"}},
-                   {"name": "EXIT", "type": "exit", "inputs": {"body": "CACHED.hit"}}]}
-        """), services: services, defaultTimeout: .milliseconds(300))
-        let started = ContinuousClock.now
-        do {
-            _ = try await flow.execution(for: request()).runUntilProduce()
-            Issue.record("a hanging Redis answered")
-        } catch {
-            guard case .timedOut(let pending, _) = error else { Issue.record("\(error)"); return }
-            #expect(pending.contains("CACHED"))
+        try await withWorkflowServices { services in
+            let flow = try Workflow(try definition("""
+            {"resources": {"cache": {"strategy": "redis", "redis": {"host": "127.0.0.1", "port": \(silent.port), "read_timeout": 600000}}},
+             "nodes": [{"name": "CACHED", "type": "cache", "inputs": {"key": "request.path"}},
+                       {"name": "EXIT", "type": "exit", "inputs": {"body": "CACHED.hit"}}]}
+            """), services: services, defaultTimeout: .milliseconds(300))
+            let started = ContinuousClock.now
+            do throws(WorkflowFailure) {
+                _ = try await flow.execution(for: request()).runUntilProduce()
+                Issue.record("a hanging Redis answered")
+            } catch {
+                guard case .timedOut(let pending, _) = error else { Issue.record("\(error)"); return }
+                #expect(pending.contains("CACHED"))
+            }
+            // The read timeout is ten minutes: returning at all shows the node was cancelled.
+            #expect(ContinuousClock.now - started < .seconds(60))
         }
-        // The read timeout is ten minutes: returning at all shows the node was cancelled.
-        #expect(ContinuousClock.now - started < .seconds(60))
-        await services.shutdown()
     }
 }
