@@ -55,6 +55,9 @@ public final class KafkaBridge: Service, Sendable {
         /// Earlier generations being retired (their producers flushed and closed), by number; each returns what it could not
         /// deliver, and leaves once done.
         var retiring: [Int: Task<Int, Never>] = [:]
+        /// Generations replaced whose routed requests may not all be answered yet: a producer retired now may still be in
+        /// use by any of them (it may have been kept across several reloads).
+        var draining: [RouteGeneration] = []
         var reloading = false
         var shuttingDown = false
     }
@@ -248,9 +251,15 @@ public final class KafkaBridge: Service, Sendable {
             resources.registries = assembly.registries
             resources.workflowServices = assembly.workflowServices
             let number = oldGeneration.number
+            resources.draining.append(oldGeneration)
+            let draining = resources.draining
             resources.retiring[number] = Task { [weak self, logger] in
-                let undelivered = await Self.retire(retired, after: oldGeneration, within: new.server.shutdownTimeout, logger: logger)
-                self?.resources.withLock { _ = $0.retiring.removeValue(forKey: number) }
+                let undelivered = await Self.retire(retired, of: oldGeneration, after: draining, within: new.server.shutdownTimeout,
+                                                    logger: logger)
+                self?.resources.withLock { resources in
+                    resources.retiring[number] = nil
+                    resources.draining.removeAll { $0 === oldGeneration }
+                }
                 return undelivered
             }
             return false
@@ -270,11 +279,15 @@ public final class KafkaBridge: Service, Sendable {
         return report
     }
 
-    /// Waits until the requests routed by `generation` are answered (or `timeout`), stops what its routes run in the
-    /// background, then flushes and closes `producers` within what is left of it.
-    private static func retire(_ producers: [KafkaProducer], after generation: RouteGeneration, within timeout: Duration, logger: Logger) async -> Int {
+    /// Waits until the requests routed by `draining` (`generation` and the earlier generations not yet drained) are
+    /// answered (or `timeout`), stops what `generation`'s routes run in the background, then flushes and closes
+    /// `producers` within what is left of the timeout.
+    private static func retire(
+        _ producers: [KafkaProducer], of generation: RouteGeneration, after draining: [RouteGeneration], within timeout: Duration,
+        logger: Logger
+    ) async -> Int {
         let start = ContinuousClock.now
-        while generation.requestsInFlight > 0, ContinuousClock.now - start < timeout {
+        while draining.contains(where: { $0.requestsInFlight > 0 }), ContinuousClock.now - start < timeout {
             try? await Task.sleep(for: .milliseconds(10))
         }
         generation.stop()

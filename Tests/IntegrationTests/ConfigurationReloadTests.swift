@@ -184,14 +184,18 @@ struct ConfigurationReloadTests {
         }
     }
 
-    /// A request whose head was routed before the reload and whose body arrives after it is served by the route it
-    /// started with: the producer the reload retired waits for it before closing.
+    /// A request whose head was routed before two reloads and whose body arrives after them is served by the route it
+    /// started with: the producer the second reload retired (kept by the first) waits for it before closing.
     @Test func aRequestStartedBeforeTheReloadFinishesOnItsRoute() async throws {
         let topics = Self.topics()
         try await Self.withReloadableBridge(Self.routes(topics, withB: false)) { live in
             let slow = try RawConnection(port: live.bridge.port)
             slow.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nslow")
             try await Task.sleep(for: .milliseconds(300))
+            // A first reload keeps the route's producer; a second one retires it, while the request still uses it.
+            try live.write(Self.routes(topics, withB: false, withC: true))
+            let keeping = try await live.bridge.reload().get()
+            #expect(keeping.producersKept == 1 && keeping.producersRetired == 0, "\(keeping)")
             try live.write(Self.routes(topics, acks: -1, withB: false))
             let report = try await live.bridge.reload().get()
             #expect(report.producersRetired == 1 && report.producersCreated == 1, "\(report)")
