@@ -65,8 +65,10 @@ let package = Package(
         .target(name: "Handlebars", dependencies: ["JSON"]),
         // libxcrypt's crypt_r (Debian libcrypt-dev): bcrypt and yescrypt password hashes. Only `PasswordHash` imports it.
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
-        // Password hashes (bcrypt `$2b$`, yescrypt `$y$`): parse, check, verify (blocking: call it off the event loop).
-        .target(name: "PasswordHash", dependencies: ["CCrypt"]),
+        // Password hashes (argon2 `$argon2id$`, bcrypt `$2b$`, yescrypt `$y$`): parse, check, verify (blocking: call it off the event loop).
+        // libargon2 (Debian libargon2-dev): argon2 password hashes. Only `PasswordHash` imports it.
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+        .target(name: "PasswordHash", dependencies: ["CCrypt", "CArgon2"]),
         // Configuration secrets (passwords, tokens) that never print their value; shared by Bridge and SchemaRegistry.
         .target(name: "Secrets"),
         // OAuth2 client-credentials tokens (cached, refreshed before expiry), shared by the registry client and the

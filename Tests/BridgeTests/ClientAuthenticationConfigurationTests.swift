@@ -70,7 +70,12 @@ import Testing
             """))
         #expect(plainHash.contains { $0.contains("users[0].password_hash: not a password hash") }, "\(plainHash)")
         for (hash, reason) in [("$1$abc$def", "unsupported hash scheme '$1$'"), ("$6$salt$hash", "unsupported hash scheme '$6$'"),
-                               ("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "argon2"), ("$2b$10$short", "60 in all"),
+                               ("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "salt (8 bytes or more)"),
+                               ("$argon2id$v=19$m=1048576,t=3,p=4$lV8NFXPv2rRsguIVXLRKNg$lekIxmTcDqtwt5OmH+yTFSFycIy3b6dbDrs8fVn7M6I",
+                                "argon2 m=1048576 is out of range 8...262144"),
+                               ("$argon2id$v=16$m=1024,t=2,p=2$lV8NFXPv2rRsguIVXLRKNg$lekIxmTcDqtwt5OmH+yTFSFycIy3b6dbDrs8fVn7M6I", "version 19"),
+                               ("$argon2x$v=19$m=1024,t=2,p=2$lV8NFXPv2rRsguIVXLRKNg$lekIxmTcDqtwt5OmH+yTFSFycIy3b6dbDrs8fVn7M6I", "unknown argon2 variant"),
+                               ("$2b$10$short", "60 in all"),
                                ("$2b$31$zt4f9h2YLZPslwAvplZOs.H3yVIu7XWXwuWAmw/aTgcruHs1wNnl.", "cost 31 is out of range")] {
             let found = issues(Self.route("""
                 client_authentication:
@@ -255,6 +260,41 @@ import Testing
         #expect(!hash.verify(Array("correct horse battery\u{0}tail".utf8)), "a NUL byte would cut the password for crypt")
         let twoA = try PasswordHash(parsing: "$2a$04$1WxVfQwhRYkK66DUwigwiOyrykziMaRw2Yfj29ILNgJ6kt4.ztKZe")
         #expect(twoA.verify(Array("correct horse battery".utf8)))
+    }
+
+    /// Made once with Python's argon2-cffi 25.1.0 (`PasswordHasher(time_cost=2, memory_cost=1024, parallelism=2, type=...)
+    /// .hash("correct horse battery")`, and its defaults, m=64 MiB, t=3, p=4): libargon2 must verify what it made.
+    static let argon2Hashes = [
+        "$argon2id$v=19$m=1024,t=2,p=2$lV8NFXPv2rRsguIVXLRKNg$lekIxmTcDqtwt5OmH+yTFSFycIy3b6dbDrs8fVn7M6I",
+        "$argon2i$v=19$m=1024,t=2,p=2$9UHUNYI6bVLbZeRfQyfnzQ$MrKkWjBaasMkpzMUGjY75+YkKSndB21Bye0GdhaNy9s",
+        "$argon2d$v=19$m=1024,t=2,p=2$DB3W6bFsG4WBZuBVaIgHUA$o6kB0n15qC/q9np5fApUTiJKpP/kkouv1kuDJ8Vwogk",
+        "$argon2id$v=19$m=65536,t=3,p=4$nW+R5+squKt93g2Zai/d2Q$WZEr3GEVtrS9TTm0MGZO1Zj05WpmfRJR9o3bhAH8dMk",
+    ]
+
+    @Test func libargon2VerifiesHashesPythonMade() throws {
+        let schemes: [PasswordHash.Scheme] = [.argon2id, .argon2i, .argon2d, .argon2id]
+        for (text, scheme) in zip(Self.argon2Hashes, schemes) {
+            let hash = try PasswordHash(parsing: text)
+            #expect(hash.scheme == scheme)
+            #expect(hash.verify(Array("correct horse battery".utf8)), "\(hash)")
+            #expect(!hash.verify(Array("correct horse batterY".utf8)), "\(hash)")
+            #expect(!hash.verify(Array("correct horse battery\u{0}tail".utf8)))
+        }
+        #expect(try PasswordHash(parsing: Self.argon2Hashes[3]).description == "argon2id (m=65536 KiB, t=3, p=4)")
+        // The hash part altered: read, but no password matches it; the salt cut short: refused at start-up.
+        let altered = try PasswordHash(parsing: Self.argon2Hashes[0].replacingOccurrences(of: "$lekIx", with: "$mekIx"))
+        #expect(!altered.verify(Array("correct horse battery".utf8)))
+        #expect(throws: PasswordHashError.self) {
+            try PasswordHash(parsing: "$argon2id$v=19$m=1024,t=2,p=2$lV8N$lekIxmTcDqtwt5OmH+yTFSFycIy3b6dbDrs8fVn7M6I")
+        }
+    }
+
+    @Test func argon2HashesAreMadeAndVerified() throws {
+        let hash = try PasswordHash.make(password: "s3cret", scheme: .argon2id)
+        #expect(hash.scheme == .argon2id)
+        #expect(hash.description == "argon2id (m=65536 KiB, t=3, p=4)")
+        #expect(hash.verify(Array("s3cret".utf8)))
+        #expect(!hash.verify(Array("s3creT".utf8)))
     }
 
     @Test func yescryptHashesAreMadeAndVerified() throws {

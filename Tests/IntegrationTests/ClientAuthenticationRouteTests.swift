@@ -146,6 +146,7 @@ struct ClientAuthenticationRouteTests {
                   - {username: alice, password_hash: "\(Self.bcryptHash)", consumer: alice-consumer}
                   - {username: carol, password_hash: "\(Self.bcryptHash2a)"}
                   - {username: dave, password_hash: "\(Self.bcryptHash2a)"}
+                  - {username: erin, password_hash: "\(PasswordHashAuthTestsData.argon2id)"}
         """
         try await withYAMLBridge(yaml) { base, _ in
             let missing = try await request("\(base)/basic", body: "missing")
@@ -165,15 +166,22 @@ struct ClientAuthenticationRouteTests {
             }
             let twoA = try await request("\(base)/basic", body: "2a", headers: [Self.basic("carol", Self.password)])
             #expect(twoA.status == .ok, "\(twoA.body)")
+            // argon2id, made by Python's argon2-cffi: refused with a wrong password, accepted with the right one (then
+            // forbidden: erin is not an allowed consumer, which shows she was authenticated).
+            let argon2Wrong = try await request("\(base)/basic", body: "argon2", headers: [Self.basic("erin", "correct horse batterY")])
+            #expect(argon2Wrong.status == .unauthorized)
+            let argon2Right = try await request("\(base)/basic", body: "argon2", headers: [Self.basic("erin", Self.password)])
+            #expect(argon2Right.status == .forbidden && argon2Right.json["code"] as? String == "consumer_not_allowed", "\(argon2Right.body)")
             let forbidden = try await request("\(base)/basic", body: "forbidden", headers: [Self.basic("dave", Self.password)])
             #expect(forbidden.status == .forbidden)
             #expect(forbidden.json["code"] as? String == "consumer_not_allowed")
             let metrics = try await request("\(base)/metrics", method: .GET)
-            #expect(Self.metric(metrics.body, #"kbridge_client_auth_failures_total{route="basic",reason="invalid_basic_credentials"}"#) == 3)
-            #expect(Self.metric(metrics.body, #"kbridge_client_auth_failures_total{route="basic",reason="consumer_not_allowed"}"#) == 1)
+            #expect(Self.metric(metrics.body, #"kbridge_client_auth_failures_total{route="basic",reason="invalid_basic_credentials"}"#) == 4)
+            #expect(Self.metric(metrics.body, #"kbridge_client_auth_failures_total{route="basic",reason="consumer_not_allowed"}"#) == 2)
             #expect(Self.metric(metrics.body, #"kbridge_client_auth_successes_total{route="basic",method="basic"}"#) == 3)
-            // Wrong password, unknown user (hashed too), alice once (then the cache), carol, dave: 5 hashes for 6 attempts.
-            #expect(Self.metric(metrics.body, #"kbridge_client_auth_password_verifications_total{route="basic"}"#) == 5)
+            // Wrong password, unknown user (hashed too), alice once (then the cache), carol, erin twice, dave: 7 hashes for
+            // 8 attempts.
+            #expect(Self.metric(metrics.body, #"kbridge_client_auth_password_verifications_total{route="basic"}"#) == 7)
         }
         let messages = try await readTopic(topic, minimumCount: 3)
         #expect(messages.count == 3)
@@ -350,4 +358,9 @@ struct RateLimitRouteTests {
             #expect(stranger.status == .unauthorized)
         }
     }
+}
+
+/// An argon2id hash of `ClientAuthenticationRouteTests.password`, made by Python's argon2-cffi 25.1.0 (m=1024, t=2, p=2).
+enum PasswordHashAuthTestsData {
+    static let argon2id = "$argon2id$v=19$m=1024,t=2,p=2$lV8NFXPv2rRsguIVXLRKNg$lekIxmTcDqtwt5OmH+yTFSFycIy3b6dbDrs8fVn7M6I"
 }

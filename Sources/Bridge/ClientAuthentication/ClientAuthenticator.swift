@@ -222,7 +222,7 @@ final class ClientAuthenticator: Sendable {
             return .done(admit(user.consumer, .basic))
         }
         guard let hash = user?.passwordHash ?? decoyHash else { return .done(invalid) }
-        // Verification takes milliseconds (bcrypt, yescrypt): on the thread pool, a bounded number at a time.
+        // Verification takes milliseconds (argon2, bcrypt, yescrypt): on the thread pool, a bounded number at a time.
         if pendingVerifications.add(1, ordering: .relaxed).newValue > basicSettings.maxPendingVerifications {
             pendingVerifications.subtract(1, ordering: .relaxed)
             return .done(.refused(.error(.serviceUnavailable, code: "authentication_busy",

@@ -138,7 +138,7 @@ extension ConfigurationReader {
                     let values = Dictionary(fields.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
                     if let plain = values["password"] {
                         issue(plain, "\(elementPath).password",
-                              "plain passwords are refused: give 'password_hash', a bcrypt ($2b$) or yescrypt ($y$) hash (e.g. from htpasswd -nbB or mkpasswd -m yescrypt)")
+                              "plain passwords are refused: give 'password_hash', an argon2id ($argon2id$), bcrypt ($2b$) or yescrypt ($y$) hash (e.g. from argon2, htpasswd -nbB or mkpasswd -m yescrypt)")
                         continue
                     }
                     guard let usernameNode = values["username"], let hashNode = values["password_hash"] else {
