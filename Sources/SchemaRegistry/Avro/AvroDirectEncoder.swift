@@ -1,0 +1,214 @@
+import JSON
+
+extension AvroEncoder {
+    /// Why ``encode(json:schema:limit:unionEncoding:prefix:)`` refused a text.
+    public enum JSONFailure: Error, Sendable {
+        /// The text is not JSON (duplicate keys included), or exceeds the parser's limits.
+        case invalidJSON(JSONParser.Failure)
+        /// The document does not fit the schema.
+        case mismatch(Mismatch)
+    }
+
+    /// Encodes a JSON text (a request body) for `schema`, refusing duplicate keys: the same result as parsing it with
+    /// ``JSONParser/parse(_:duplicateKeys:)`` (`.refuse`) and encoding the tree with
+    /// ``encode(_:schema:limit:unionEncoding:prefix:)``.
+    ///
+    /// The usual record (members in the schema's order, unions of `null` and one type, nesting within
+    /// ``DirectWriter/maximumDepth``) is encoded straight from the text in one pass, without building the tree;
+    /// anything else, and every document that does not fit, takes the tree path, which reports what is wrong.
+    public static func encode(json bytes: UnsafeRawBufferPointer, schema: AvroSchema, limit: Int = 50, unionEncoding: UnionEncoding = .auto,
+                              prefix: [UInt8] = []) -> Result<[UInt8], JSONFailure> {
+        if let direct = DirectWriter.encode(bytes, schema: schema, unionEncoding: unionEncoding, prefix: prefix) { return .success(direct) }
+        return encodeThroughTree(json: bytes, schema: schema, limit: limit, unionEncoding: unionEncoding, prefix: prefix)
+    }
+
+    /// The tree path alone (what ``encode(json:schema:limit:unionEncoding:prefix:)`` falls back to), for comparing
+    /// the two in tests.
+    static func encodeThroughTree(json bytes: UnsafeRawBufferPointer, schema: AvroSchema, limit: Int, unionEncoding: UnionEncoding,
+                                  prefix: [UInt8]) -> Result<[UInt8], JSONFailure> {
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(bytes, duplicateKeys: .refuse)
+        } catch {
+            return .failure(.invalidJSON(error))
+        }
+        return encode(document, schema: schema, limit: limit, unionEncoding: unionEncoding, prefix: prefix).mapError { .mismatch($0) }
+    }
+
+    /// Avro straight from JSON text, for documents whose encoding needs no look-ahead: a record's members come in
+    /// the order of its fields (those left out at the end take their defaults), unions are of `null` and one other
+    /// type (a tagged value in Avro's JSON encoding, a plain one otherwise; an object for such a union under
+    /// ``UnionEncoding/auto`` takes the tree path), arrays hold any of these; maps take the tree path.
+    ///
+    /// Scalars are read as the parser reads them and written by the tree encoder's own ``Writer`` (in its first,
+    /// quiet pass), so they are converted and checked exactly as there. Whatever this path does not handle, or finds
+    /// wrong, ends it with no result: the caller then takes the tree path. It therefore only ever succeeds with the
+    /// tree path's bytes: that is checked against generated documents in the tests.
+    ///
+    /// Bounded: at most ``maximumDepth`` arrays and records in each other (an array's count is written before its
+    /// items once they are known, moving the items' bytes: at most once per enclosing array), the tree encoder's
+    /// step budget (20,000 scalars), and the parser's limits for the values it reads.
+    struct DirectWriter {
+        static let maximumDepth = 32
+
+        /// The reason to take the tree path (a document this path does not handle, or one that does not fit).
+        struct FallBack: Error {}
+
+        var reader: JSONReader
+        var writer: Writer
+        let unionEncoding: UnionEncoding
+
+        static func encode(_ bytes: UnsafeRawBufferPointer, schema: AvroSchema, unionEncoding: UnionEncoding, prefix: [UInt8]) -> [UInt8]? {
+            guard let reader = try? JSONReader(bytes) else { return nil }
+            var writer = Writer(limit: 1, stepBudget: baseSteps, uncountedDocument: nil, tracksPaths: false)
+            writer.unionEncoding = unionEncoding
+            writer.trying = 1  // quiet: a mismatch only sets `branchFailed`
+            writer.bytes.append(contentsOf: prefix)
+            var direct = DirectWriter(reader: reader, writer: writer, unionEncoding: unionEncoding)
+            do {
+                try direct.write(schema, depth: 0)
+            } catch {
+                return nil
+            }
+            guard direct.reader.isAtEnd() else { return nil }
+            return direct.writer.bytes
+        }
+
+        private mutating func checkWriter() throws(FallBack) {
+            if writer.branchFailed || writer.aborted { throw FallBack() }
+        }
+
+        /// The value at the cursor as `schema`; `depth` counts the arrays and objects around it.
+        mutating func write(_ schema: AvroSchema, depth: Int) throws(FallBack) {
+            switch schema.resolved {
+            case .record(let record): try writeRecord(record, depth: depth)
+            case .array(let items): try writeArray(items, depth: depth)
+            case .union(let branches): try writeUnion(branches, depth: depth)
+            case .map, .reference: throw FallBack()
+            case .string:
+                // The common leaf: the text's bytes are the string's UTF-8 when it has no escapes.
+                if let raw = try readRawString() {
+                    writer.writeLong(Int64(raw.count))
+                    writer.bytes.append(contentsOf: raw)
+                    return
+                }
+                try writeScalar(schema, depth: depth)
+            default:
+                try writeScalar(schema, depth: depth)
+            }
+        }
+
+        private mutating func readRawString() throws(FallBack) -> UnsafeBufferPointer<UInt8>? {
+            do {
+                return try reader.rawString()
+            } catch {
+                throw FallBack()
+            }
+        }
+
+        /// A scalar (null, boolean, number or string) read as the parser reads it, written by the tree encoder.
+        private mutating func writeScalar(_ schema: AvroSchema, depth: Int) throws(FallBack) {
+            guard let next = reader.peek(), next != UInt8(ascii: "{"), next != UInt8(ascii: "[") else { throw FallBack() }
+            let value: JSONValue
+            do {
+                value = try reader.value(depth: depth)
+            } catch {
+                throw FallBack()
+            }
+            // The tree encoder's depth for this value is at most 3 per enclosing array or object (union, branch,
+            // container): starting there keeps this path's depth check at least as strict as the tree's.
+            writer.depth = 3 * (depth + 1)
+            writer.write(value, schema)
+            writer.depth = 0
+            try checkWriter()
+        }
+
+        private mutating func expect(_ byte: UInt8) throws(FallBack) {
+            guard reader.consume(byte) else { throw FallBack() }
+        }
+
+        private mutating func writeRecord(_ record: AvroSchema.Record, depth: Int) throws(FallBack) {
+            guard record.hasDistinctFieldNames, depth < Self.maximumDepth else { throw FallBack() }
+            try expect(UInt8(ascii: "{"))
+            var next = 0
+            if !reader.consume(UInt8(ascii: "}")) {
+                repeat {
+                    // The member must be the next field, its key written as the field's name, byte for byte.
+                    guard next < record.fields.count, let key = try readRawString() else { throw FallBack() }
+                    var name = record.fields[next].name
+                    let matches = name.withUTF8 { $0.elementsEqual(key) }
+                    guard matches else { throw FallBack() }
+                    try expect(UInt8(ascii: ":"))
+                    try write(record.fields[next].type, depth: depth + 1)
+                    next += 1
+                } while reader.consume(UInt8(ascii: ","))
+                try expect(UInt8(ascii: "}"))
+            }
+            for field in record.fields[next...] {
+                guard let defaultValue = field.defaultValue else { throw FallBack() }
+                writer.depth = 3 * (depth + 2)  // as for a scalar, the member's depth
+                writer.writeDefault(defaultValue, field.type)
+                writer.depth = 0
+                try checkWriter()
+            }
+        }
+
+        private mutating func writeArray(_ items: AvroSchema, depth: Int) throws(FallBack) {
+            guard depth < Self.maximumDepth else { throw FallBack() }
+            try expect(UInt8(ascii: "["))
+            if reader.consume(UInt8(ascii: "]")) {
+                writer.writeLong(0)
+                return
+            }
+            let start = writer.bytes.count
+            var count: Int64 = 0
+            repeat {
+                try write(items, depth: depth + 1)
+                count += 1
+            } while reader.consume(UInt8(ascii: ","))
+            try expect(UInt8(ascii: "]"))
+            // The count goes before the items (a block of `count` items, then the empty block).
+            let itemsEnd = writer.bytes.count
+            writer.writeLong(count)
+            let header = Array(writer.bytes[itemsEnd...])
+            writer.bytes.removeSubrange(itemsEnd...)
+            writer.bytes.insert(contentsOf: header, at: start)
+            writer.writeLong(0)
+        }
+
+        private mutating func writeUnion(_ branches: [AvroSchema], depth: Int) throws(FallBack) {
+            let nullIndex = branches.firstIndex { if case .null = $0.resolved { true } else { false } }
+            if reader.peek() == UInt8(ascii: "n") {
+                // null is bare in every encoding (the tree encoder's first case).
+                guard let nullIndex else { throw FallBack() }
+                do {
+                    guard case .null = try reader.value(depth: depth) else { throw FallBack() }
+                } catch {
+                    throw FallBack()
+                }
+                writer.writeLong(Int64(nullIndex))
+                return
+            }
+            guard branches.count == 2, let nullIndex else { throw FallBack() }
+            let other = 1 - nullIndex
+            switch unionEncoding {
+            case .simpleJSON, .auto:
+                // Plain JSON: the null branch does not take a value that is not null, so the other one must. Under
+                // `auto`, an object could be a tagged value: the tree path decides.
+                if unionEncoding == .auto, reader.peek() == UInt8(ascii: "{") { throw FallBack() }
+                writer.writeLong(Int64(other))
+                try write(branches[other], depth: depth)
+            case .avroJSON:
+                // `{"<branch>": value}`, with exactly one member that names the other branch.
+                guard depth < Self.maximumDepth else { throw FallBack() }
+                try expect(UInt8(ascii: "{"))
+                guard let key = try readRawString(),
+                      Writer.branchIndex(named: String(decoding: key, as: UTF8.self), in: branches) == other else { throw FallBack() }
+                try expect(UInt8(ascii: ":"))
+                writer.writeLong(Int64(other))
+                try write(branches[other], depth: depth + 1)
+                try expect(UInt8(ascii: "}"))
+            }
+        }
+    }
+}
