@@ -96,6 +96,16 @@ final class SchemaRecordEncoder: Sendable {
                 return .failure(ResponseError(Self.invalid(role: "payload", subject: schemas.value.subject, version: schemas.value.version,
                                                            violations: mismatch.violations)))
             }
+        } else if case .json(let validator) = schemas.value.validator {
+            // Validated while read when the document allows, through the tree otherwise (the same answers); the
+            // bytes are produced as they came.
+            switch body.withUnsafeReadableBytes({ bytes in validator.validate(json: bytes, limit: Self.maximumViolations) }) {
+            case .failure(let error): return .failure(Self.invalidBody(error))
+            case .success(let violations) where !violations.isEmpty:
+                return .failure(ResponseError(Self.invalid(role: "payload", subject: schemas.value.subject, version: schemas.value.version,
+                                                           violations: violations)))
+            case .success: value = ConfluentWireFormat.frame(schemaID: schemas.value.id, payload: body.readableBytesView)
+            }
         } else {
             let document: JSONValue
             do {
