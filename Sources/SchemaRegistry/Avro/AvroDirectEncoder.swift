@@ -93,6 +93,16 @@ extension AvroEncoder {
                     return
                 }
                 try writeScalar(schema, depth: depth)
+            case .logical(let logical, _) where [.timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros].contains(logical):
+                // A timestamp written as text (as the tree encoder's `writeLogical` reads it, from the same bytes).
+                if let raw = try readRawString() {
+                    let local = logical == .localTimestampMillis || logical == .localTimestampMicros
+                    guard let micros = Timestamps.microseconds(fromISOTimestamp: raw, requireZone: !local) else { throw FallBack() }
+                    let millis = logical == .timestampMillis || logical == .localTimestampMillis
+                    writer.writeLong(millis ? Timestamps.floorDivide(micros, 1000) : micros)
+                    return
+                }
+                try writeScalar(schema, depth: depth)
             default:
                 try writeScalar(schema, depth: depth)
             }
@@ -136,7 +146,11 @@ extension AvroEncoder {
                     // The member must be the next field, its key written as the field's name, byte for byte.
                     guard next < record.fields.count, let key = try readRawString() else { throw FallBack() }
                     var name = record.fields[next].name
-                    let matches = name.withUTF8 { $0.elementsEqual(key) }
+                    let matches = name.withUTF8 { name in
+                        guard name.count == key.count else { return false }
+                        for index in 0..<name.count where name[index] != key[index] { return false }
+                        return true
+                    }
                     guard matches else { throw FallBack() }
                     try expect(UInt8(ascii: ":"))
                     try write(record.fields[next].type, depth: depth + 1)

@@ -78,6 +78,14 @@ extension JSONSchemaValidator {
                 if type == .object { try validateObject(node.object?.value, depth: depth) } else { try validateArray(node.array?.value, depth: depth) }
                 return
             }
+            // A string under a matching type-only schema (`{"type": "string"}`): nothing to build.
+            if next == UInt8(ascii: "\""), let only = node.onlyTypes, only.contains(.string), node.kind == .keywords {
+                do {
+                    if try reader.rawString() != nil { return }
+                } catch {
+                    throw FallBack()
+                }
+            }
             let value: JSONValue
             do {
                 value = try reader.value(depth: depth)
@@ -101,12 +109,15 @@ extension JSONSchemaValidator {
             guard reader.consume(byte) else { throw FallBack() }
         }
 
-        private mutating func key() throws(FallBack) -> String {
+        /// The key at the cursor: its position in `table` when its bytes are a name's, else the key itself.
+        private mutating func key(in table: SchemaNode.PropertyTable, hint: Int) throws(FallBack) -> (position: Int?, name: String?) {
             do {
-                if let raw = try reader.rawString() { return String(decoding: raw, as: UTF8.self) }
-                guard reader.peek() == UInt8(ascii: "\"") else { throw FallBack() }
-                guard case .string(let key) = try reader.value(depth: 0) else { throw FallBack() }
-                return key
+                if let raw = try reader.rawString() {
+                    if let position = table.position(ofUTF8: raw, from: hint) { return (position, nil) }
+                    return (nil, String(decoding: raw, as: UTF8.self))
+                }
+                guard reader.peek() == UInt8(ascii: "\""), case .string(let key) = try reader.value(depth: 0) else { throw FallBack() }
+                return (nil, key)
             } catch {
                 throw FallBack()
             }
@@ -128,17 +139,17 @@ extension JSONSchemaValidator {
             var hint = 0
             if !reader.consume(UInt8(ascii: "}")) {
                 repeat {
-                    let name = try key()
+                    let (found, name) = try key(in: table, hint: hint)
                     try expect(UInt8(ascii: ":"))
                     count += 1
                     var property: SchemaNode?
-                    if let position = table.position(of: name, from: hint) {
+                    if let position = found ?? name.flatMap({ table.position(of: $0, from: hint) }) {
                         hint = position + 1
                         guard seen & (1 << position) == 0 else { throw FallBack() }
                         seen |= 1 << position
                         if table.isRequired[position] { requiredPresent += 1 }
                         property = table.nodes[position]
-                    } else {
+                    } else if let name {
                         guard others.count < 16, !others.contains(name) else { throw FallBack() }
                         others.append(name)
                     }
