@@ -36,15 +36,16 @@ public struct JSONParser {
     fileprivate var index = 0
     /// The elements and members of the containers being parsed, moved into each container's array (allocated
     /// once, at its final size) when it closes; nil when not building.
-    private let elements: ScratchStack<JSONValue>?
-    private let members: ScratchStack<(key: String, value: JSONValue)>?
+    private var elements: ScratchStack<JSONValue>?
+    private var members: ScratchStack<(key: String, value: JSONValue)>?
 
     fileprivate init(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys, builds: Bool = true) {
         self.bytes = bytes.assumingMemoryBound(to: UInt8.self)
         self.duplicateKeys = duplicateKeys
         self.builds = builds
-        elements = builds ? ScratchStack() : nil
-        members = builds ? ScratchStack() : nil
+        // Created by the first object or array (a reader may build scalars only).
+        elements = nil
+        members = nil
     }
     /// Checks that `bytes` are one JSON text, with the same rules and limits as ``parse(_:duplicateKeys:)-(UnsafeRawBufferPointer,_)``,
     /// allocating nothing.
@@ -122,6 +123,7 @@ public struct JSONParser {
         index += 1
         skipWhitespace()
         if current == UInt8(ascii: "}") { index += 1; return .object(JSONObject()) }
+        if builds, members == nil { members = ScratchStack() }
         let start = members?.count ?? 0
         var positions: [String: Int]?
         while true {
@@ -170,6 +172,7 @@ public struct JSONParser {
         index += 1
         skipWhitespace()
         if current == UInt8(ascii: "]") { index += 1; return .array([]) }
+        if builds, elements == nil { elements = ScratchStack() }
         let start = elements?.count ?? 0
         while true {
             skipWhitespace()
@@ -243,12 +246,31 @@ public struct JSONParser {
         "'" + (key.count > 40 ? String(key.prefix(40)) + "…" : key) + "'"
     }
 
+    /// Moves the cursor over the bytes of a string that need no look (no quote, backslash or control character),
+    /// eight at a time; it stops at or before the first byte that does (which the caller then examines).
+    private mutating func skipPlainStringBytes() {
+        guard let base = bytes.baseAddress else { return }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            // A byte is flagged (high bit) when zero, or below 0x20 for `control`: never missed; a flag after a
+            // real one may be spurious, which only ends the fast scan early.
+            let flags = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+            if flags & highs != 0 { return }
+            index += 8
+        }
+    }
+
     /// The string at the cursor (`"`) as the bytes between its quotes, the cursor after it, when it has no
     /// escapes; nil, with the cursor where it was, when it has.
     fileprivate mutating func unescapedString() throws(Failure) -> UnsafeBufferPointer<UInt8>? {
         let quote = index
         index += 1
         let start = index
+        skipPlainStringBytes()
         while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
             guard byte >= 0x20 else { throw fail("unescaped control character in a string") }
             index += 1
@@ -266,6 +288,7 @@ public struct JSONParser {
         index += 1  // the opening quote
         let start = index
         // Fast path: no escapes, the common case; the bytes are valid UTF-8 (checked once for the whole text).
+        skipPlainStringBytes()
         while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
             guard byte >= 0x20 else { throw fail("unescaped control character in a string") }
             index += 1

@@ -55,7 +55,10 @@ import Testing
         case .fixed(let fixed): return "\"" + String(repeating: "a", count: fixed.size) + "\""
         case .logical(let logical, let base):
             switch logical {
-            case .decimal: return random.pick(["\"1.99\"", "12.5", "\"abc\"", "0", "\"-0.01\"", "123456789.123"])
+            case .decimal:
+                return random.pick(["\"1.99\"", "12.5", "\"abc\"", "0", "\"-0.01\"", "123456789.123", "\"0.10\"", "\"00.50\"", "\"-12.30\"",
+                                    "\"99999999.99\"", "\"100000000.00\"", "\"1.999\"", "\"1.990\"", "\"1.\"", "\"-\"", "\"+1.5\"", "\"1e2\"",
+                                    "\"0.000\"", "\"-0\"", "\"12345678901234567890.00\"", "\"1234567890123456789\"", "\"7\"", "\".5\"", "\"1.2.3\""])
             case .timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros:
                 return random.pick(["\"2024-05-01T10:00:00.123Z\"", "\"2024-05-01T10:00:00+02:00\"", "\"2024-02-30T10:00:00Z\"", "1714557600123"])
             case .date: return random.pick(["\"2024-05-01\"", "\"2024-13-01\"", "19844"])
@@ -137,6 +140,25 @@ import Testing
         }
         // The direct path is the common case, not a rarity.
         #expect(direct > total / 5, "direct \(direct) of \(total)")
+    }
+
+    /// The direct path's decimal conversion gives `Decimals.smallUnscaled`'s value whenever it gives one.
+    @Test func plainDecimalStringsConvertAsTheTreeEncoderConvertsThem() {
+        var random = SeededGenerator(seed: 0xDEC1)
+        let alphabet = Array("0000123456789.-".utf8)
+        var converted = 0
+        for _ in 0..<200_000 {
+            let text = (0..<(1 + random.below(22))).map { _ in random.pick(alphabet) }
+            let precision = random.pick([1, 3, 5, 10, 18, 19, 30])
+            let scale = random.pick([0, 1, 2, 5, 12])
+            guard let direct = text.withUnsafeBufferPointer({ AvroEncoder.DirectWriter.plainSmallUnscaled($0, precision: precision, scale: scale) })
+            else { continue }
+            converted += 1
+            let parts = DecimalParts(String(decoding: text, as: UTF8.self))
+            #expect(parts.flatMap { Decimals.smallUnscaled($0, precision: precision, scale: scale) } == direct,
+                    "\(String(decoding: text, as: UTF8.self)) decimal(\(precision), \(scale))")
+        }
+        #expect(converted > 10_000)
     }
 
     @Test func theBenchmarkOrderTakesTheDirectPath() throws {

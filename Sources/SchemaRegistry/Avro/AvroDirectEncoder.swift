@@ -93,7 +93,17 @@ extension AvroEncoder {
                     return
                 }
                 try writeScalar(schema, depth: depth)
-            case .logical(let logical, _) where [.timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros].contains(logical):
+            case .logical(.decimal(let precision, let scale), let base):
+                // A decimal string in bytes (prices): converted from the text, as the tree encoder's `writeLogical`
+                // converts it when the value fits an Int64; any other form or size goes through that code.
+                guard case .bytes = base.resolved, let raw = try readRawString() else { return try writeScalar(schema, depth: depth) }
+                guard let small = Self.plainSmallUnscaled(raw, precision: precision, scale: scale) else {
+                    return try write(.string(String(decoding: raw, as: UTF8.self)), schema, depth: depth)
+                }
+                let count = Decimals.twosComplementByteCount(small)
+                writer.writeLong(Int64(count))
+                writer.writeBigEndian(small, byteCount: count)
+            case .logical(let logical, _) where Self.isTimestamp(logical):
                 // A timestamp written as text (as the tree encoder's `writeLogical` reads it, from the same bytes).
                 if let raw = try readRawString() {
                     let local = logical == .localTimestampMillis || logical == .localTimestampMicros
@@ -116,6 +126,60 @@ extension AvroEncoder {
             }
         }
 
+        static func isTimestamp(_ logical: AvroSchema.Logical) -> Bool {
+            switch logical {
+            case .timestampMillis, .timestampMicros, .localTimestampMillis, .localTimestampMicros: true
+            default: false
+            }
+        }
+
+        /// `text × 10^scale` for a decimal string of the plain form `-?digits(.digits)?` with at most 18 significant
+        /// digits, when ``Decimals/smallUnscaled(_:precision:scale:)`` gives a value for it (the same value); nil
+        /// otherwise.
+        static func plainSmallUnscaled(_ text: UnsafeBufferPointer<UInt8>, precision: Int, scale: Int) -> Int64? {
+            func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+            let negative = text.first == UInt8(ascii: "-")
+            var index = negative ? 1 : 0
+            // All the digits as one integer V (the value is V × 10^-fractionCount), leading zeros skipped.
+            var value: Int64 = 0
+            var length = 0  // V's digits from its first non-zero one
+            var trailingZeros = 0
+            var fractionCount = 0
+            var digits = 0
+            var inFraction = false
+            while index < text.count {
+                let byte = text[index]
+                if byte == UInt8(ascii: "."), !inFraction, digits > 0 {
+                    inFraction = true
+                    index += 1
+                    continue
+                }
+                guard isDigit(byte) else { return nil }
+                digits += 1
+                if inFraction { fractionCount += 1 }
+                if value > 0 || byte != 0x30 {
+                    length += 1
+                    guard length <= 18 else { return nil }  // V < 10^18
+                    value = value * 10 + Int64(byte - 0x30)
+                    trailingZeros = byte == 0x30 ? trailingZeros + 1 : 0
+                }
+                index += 1
+            }
+            // Digits before the point, and after it when there is one.
+            guard digits > 0, !inFraction || fractionCount > 0, text.last != UInt8(ascii: ".") else { return nil }
+            if value == 0 { return 0 }
+            let shift = scale - fractionCount
+            let limit = min(precision, 18)
+            if shift >= 0 {
+                guard length + shift <= limit else { return nil }
+                for _ in 0..<shift { value *= 10 }
+            } else {
+                guard trailingZeros >= -shift, length + shift <= limit else { return nil }
+                for _ in 0 ..< -shift { value /= 10 }
+            }
+            return negative ? -value : value
+        }
+
         /// A scalar (null, boolean, number or string) read as the parser reads it, written by the tree encoder.
         private mutating func writeScalar(_ schema: AvroSchema, depth: Int) throws(FallBack) {
             guard let next = reader.peek(), next != UInt8(ascii: "{"), next != UInt8(ascii: "[") else { throw FallBack() }
@@ -125,6 +189,11 @@ extension AvroEncoder {
             } catch {
                 throw FallBack()
             }
+            try write(value, schema, depth: depth)
+        }
+
+        /// A scalar already read, written by the tree encoder.
+        private mutating func write(_ value: JSONValue, _ schema: AvroSchema, depth: Int) throws(FallBack) {
             // The tree encoder's depth for this value is at most 3 per enclosing array or object (union, branch,
             // container): starting there keeps this path's depth check at least as strict as the tree's.
             writer.depth = 3 * (depth + 1)
@@ -181,12 +250,16 @@ extension AvroEncoder {
                 count += 1
             } while reader.consume(UInt8(ascii: ","))
             try expect(UInt8(ascii: "]"))
-            // The count goes before the items (a block of `count` items, then the empty block).
-            let itemsEnd = writer.bytes.count
-            writer.writeLong(count)
-            let header = Array(writer.bytes[itemsEnd...])
-            writer.bytes.removeSubrange(itemsEnd...)
-            writer.bytes.insert(contentsOf: header, at: start)
+            // The count goes before the items (a block of `count` items, then the empty block): its varint (as
+            // `writeLong` writes it) is made room for, then written in place.
+            var zigzag = UInt64(bitPattern: (count << 1) ^ (count >> 63))
+            var length = 1
+            while zigzag >> (7 * length) != 0 { length += 1 }
+            writer.bytes.insert(contentsOf: repeatElement(0, count: length), at: start)
+            for position in start..<(start + length) {
+                writer.bytes[position] = UInt8(zigzag & 0x7F) | (position + 1 < start + length ? 0x80 : 0)
+                zigzag >>= 7
+            }
             writer.writeLong(0)
         }
 
