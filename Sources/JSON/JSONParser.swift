@@ -369,7 +369,7 @@ public struct JSONParser {
 ///
 /// The caller drives the grammar with ``peek()``, ``consume(_:)``, ``rawString()`` and ``value(depth:)``, keeping
 /// count of the enclosing arrays and objects (`depth`) as the parser does; a text is one JSON text only when the
-/// caller reaches ``isAtEnd`` having read one value. Callers fall back to ``JSONParser/parse(_:duplicateKeys:)`` for
+/// caller reaches ``isAtEnd()`` having read one value. Callers fall back to ``JSONParser/parse(_:duplicateKeys:)`` for
 /// anything they do not handle: it reports the failures.
 public struct JSONReader {
     private var parser: JSONParser

@@ -36,6 +36,11 @@ extension JSONSchemaValidator {
     /// evaluations, from which it does not grow here) and depth.
     struct DirectValidator {
         static let maximumDepth = 32
+        /// The table of an object schema without object keywords (immutable).
+        static let noProperties = SchemaNode.PropertyTable(properties: [], required: [])
+        /// Members outside `properties` an object may have here (their names are compared with each other, to
+        /// refuse duplicates); more take the tree path.
+        static let maximumOtherMembers = 16
 
         /// The reason to take the tree path.
         struct FallBack: Error {}
@@ -124,12 +129,11 @@ extension JSONSchemaValidator {
         }
 
         private mutating func validateObject(_ keywords: SchemaNode.ObjectKeywords?, depth: Int) throws(FallBack) {
-            let empty = SchemaNode.PropertyTable(properties: [], required: [])
             if let keywords {
                 guard keywords.patternProperties.isEmpty, keywords.propertyNames == nil, keywords.dependentRequired.isEmpty,
                       keywords.dependentSchemas.isEmpty else { throw FallBack() }
             }
-            let table = keywords?.table ?? empty
+            let table = keywords?.table ?? Self.noProperties
             guard table.nodes.count <= 64 else { throw FallBack() }
             try expect(UInt8(ascii: "{"))
             var seen: UInt64 = 0  // the table's names met (a name met twice is a duplicate key)
@@ -150,7 +154,7 @@ extension JSONSchemaValidator {
                         if table.isRequired[position] { requiredPresent += 1 }
                         property = table.nodes[position]
                     } else if let name {
-                        guard others.count < 16, !others.contains(name) else { throw FallBack() }
+                        guard others.count < Self.maximumOtherMembers, !others.contains(name) else { throw FallBack() }
                         others.append(name)
                     }
                     if property == nil, let keywords {
