@@ -124,6 +124,13 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ value: Int64) { self.init(text: String(value)) }
 
+    /// For the parser, which computed the values from the text (exactly as ``init(text:)`` would).
+    init(text: String, double: Double, int64: Int64?) {
+        self.text = text
+        self.double = double
+        self.int64 = int64
+    }
+
     /// The exact value taken apart (sign, significant digits, power of ten), or nil when the text is not a number.
     public var parts: DecimalParts? { DecimalParts(text) }
 
@@ -393,12 +400,20 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     public private(set) var members: [(key: String, value: JSONValue)]
     /// Positions by key, kept only for larger objects (a linear scan is faster for a few members).
     private var index: [String: Int]?
-    private static let indexThreshold = 12
+    static let indexThreshold = 12
 
     public init(_ members: [(String, JSONValue)] = []) {
         self.members = []
         index = nil
         for (key, value) in members { self[key] = value }
+    }
+
+    /// Members whose keys are all different, with their positions by key when the parser built them (only
+    /// for objects above ``indexThreshold`` members).
+    init(uniqueMembers: [(key: String, value: JSONValue)], index: [String: Int]?) {
+        members = uniqueMembers
+        self.index = nil
+        if let index, uniqueMembers.count > Self.indexThreshold { self.index = index } else { rebuildIndex() }
     }
 
     private func position(of key: String) -> Int? {

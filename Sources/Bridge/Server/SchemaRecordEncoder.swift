@@ -81,19 +81,45 @@ final class SchemaRecordEncoder: Sendable {
 
     /// The record for a request, or the answer that refuses it.
     func encode(body: ByteBuffer, key: String?, schemas: TopicSchemas) -> Result<Record, ResponseError> {
-        let document: JSONValue
-        do {
-            // The bytes are produced as they came (JSON Schema) or from this tree (Avro): a key written twice would be
-            // validated as its last value and read as its first by many consumers, so it is refused.
-            document = try body.withUnsafeReadableBytes { bytes in try JSONParser.parse(bytes, duplicateKeys: .refuse) }
-        } catch {
-            return .failure(ResponseError(.error(.badRequest, code: "invalid_body", "the body must be JSON for a schema-validated route: \(error)")))
-        }
         let value: [UInt8]
-        switch serialize(document, raw: Array(body.readableBytesView), schema: schemas.value, unionEncoding: settings.value.payloadEncoding,
-                         role: "payload") {
-        case .success(let bytes): value = bytes
-        case .failure(let error): return .failure(error)
+        if case .avro(let avro) = schemas.value.validator {
+            // Avro from the bytes directly when the document allows, through the tree otherwise (the same bytes and
+            // answers); duplicate keys are refused, as below.
+            let encoded = body.withUnsafeReadableBytes { bytes in
+                AvroEncoder.encode(json: bytes, schema: avro, limit: Self.maximumViolations, unionEncoding: settings.value.payloadEncoding,
+                                   prefix: ConfluentWireFormat.header(schemaID: schemas.value.id))
+            }
+            switch encoded {
+            case .success(let framed): value = framed
+            case .failure(.invalidJSON(let error)): return .failure(Self.invalidBody(error))
+            case .failure(.mismatch(let mismatch)):
+                return .failure(ResponseError(Self.invalid(role: "payload", subject: schemas.value.subject, version: schemas.value.version,
+                                                           violations: mismatch.violations)))
+            }
+        } else if case .json(let validator) = schemas.value.validator {
+            // Validated while read when the document allows, through the tree otherwise (the same answers); the
+            // bytes are produced as they came.
+            switch body.withUnsafeReadableBytes({ bytes in validator.validate(json: bytes, limit: Self.maximumViolations) }) {
+            case .failure(let error): return .failure(Self.invalidBody(error))
+            case .success(let violations) where !violations.isEmpty:
+                return .failure(ResponseError(Self.invalid(role: "payload", subject: schemas.value.subject, version: schemas.value.version,
+                                                           violations: violations)))
+            case .success: value = ConfluentWireFormat.frame(schemaID: schemas.value.id, payload: body.readableBytesView)
+            }
+        } else {
+            let document: JSONValue
+            do {
+                // The bytes are produced as they came (JSON Schema) or from this tree (Avro): a key written twice would be
+                // validated as its last value and read as its first by many consumers, so it is refused.
+                document = try body.withUnsafeReadableBytes { bytes in try JSONParser.parse(bytes, duplicateKeys: .refuse) }
+            } catch {
+                return .failure(Self.invalidBody(error))
+            }
+            switch serialize(document, raw: Array(body.readableBytesView), schema: schemas.value, unionEncoding: settings.value.payloadEncoding,
+                             role: "payload") {
+            case .success(let bytes): value = bytes
+            case .failure(let error): return .failure(error)
+            }
         }
         // Without a key schema the key is produced as it came (its UTF-8 bytes), as on routes without a registry.
         guard let keySchema = schemas.key else { return .success(Record(value: value, key: key.map { Array($0.utf8) })) }
@@ -112,6 +138,10 @@ final class SchemaRecordEncoder: Sendable {
             return .success(Record(value: value, key: bytes))
         }
         return asString.map { Record(value: value, key: $0) }
+    }
+
+    private static func invalidBody(_ error: any Error) -> ResponseError {
+        ResponseError(.error(.badRequest, code: "invalid_body", "the body must be JSON for a schema-validated route: \(error)"))
     }
 
     /// `unionEncoding` applies to Avro schemas only (`payload_encoding`).

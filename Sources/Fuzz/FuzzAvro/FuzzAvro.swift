@@ -9,7 +9,8 @@ import SchemaRegistry
 ///
 /// The mode byte's bits 1-2 choose the union encoding (`payload_encoding`): auto, avro_json or simple_json.
 ///
-/// Invariants: no crash, no hang, encoding a document twice gives the same bytes, and a document accepted in
+/// Invariants: no crash, no hang, encoding from the text (`encode(json:)`, straight from the bytes when it can) gives
+/// the result of parsing (duplicate keys refused) and encoding the tree, encoding a document twice gives the same bytes, and a document accepted in
 /// Avro's JSON encoding is accepted by `auto` with the same bytes (its tags name branches its values fit).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAvro(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -24,6 +25,14 @@ public func fuzzAvro(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     } else {
         let text = String(decoding: input.bytes(upTo: 0), as: UTF8.self)
         do { schema = try AvroSchema.parse(text) } catch { return 0 }
+    }
+    // Straight from the text (the route's path) or through the tree, refusing duplicate keys: the same result.
+    let fromText = AvroEncoder.encode(json: input.remaining, schema: schema, unionEncoding: unionEncoding)
+    let throughTree = (try? JSONParser.parse(input.remaining, duplicateKeys: .refuse)).map { AvroEncoder.encode($0, schema: schema, unionEncoding: unionEncoding) }
+    switch (fromText, throughTree) {
+    case (.success(let bytes), .success(let treeBytes)?) where bytes == treeBytes: break
+    case (.failure(.invalidJSON), nil), (.failure(.mismatch), .failure?): break
+    default: fuzzFailure("encoding from the text and through the tree disagree", input: whole)
     }
     let document: JSONValue
     do { document = try JSONParser.parse(input.remaining) } catch { return 0 }

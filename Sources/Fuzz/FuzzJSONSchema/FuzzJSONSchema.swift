@@ -7,7 +7,9 @@ import SchemaRegistry
 ///   `fixedSchemas[mode / 32]` (schemas that use most keywords of drafts 7 and 2020-12, recursion by `$ref`).
 /// - Otherwise: the rest is `<schema>\0<document>`; the schema is compiled, then the document validated.
 ///
-/// Invariants: no crash, no hang, at most `limit` violations, and validating twice gives the same answer.
+/// Invariants: no crash, no hang, at most `limit` violations, validating twice gives the same answer, and validating
+/// the text (`validate(json:)`, while reading it when it can) gives the answer of parsing (duplicate keys refused) and
+/// validating the tree.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzJSONSchema(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard var input = FuzzInput(data, size) else { return 0 }
@@ -21,6 +23,14 @@ public func fuzzJSONSchema(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let schema: JSONValue
         do { schema = try JSONParser.parse(schemaBytes) } catch { return 0 }
         do { validator = try JSONSchemaValidator(schema: schema) } catch { return 0 }
+    }
+    // Validated while read (the route's path) or through the tree, refusing duplicate keys: the same result.
+    let fromText = validator.validate(json: input.remaining, limit: 10)
+    let throughTree = (try? JSONParser.parse(input.remaining, duplicateKeys: .refuse)).map { validator.validate($0, limit: 10) }
+    switch (fromText, throughTree) {
+    case (.success(let violations), let tree?) where violations == tree: break
+    case (.failure, nil): break
+    default: fuzzFailure("validating the text and validating the tree disagree", input: whole)
     }
     let document: JSONValue
     do { document = try JSONParser.parse(input.remaining) } catch { return 0 }

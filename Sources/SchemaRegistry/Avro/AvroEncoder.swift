@@ -105,7 +105,7 @@ public enum AvroEncoder {
             self.stepBudget = stepBudget
             self.uncountedDocument = uncountedDocument
             bytes.reserveCapacity(512)
-            path.reserveCapacity(16)
+            if tracksPaths { path.reserveCapacity(16) }
         }
 
         /// The path as text: `$`, `$.items[2].qty`, `$["odd key"]`.
@@ -716,28 +716,31 @@ enum Timestamps {
     /// `YYYY-MM-DDTHH:MM:SS[.fffffffff][Z|±HH:MM]` to microseconds since the epoch (UTC), with checked arithmetic.
     static func microseconds(fromISOTimestamp text: String, requireZone: Bool) -> Int64? {
         var text = text
-        return text.withUTF8 { bytes -> Int64? in
-            guard bytes.count >= 19, let days = date(bytes, at: 0),
-                  bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == UInt8(ascii: " "),
-                  let (micros, end) = time(bytes, at: 11) else { return nil }
-            var offsetSeconds: Int64 = 0
-            if end == bytes.count {
-                guard !requireZone else { return nil }
-            } else if bytes[end] == UInt8(ascii: "Z") || bytes[end] == UInt8(ascii: "z") {
-                guard end + 1 == bytes.count else { return nil }
-            } else if bytes[end] == UInt8(ascii: "+") || bytes[end] == UInt8(ascii: "-") {
-                guard end + 6 == bytes.count, bytes[end + 3] == UInt8(ascii: ":"),
-                      let hours = number(bytes, at: end + 1, digits: 2), let minutes = number(bytes, at: end + 4, digits: 2),
-                      hours <= 23, minutes <= 59 else { return nil }
-                offsetSeconds = Int64(hours * 3600 + minutes * 60) * (bytes[end] == UInt8(ascii: "-") ? -1 : 1)
-            } else {
-                return nil
-            }
-            let (dayMicros, overflow1) = days.multipliedReportingOverflow(by: 86_400_000_000)
-            let (local, overflow2) = dayMicros.addingReportingOverflow(micros)
-            let (utc, overflow3) = local.subtractingReportingOverflow(offsetSeconds * 1_000_000)
-            guard !overflow1, !overflow2, !overflow3 else { return nil }
-            return utc
+        return text.withUTF8 { bytes in microseconds(fromISOTimestamp: bytes, requireZone: requireZone) }
+    }
+
+    /// The same, from the timestamp's UTF-8.
+    static func microseconds(fromISOTimestamp bytes: UnsafeBufferPointer<UInt8>, requireZone: Bool) -> Int64? {
+        guard bytes.count >= 19, let days = date(bytes, at: 0),
+              bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == UInt8(ascii: " "),
+              let (micros, end) = time(bytes, at: 11) else { return nil }
+        var offsetSeconds: Int64 = 0
+        if end == bytes.count {
+            guard !requireZone else { return nil }
+        } else if bytes[end] == UInt8(ascii: "Z") || bytes[end] == UInt8(ascii: "z") {
+            guard end + 1 == bytes.count else { return nil }
+        } else if bytes[end] == UInt8(ascii: "+") || bytes[end] == UInt8(ascii: "-") {
+            guard end + 6 == bytes.count, bytes[end + 3] == UInt8(ascii: ":"),
+                  let hours = number(bytes, at: end + 1, digits: 2), let minutes = number(bytes, at: end + 4, digits: 2),
+                  hours <= 23, minutes <= 59 else { return nil }
+            offsetSeconds = Int64(hours * 3600 + minutes * 60) * (bytes[end] == UInt8(ascii: "-") ? -1 : 1)
+        } else {
+            return nil
         }
+        let (dayMicros, overflow1) = days.multipliedReportingOverflow(by: 86_400_000_000)
+        let (local, overflow2) = dayMicros.addingReportingOverflow(micros)
+        let (utc, overflow3) = local.subtractingReportingOverflow(offsetSeconds * 1_000_000)
+        guard !overflow1, !overflow2, !overflow3 else { return nil }
+        return utc
     }
 }

@@ -80,6 +80,8 @@ final class SchemaNode: Sendable {
     final class PropertyTable: Sendable {
         private static let dictionaryThreshold = 10
         private let names: [String]
+        /// The names' UTF-8, for looking up a name as written in a text (``position(ofUTF8:from:)``).
+        private let utf8Names: [[UInt8]]
         let nodes: [SchemaNode?]
         let isRequired: [Bool]
         /// How many different names `required` lists.
@@ -106,6 +108,7 @@ final class SchemaNode: Sendable {
                 isRequired.append(true)
             }
             self.names = names
+            utf8Names = names.map { Array($0.utf8) }
             self.nodes = nodes
             self.isRequired = isRequired
             requiredCount = isRequired.count { $0 }
@@ -113,6 +116,24 @@ final class SchemaNode: Sendable {
         }
 
         var isEmpty: Bool { names.isEmpty }
+
+        /// The position of the name whose UTF-8 is exactly `bytes`, looked for as ``position(of:from:)`` does, among
+        /// the few names of a table without a dictionary; nil otherwise, and for a name written in other bytes that
+        /// compare equal as strings (canonically equivalent): ``position(of:from:)`` decides those.
+        func position(ofUTF8 bytes: UnsafeBufferPointer<UInt8>, from hint: Int) -> Int? {
+            guard dictionary == nil else { return nil }
+            func matches(_ position: Int) -> Bool {
+                utf8Names[position].withUnsafeBufferPointer { name in
+                    guard name.count == bytes.count else { return false }
+                    for index in 0..<name.count where name[index] != bytes[index] { return false }
+                    return true
+                }
+            }
+            let start = hint < utf8Names.count ? hint : 0
+            for position in start..<utf8Names.count where matches(position) { return position }
+            for position in 0..<start where matches(position) { return position }
+            return nil
+        }
 
         /// The position of `name`, looked for from `hint` on (members usually come in the order the schema
         /// declares them, so the first comparison mostly matches), then from the start.

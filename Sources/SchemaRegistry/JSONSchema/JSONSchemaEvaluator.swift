@@ -63,7 +63,7 @@ extension JSONSchemaValidator {
             self.limit = limit
             self.document = document
             dynamicScope = [validator.root.resource]
-            path.reserveCapacity(16)
+            if tracksPath { path.reserveCapacity(16) }
         }
 
         /// `$`, `$.order.items[2].qty`, `$["odd key"]`.
