@@ -1,4 +1,13 @@
 import CRdKafka
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// librdkafka's in-process mock Kafka cluster: real TCP listeners on loopback that speak the Kafka protocol,
 /// with topics auto-created on first use. kbridge's embedded default, and the tests' fault injection.
@@ -12,6 +21,8 @@ public final class KafkaMockCluster: @unchecked Sendable {
 
     /// The `host:port,...` list to use as `bootstrap.servers`.
     public let bootstrapServers: String
+    /// The ports of brokers that are down, each held by a bound socket of ours (see ``setBrokerDown(_:)``), by broker id.
+    private let heldPorts = Mutex<[Int32: Int32]>([:])
 
     /// Starts a mock cluster with `brokers` brokers (ids 1...brokers).
     public init(brokers: Int = 1) throws(KafkaError) {
@@ -26,6 +37,7 @@ public final class KafkaMockCluster: @unchecked Sendable {
     }
 
     deinit {
+        for descriptor in heldPorts.withLock({ Array($0.values) }) { close(descriptor) }
         rd_kafka_mock_cluster_destroy(cluster)
         rd_kafka_destroy(owner)
     }
@@ -43,12 +55,48 @@ public final class KafkaMockCluster: @unchecked Sendable {
     }
 
     /// Takes a broker down: its connections close and new ones are refused until ``setBrokerUp(_:)``.
+    ///
+    /// librdkafka closes the broker's listening socket and, when the broker comes up, listens again on the same port,
+    /// aborting the whole process if it cannot. So the port is held meanwhile by a socket bound to it (not listening:
+    /// connections are still refused), and no other socket of the machine can take it.
     public func setBrokerDown(_ brokerID: Int32 = 1) {
         _ = rd_kafka_mock_broker_set_down(cluster, brokerID)
+        guard let descriptor = holdPort(ofBroker: brokerID) else { return }
+        heldPorts.withLock { $0[brokerID] = descriptor }
     }
 
+    /// Lets a broker taken down by ``setBrokerDown(_:)`` accept connections again, on its port.
     public func setBrokerUp(_ brokerID: Int32 = 1) {
+        if let descriptor = heldPorts.withLock({ $0.removeValue(forKey: brokerID) }) { close(descriptor) }
         _ = rd_kafka_mock_broker_set_up(cluster, brokerID)
+    }
+
+    /// A socket bound (with `SO_REUSEADDR`, as the mock broker binds) to broker `brokerID`'s address, or `nil`.
+    private func holdPort(ofBroker brokerID: Int32) -> Int32? {
+        let brokers = bootstrapServers.split(separator: ",")
+        guard brokerID >= 1, Int(brokerID) <= brokers.count else { return nil }
+        let address = brokers[Int(brokerID) - 1]
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { return nil }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, String(address[..<colon]), &socketAddress.sin_addr) == 1 else { return nil }
+        #if canImport(Glibc)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { return nil }
+        var one: Int32 = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            close(descriptor)
+            return nil
+        }
+        return descriptor
     }
 
     /// Delays every answer of a broker by `milliseconds`: with a long delay, a broker that accepts
