@@ -77,10 +77,14 @@ public final class KafkaMockCluster: @unchecked Sendable {
         guard brokerID >= 1, Int(brokerID) <= brokers.count else { return nil }
         let address = brokers[Int(brokerID) - 1]
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { return nil }
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, String(address[..<colon]), &socketAddress.sin_addr) == 1 else { return nil }
+        // sockaddr_in written out (family, port and address in network order, zero padding): its fields are not
+        // reachable from this module in every build configuration.
+        var ipv4: UInt32 = 0  // in network order, as inet_pton writes it
+        guard inet_pton(AF_INET, String(address[..<colon]), &ipv4) == 1 else { return nil }
+        var socketAddress = [UInt8](repeating: 0, count: 16)  // sizeof(struct sockaddr_in)
+        withUnsafeBytes(of: sa_family_t(AF_INET)) { socketAddress.replaceSubrange(0..<2, with: $0) }
+        withUnsafeBytes(of: port.bigEndian) { socketAddress.replaceSubrange(2..<4, with: $0) }
+        withUnsafeBytes(of: ipv4) { socketAddress.replaceSubrange(4..<8, with: $0) }
         #if canImport(Glibc)
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -89,8 +93,8 @@ public final class KafkaMockCluster: @unchecked Sendable {
         guard descriptor >= 0 else { return nil }
         var one: Int32 = 1
         _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let bound = socketAddress.withUnsafeBytes { bytes in
+            bind(descriptor, bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(bytes.count))
         }
         guard bound == 0 else {
             close(descriptor)
