@@ -330,6 +330,8 @@ struct ConfigurationReloadTests {
             #expect(results.count >= 600, "only \(results.count) requests were sent")
             #expect(failed.isEmpty, "\(failed.count) of \(results.count) requests failed, e.g. \(failed.prefix(5).map { "\($0.key): \($0.value.code)" })")
             let accepted = Set(results.filter { $0.value == .ok }.keys)
+            print("reloads under load (\(async ? "async" : "sync") route, 3 reloads, one refused): \(results.count) requests, "
+                + "\(failed.count) failed, \(accepted.count) answered 200")
             let bodies = try await readTopic(topic, minimumCount: accepted.count, timeout: .seconds(60)).compactMap { $0.json["body"] as? String }
             let lost = accepted.subtracting(bodies)
             #expect(lost.isEmpty, "\(lost.count) of \(accepted.count) answered 200 are not in the topic, e.g. \(lost.prefix(5))")
