@@ -118,10 +118,10 @@ struct KafkaHardeningTests {
             return (early, try logins() - early, ContinuousClock.now - start)
         }
         #expect(early >= 1, "no login reached the proxy (log: \(log))")
-        // At most about one a second over the window as it really lasted (a loaded machine stretches a 6 s sleep);
-        // without the backoff it is 12-18 a second.
+        // About one a second over the window as it really lasted (a loaded machine stretches a 6 s sleep), with room for
+        // the backoff still growing at its start (10 seen in 7 s); without the backoff it is 12-18 a second (over 70).
         let seconds = Int(window.components.seconds) + 1
-        #expect(late <= seconds + 1, "\(late) logins in the \(window) after the first 4 s (\(early) before)")
+        #expect(late <= 2 * seconds, "\(late) logins in the \(window) after the first 4 s (\(early) before)")
     }
 
     static func saslProxyLog() throws -> String {

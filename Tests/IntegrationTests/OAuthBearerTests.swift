@@ -203,7 +203,9 @@ struct OAuthBearerTests {
         let closed = try await TestHTTPServer { _ in .init() }
         let url = "\(closed.url)/oauth2/token"
         await closed.shutdown()
-        let route = try route(topic: uniqueTopic("oauth-down"), authentication: Self.oauthBearer(url))
+        var route = try route(topic: uniqueTopic("oauth-down"), authentication: Self.oauthBearer(url))
+        // The token request's failure must come first: a loaded machine once let the message's 10 s run out before it.
+        route.kafka.additionalProperties["message.timeout.ms"] = "40000"
         let response = try await withBridge([route]) { base, _ in try await post(base, "must-not-arrive") }
         #expect(response.status == .serviceUnavailable, "\(response.body)")
         #expect(response.json["code"] as? String == "kafka_unavailable", "\(response.body)")

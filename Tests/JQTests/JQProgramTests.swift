@@ -471,8 +471,9 @@ private func compileError(_ text: String) -> JQCompileError? {
         // From the call (timeout) or from `cancel()`: ≈0.2 to 0.6 s and ≈0.1 s when this test runs alone; the bound is
         // generous because the other suites of this process (16 busy threads in `sixteenThreadsShareOneProgram`)
         // and other work share 2 cores and delay the timer task (up to 6 s seen). What proves the halt is below.
-        // A bound on "returned at all": what proves the halt is the state, thread-CPU and next-run checks below.
-        #expect(returned - started < .seconds(30), "the call took \(returned - started)")
+        // A bound on "returned at all" (the timer task waits for a cooperative thread while ~600 tests share two: up to
+        // 38 s seen in a full run): what proves the halt is the state, thread-CPU and next-run checks below.
+        #expect(returned - started < .seconds(120), "the call took \(returned - started)")
 
         // The program stops: its state goes back to the pool…
         #expect(try await Self.eventually(within: .seconds(5)) { program.statistics.idleStates == 1 }, "\(program.statistics)")
