@@ -35,6 +35,8 @@ struct RedisClientTests {
     @Test func concurrentCommandsShareABoundedPool() async throws {
         var configuration = TestRedis.configuration(port: try TestRedis.port("KBRIDGE_TEST_REDIS_PORT"))
         configuration.poolSize = 2
+        // 100 commands through 2 connections: on a full run's busy cooperative pool a waiter once waited over 10 s.
+        configuration.connectTimeout = .seconds(60)
         let client = try TestRedis.client(configuration)
         let prefix = TestRedis.uniqueKey("pool")
         try await withThrowingTaskGroup(of: Void.self) { group in
