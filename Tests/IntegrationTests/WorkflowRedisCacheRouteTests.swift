@@ -33,11 +33,14 @@ struct WorkflowRedisCacheRouteTests {
             topic: \(topic)
             bootstrap_servers: BROKER
             forward_headers: true
+            timeout: 60000
             workflow:
               resources:
                 cache:
                   strategy: redis
-                  redis: {host: 127.0.0.1, port: \(try redisPort), key_prefix: "kbridge-test-\(UUID().uuidString)"}
+                  # Timeouts far above a loaded CI machine's (a 2 s read once ran out there).
+                  redis: {host: 127.0.0.1, port: \(try redisPort), key_prefix: "kbridge-test-\(UUID().uuidString)",
+                          connect_timeout: 30000, send_timeout: 30000, read_timeout: 30000}
               nodes:
                 - {name: KEY, type: static, values: {key: upstream-token}}
                 - {name: CACHED, type: cache, inputs: {key: KEY.key}}
