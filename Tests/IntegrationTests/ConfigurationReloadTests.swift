@@ -161,12 +161,21 @@ struct ConfigurationReloadTests {
         let server = "server: {host: 127.0.0.1, port: 0, shutdown_timeout: 20000, admin: {host: 127.0.0.1, port: 0}}"
         try await Self.withReloadableBridge(Self.routes(topics, server: server)) { live in
             let admin = "http://127.0.0.1:\(try #require(live.bridge.adminPort))"
+            // Reaching the cluster is asynchronous (a loaded broker may take seconds).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await request(admin + "/ready", method: .GET).status != .ok, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await request(admin + "/ready", method: .GET).status == .ok)
 
-            try live.write(Self.routes(topics, withC: true, server: server))
+            // New settings for a's producer: the reload makes a new one, which has not connected yet, for a cluster an
+            // earlier producer reached; kbridge stays ready.
+            try live.write(Self.routes(topics, acks: -1, withC: true, server: server))
             let applied = try await request(admin + "/reload")
             #expect(applied.status == .ok, "\(applied.body)")
             #expect(applied.json["status"] as? String == "reloaded")
             #expect(applied.json["generation"] as? Int == 2)
+            #expect(try await request(admin + "/ready", method: .GET).status == .ok)
             #expect(try await post(live.url + "/c", "c-1").status == .ok)
 
             try live.write("routes: [")
@@ -179,7 +188,6 @@ struct ConfigurationReloadTests {
             // The main listener has no reload endpoint, and the admin listener no routes.
             #expect(try await request(live.url + "/reload").status == .notFound)
             #expect(try await post(admin + "/a", "x").status == .notFound)
-            // /ready reads the producers of the generation in force.
             #expect(try await request(admin + "/ready", method: .GET).status == .ok)
         }
     }
