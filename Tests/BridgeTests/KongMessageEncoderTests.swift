@@ -213,3 +213,67 @@ func encodingFailure(contentType: String, body: String) -> String? {
         #expect(throws: MessageEncodingError.self) { try KongMessageEncoder.encode(request, fields: MessageFields(), into: &buffer) }
     }
 }
+
+/// The hot-path shortcuts (eight bytes at a time in JSON strings, request ids written as bytes, the plain media type
+/// and path checks) agree with the plain code they skip.
+@Suite struct HotPathShortcutTests {
+    /// Every escape position and run length around the eight-byte words, decoded by Foundation's parser.
+    @Test func jsonStringsRoundTripWhateverTheEscapesPositions() throws {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = Array("abc\"\\\n\t\u{1}\u{1F} ~".utf8) + [0xC3, 0xA9]  // é as UTF-8 (kept whole below)
+        for length in Array(0..<40) + [4088, 4095, 4096, 4097, 4103, 9000] {
+            for _ in 0..<(length < 40 ? 50 : 5) {
+                var bytes: [UInt8] = []
+                while bytes.count < length {
+                    let byte = alphabet[Int.random(in: 0..<(alphabet.count - 1), using: &generator)]
+                    if byte == 0xC3 { bytes += [0xC3, 0xA9] } else { bytes.append(byte) }
+                }
+                var buffer = ByteBuffer()
+                buffer.writeJSONString(bytes)
+                let decoded = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView), options: .fragmentsAllowed)
+                #expect(decoded as? String == String(decoding: bytes, as: UTF8.self))
+            }
+        }
+    }
+
+    @Test func everyByteBelowSpaceQuoteAndBackslashIsFoundInAWord() {
+        for special in Array(0..<0x20) + [0x22, 0x5C] as [UInt8] {
+            for position in 0..<8 {
+                var word = [UInt8](repeating: UInt8(ascii: "a"), count: 8)
+                word[position] = special
+                let value = word.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                #expect(ByteBuffer.wordNeedsEscaping(value), "byte \(special) at \(position)")
+            }
+        }
+        for byte in Array(0x20...0xFF) as [UInt8] where byte != 0x22 && byte != 0x5C {
+            let value = [UInt8](repeating: byte, count: 8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            #expect(!ByteBuffer.wordNeedsEscaping(value), "byte \(byte)")
+        }
+    }
+
+    @Test func requestIDsAre32HexDigitsAndDistinct() {
+        var sequence = RequestID.Sequence()
+        let ids = (0..<1000).map { _ in sequence.next() }
+        #expect(Set(ids).count == 1000)
+        for id in ids {
+            #expect(id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }, "\(id)")
+            #expect(id.prefix(16) == ids[0].prefix(16))
+        }
+        #expect(ids[0].hasSuffix("0000000000000001") && ids[999].hasSuffix("00000000000003e8"))
+    }
+
+    @Test(arguments: ["application/json", "Application/JSON", " application/json ", "application/json; charset=utf-8",
+                      "text/plain", "application/vnd.api+json", "a/b", "/json", "json/", "json", "a/b/c", "", "text/plain;",
+                      "multipart/form-data; boundary=\"x;y\""])
+    func mediaTypesParseAsBefore(header: String) {
+        let parsed = MediaType(header)
+        let lowered = header.trimmingSpaces().lowercased()
+        if header.contains(";") || header != lowered {
+            return  // the general path, unchanged
+        }
+        let slash = lowered.firstIndex(of: "/")
+        let valid = slash != nil && slash != lowered.startIndex && slash != lowered.index(before: lowered.endIndex)
+        #expect((parsed != nil) == valid, "\(header)")
+        if valid { #expect(parsed?.essence == lowered && parsed?.parameters.isEmpty == true) }
+    }
+}

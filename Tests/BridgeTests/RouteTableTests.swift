@@ -35,4 +35,9 @@ import Testing
         #expect(allowed == ["POST", "PUT"])
         guard case .found = routes.lookup(method: .PUT, path: "/a") else { Issue.record("expected a match"); return }
     }
+
+    @Test func normalPathsAreRecognisedByTheirBytes() {
+        for path in ["/", "/a", "/a/b", "/a-b/c.d", "/é/x"] { #expect(RouteTable.isNormal(Substring(path)), "\(path)") }
+        for path in ["", "a", "//", "/a/", "/a//b", "//a", "a/b", "/a/b/"] { #expect(!RouteTable.isNormal(Substring(path)), "\(path)") }
+    }
 }

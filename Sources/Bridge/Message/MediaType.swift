@@ -4,6 +4,11 @@ struct MediaType: Equatable {
     var parameters: [String: String]
 
     init?(_ header: String) {
+        if Self.isPlainEssence(header) {  // the usual `application/json`: already lower case, nothing to trim or split
+            essence = header
+            parameters = [:]
+            return
+        }
         if !header.utf8.contains(UInt8(ascii: ";")) {  // the common case: no parameters (a byte search, not a substring one)
             let essence = header.trimmingSpaces().lowercased()
             guard let slash = essence.firstIndex(of: "/"), slash != essence.startIndex, slash != essence.index(before: essence.endIndex)
@@ -28,6 +33,29 @@ struct MediaType: Equatable {
             if parameters[name] == nil { parameters[name] = value }
         }
         self.parameters = parameters
+    }
+
+    /// `type/subtype` in lower case without parameters or spaces: token characters and one `/` inside.
+    private static func isPlainEssence(_ header: String) -> Bool {
+        var slashes = 0
+        var count = 0
+        var last: UInt8 = 0
+        for byte in header.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "!"),
+                 UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "^"):
+                break
+            case UInt8(ascii: "/"):
+                guard count > 0 else { return false }
+                slashes += 1
+            default:
+                return false
+            }
+            last = byte
+            count += 1
+        }
+        return slashes == 1 && last != UInt8(ascii: "/")
     }
 
     /// Splits on `;` outside double quotes.

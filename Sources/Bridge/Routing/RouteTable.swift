@@ -39,7 +39,7 @@ struct RouteTable: Sendable {
     func lookup(method: HTTPMethod, path: Substring) -> Lookup {
         var allowed: [String] = []
         // Most paths are already normal ("/a/b"); only others are rebuilt from their segments.
-        let isNormal = path.hasPrefix("/") && !path.contains("//") && (path.count == 1 || !path.hasSuffix("/"))
+        let isNormal = Self.isNormal(path)
         let normalised = isNormal ? String(path) : "/" + RoutePattern.split(path).joined(separator: "/")
         for ingestor in exact[normalised] ?? [] {
             if ingestor.route.methods.contains(method.rawValue) { return .found(Match(ingestor: ingestor)) }
@@ -60,6 +60,20 @@ struct RouteTable: Sendable {
         var unique: [String] = []
         for method in allowed where !unique.contains(method) { unique.append(method) }
         return .methodNotAllowed(allowed: unique)
+    }
+
+    /// Whether `path` starts with `/`, has no empty segment and no trailing `/` (unless it is `/`): one pass over its
+    /// bytes (`StringProtocol.contains(_:)` took a microsecond per request here).
+    static func isNormal(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        var count = 0
+        for byte in path.utf8 {
+            if count == 0 { guard byte == UInt8(ascii: "/") else { return false } }
+            else if byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/") { return false }
+            previous = byte
+            count += 1
+        }
+        return count == 1 || (count > 1 && previous != UInt8(ascii: "/"))
     }
 
     private static func matchesStructurally(_ ingestor: RouteIngestor, _ segments: [Substring]) -> Bool {

@@ -385,16 +385,18 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if case .connection(let connectionGuard) = deadlines { connectionGuard.requestAnswered(keepAlive: keepAlive) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        guard !keepAlive else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)  // no promise to allocate
+            return
+        }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            switch deadlines {
-            case .connection:
-                // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
-                ConnectionGuard.closeOutput(after: written, context: context)
-            case .stream:
-                // The stream ends (reset if the client is still sending); the connection goes on.
-                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            }
+        switch deadlines {
+        case .connection:
+            // ConnectionGuard drops what the client still sends and closes the connection after a linger time.
+            ConnectionGuard.closeOutput(after: written, context: context)
+        case .stream:
+            // The stream ends (reset if the client is still sending); the connection goes on.
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 
