@@ -6,28 +6,28 @@ import NIOCore
 extension ByteBuffer {
     /// Writes `bytes` (valid UTF-8) as a JSON string literal, escaping quotes, backslashes and control characters.
     ///
-    /// Straight into the buffer's storage, a chunk at a time (room for the worst case, six bytes out per byte in), and
-    /// eight bytes at a time while none needs escaping: a message's body is written here on every request.
+    /// Straight into the buffer's storage, eight bytes at a time while none needs escaping (a message's body is
+    /// written here on every request); the buffer grows only when the text with its escapes does not fit.
     mutating func writeJSONString(_ bytes: UnsafeRawBufferPointer) {
         writeInteger(UInt8(ascii: "\""))
-        let chunkLength = 4096
         var position = 0
         while position < bytes.count {
-            let chunkEnd = min(bytes.count, position + chunkLength)
-            let start = position
-            writeWithUnsafeMutableBytes(minimumWritableBytes: (chunkEnd - start) * 6) { out in
-                Self.writeEscaped(bytes, from: start, to: chunkEnd, into: out)
+            // Room for the unescaped rest (or a 4 KiB part of it); an escape that does not fit ends this round.
+            let room = min(bytes.count - position, 4096) + 16
+            writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
+                let (consumed, written) = Self.writeEscaped(bytes, from: position, into: out)
+                position += consumed
+                return written
             }
-            position = chunkEnd
         }
         writeInteger(UInt8(ascii: "\""))
     }
 
-    /// Writes `bytes[start..<end]` escaped for a JSON string into `out` (at least six bytes per input byte); returns
-    /// the number of bytes written.
+    /// Writes as much of `bytes[start...]` escaped for a JSON string as fits into `out` (at least 16 bytes); returns
+    /// the input bytes consumed and the bytes written.
     private static func writeEscaped(
-        _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, into out: UnsafeMutableRawBufferPointer
-    ) -> Int {
+        _ bytes: UnsafeRawBufferPointer, from start: Int, into out: UnsafeMutableRawBufferPointer
+    ) -> (consumed: Int, written: Int) {
         let hex: StaticString = "0123456789abcdef"
         var written = 0
         var index = start
@@ -36,8 +36,9 @@ extension ByteBuffer {
             out[written + 1] = second
             written += 2
         }
-        while index < end {
-            if index &+ 8 <= end {
+        // Stop while six bytes (the longest escape) or a word still fit.
+        while index < bytes.count, written + 8 <= out.count {
+            if index &+ 8 <= bytes.count {
                 let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                 if !wordNeedsEscaping(word) {
                     out.storeBytes(of: word, toByteOffset: written, as: UInt64.self)
@@ -65,7 +66,7 @@ extension ByteBuffer {
                 written &+= 1
             }
         }
-        return written
+        return (index - start, written)
     }
 
     /// Whether one of the word's eight bytes is below 0x20, `"` or `\` (exact: bytes of 0x80 and above never match).
