@@ -1,5 +1,6 @@
 import Bridge
 import Foundation
+import Kafka
 import TestSupport
 import Testing
 
@@ -111,5 +112,43 @@ struct RawHTTPTests {
             #expect(response.lowercased().contains("connection: close"))
         }
         #expect(try await readTopic(topic, minimumCount: 3).count == 3)
+    }
+
+    /// Requests that arrive while a sync answer waits for the broker: the connection keeps reading, holds them and
+    /// serves them in order after the answer, a request split across that moment included; none is lost or reordered.
+    @Test func requestsSentWhileASyncAnswerIsPendingAreServedInOrder() async throws {
+        let topic = uniqueTopic("held")
+        let rounds = 20
+        try await withBridge([try testRoute(path: "/in", topic: topic, async: false)]) { (base: String, bridge: KafkaBridge) async throws in
+            let port = bridge.port
+            let answers = try await onOwnThread { () throws -> String in
+                let connection = try RawConnection(port: port)
+                func request(_ body: String) -> String {
+                    "POST /in HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                }
+                var received = ""
+                for round in 0..<rounds {
+                    connection.send(request("r\(round)-a"))
+                    connection.send(request("r\(round)-b"))
+                    let third = request("r\(round)-c")
+                    let split = third.index(third.endIndex, offsetBy: -3)
+                    connection.send(String(third[..<split]))
+                    Thread.sleep(forTimeInterval: 0.002)
+                    connection.send(String(third[split...]))
+                    while received.components(separatedBy: "HTTP/1.1 ").count - 1 < 3 * (round + 1) {
+                        let more = connection.receive(until: "}")
+                        if more.isEmpty { return received }  // closed or timed out: the count below fails
+                        received += more
+                    }
+                }
+                return received
+            }
+            #expect(answers.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 3 * rounds, "\(answers.suffix(500))")
+        }
+        let bodies = try await readTopic(topic, minimumCount: 3 * rounds).map { message in
+            (try? JSONSerialization.jsonObject(with: Data(message.value)) as? [String: Any])?["body"] as? String ?? ""
+        }
+        // Each exactly once (the topic's partitions each keep their own order).
+        #expect(bodies.sorted() == (0..<rounds).flatMap { round in ["a", "b", "c"].map { "r\(round)-\($0)" } }.sorted())
     }
 }

@@ -19,6 +19,12 @@ import NIOCore
 ///   written, and what the client still sends is read and dropped for up to ``lingerTime`` before the connection is
 ///   closed: closing at once with unread input makes the kernel send a reset, which can destroy the answer before the
 ///   client reads it (a client still sending a refused body, a slowloris client).
+///
+/// While an answer is pending (`processing`), the guard keeps asking for bytes. NIO's HTTP pipeline handler withholds
+/// its read until the answer is written, which made NIO take the socket out of epoll and put it back for every
+/// request that waits for the broker (two `epoll_ctl` calls per sync request). Bytes that a pipelining client sends
+/// meanwhile are held here, and no further read is asked for until the answer is written: at most one read's worth,
+/// passed on to the decoder right after the answer.
 final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -49,6 +55,9 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     /// Whether this connection is counted in ``ConnectionMetrics/openConnections``.
     private var counted = false
     private var activated = false
+    /// Bytes that arrived while an answer was pending (see the type's documentation).
+    private var held: ByteBuffer?
+    private var context: ChannelHandlerContext?
 
     init(settings: Settings, metrics: ConnectionMetrics, logger: Logger) {
         self.settings = settings
@@ -58,7 +67,13 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Added after the connection became active (once ALPN chose HTTP/1.1 over TLS): it starts at once.
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { activate(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        held = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -85,6 +100,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        held = nil
         if counted {
             counted = false
             metrics.connectionClosed()
@@ -93,16 +109,44 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if held != nil, phase != .closing {
+            // Bytes are held still (released on the next tick): these go after them, in order.
+            var bytes = unwrapInboundIn(data)
+            held!.writeBuffer(&bytes)
+            return
+        }
         switch phase {
         case .idle:
             phase = .reading
             deadline = .now() + settings.requestReadTimeout
         case .closing:
             return  // the connection is being closed after an answer: nothing more is parsed
-        case .reading, .processing:
+        case .processing:
+            // A pipelining client's next request: held until the answer is written.
+            held = unwrapInboundIn(data)
+            return
+        case .reading:
             break
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        // The socket stays registered for reading while the answer is pending (unless bytes are held already).
+        if phase == .processing, held == nil { context.read() }
+    }
+
+    /// Passes on the bytes held while the answer was pending, as if they had just been read.
+    private func releaseHeld() {
+        guard let context, held != nil else { return }
+        // Not from inside the answer's write: on the next tick, like a read (bytes read before then join `held`).
+        context.eventLoop.assumeIsolated().execute { [self] in
+            guard let bytes = held, context.channel.isActive else { return }
+            held = nil
+            channelRead(context: context, data: wrapInboundOut(bytes))
+            channelReadComplete(context: context)
+        }
     }
 
     // MARK: Told by HTTPIngestHandler
@@ -126,8 +170,10 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         if keepAlive {
             phase = .idle
             deadline = .now() + settings.idleTimeout
+            releaseHeld()
         } else {
             phase = .closing
+            held = nil
             deadline = .now() + min(Self.lingerTime, settings.requestReadTimeout)
         }
     }

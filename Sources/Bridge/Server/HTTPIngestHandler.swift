@@ -233,7 +233,7 @@ final class HTTPIngestHandler: ChannelInboundHandler, RemovableChannelHandler {
             head.headers.first(name: name).flatMap { RequestID.accepting($0) } ?? requestIDs.next()
         }
         if tracking.accessLog { requestLine = (head.method, head.uri, 0) }
-        let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? Substring(head.uri)
+        let path = IngestRequest.path(of: head.uri)
         counters = unrouted
         let facts = RequestHeaderFacts(head.headers)
         if let refusal = refusal(of: head, facts: facts) {
