@@ -6,7 +6,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
 import Synchronization
 import TestSupport
 import Testing
@@ -349,43 +348,13 @@ struct JWKSURLTests {
         await server.shutdown()
     }
 
-    /// Answers every request with the test JWKS, over TLS.
-    final class JWKSAnswerer: ChannelInboundHandler, Sendable {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard case .end = unwrapInboundIn(data) else { return }
-            let body = ByteBuffer(string: JWKSURLTests.jwks(["rsa"]))
-            let headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(body.readableBytes)"), ("connection", "close")])
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-    }
-
     @Test func anHTTPSKeyServerIsVerifiedWithTheSystemsOrTheGivenCAs() async throws {
-        let directory = NSTemporaryDirectory() + "jwks-tls-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let made = try await runProcess("openssl", [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem",
-            "-out", "cert.pem", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-        ], directory: directory)
-        try #require(made.status == 0)
-        let context = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(directory + "/cert.pem").map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: directory + "/key.pem", format: .pem))))
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(JWKSAnswerer())
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let url = "https://127.0.0.1:\(channel.localAddress!.port!)/jwks"
+        // Every request answered with the test JWKS, over TLS, with a certificate no system CA knows.
+        let server = try await TestHTTPServer(selfSignedTLS: true) { _ in
+            TestHTTPServer.Response(headers: [("Content-Type", "application/json"), ("Connection", "close")], body: JWKSURLTests.jwks(["rsa"]))
+        }
+        let certificateFile = try #require(server.certificateFile)
+        let url = "\(server.url)/jwks"
         let token = try Self.token(try await Self.signer("rsa"), kid: "rsa-key")
 
         // The system's CAs do not know this certificate: start-up is refused, saying so.
@@ -401,12 +370,12 @@ struct JWKSURLTests {
         // jwks_ca_file, then jwks_ssl_verify: false.
         for trust in ["ca_file", "no verification"] {
             var settings = Self.settings(url: url)
-            if trust == "ca_file" { settings.jwt?.keySetURLs[0].caFile = directory + "/cert.pem" } else { settings.jwt?.keySetURLs[0].sslVerify = false }
+            if trust == "ca_file" { settings.jwt?.keySetURLs[0].caFile = certificateFile } else { settings.jwt?.keySetURLs[0].sslVerify = false }
             let authenticator = try await ClientAuthenticator(settings: settings, route: "r", logger: Logger(label: "test"))
             #expect(Self.consumer(try await Self.verdict(authenticator, token)) == "svc-a", "\(trust)")
             authenticator.jwtKeys?.stop()
         }
-        try await channel.close()
+        await server.shutdown()
     }
 
     @Test func aRedirectIsFollowedUnlessItLeadsToPlainHTTPElsewhere() async throws {
