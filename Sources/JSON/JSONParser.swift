@@ -264,19 +264,26 @@ public struct JSONParser {
         }
     }
 
+    /// Moves the cursor inside a string to its first quote or backslash and returns that byte; throws when a control
+    /// character comes first, or the text ends before either.
+    @inline(__always)
+    private mutating func scanToQuoteOrEscape() throws(Failure) -> UInt8 {
+        skipPlainStringBytes()
+        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+            guard byte >= 0x20 else { throw fail("unescaped control character in a string") }
+            index += 1
+        }
+        guard let stop = current else { throw fail("unterminated string") }
+        return stop
+    }
+
     /// The string at the cursor (`"`) as the bytes between its quotes, the cursor after it, when it has no
     /// escapes; nil, with the cursor where it was, when it has.
     fileprivate mutating func unescapedString() throws(Failure) -> UnsafeBufferPointer<UInt8>? {
         let quote = index
         index += 1
         let start = index
-        skipPlainStringBytes()
-        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
-            guard byte >= 0x20 else { throw fail("unescaped control character in a string") }
-            index += 1
-        }
-        guard let terminator = current else { throw fail("unterminated string") }
-        guard terminator == UInt8(ascii: "\"") else {
+        guard try scanToQuoteOrEscape() == UInt8(ascii: "\"") else {
             index = quote
             return nil
         }
@@ -288,13 +295,7 @@ public struct JSONParser {
         index += 1  // the opening quote
         let start = index
         // Fast path: no escapes, the common case; the bytes are valid UTF-8 (checked once for the whole text).
-        skipPlainStringBytes()
-        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
-            guard byte >= 0x20 else { throw fail("unescaped control character in a string") }
-            index += 1
-        }
-        guard let terminator = current else { throw fail("unterminated string") }
-        if terminator == UInt8(ascii: "\"") {
+        if try scanToQuoteOrEscape() == UInt8(ascii: "\"") {
             index += 1
             return builds ? String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<(index - 1)]), as: UTF8.self) : ""
         }

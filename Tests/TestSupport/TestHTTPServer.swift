@@ -2,10 +2,15 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A real HTTP/1.1 server on 127.0.0.1 for the tests, standing in for the APIs a workflow calls: each request goes
 /// to `respond`, which may take its time (`delay`), and is recorded for the test to read.
+///
+/// With `selfSignedTLS` it speaks HTTPS, with a certificate made for it (by `openssl`: self-signed, `CN=localhost`,
+/// `subjectAltName=IP:127.0.0.1`, valid one day) that no system CA knows: a verifying client refuses it unless it
+/// trusts ``certificateFile``. A response with `Connection: close` closes its connection.
 public final class TestHTTPServer: Sendable {
     public struct Request: Sendable {
         public var method: String
@@ -44,12 +49,17 @@ public final class TestHTTPServer: Sendable {
 
     private let received = RequestLog()
     public let port: Int
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// The PEM file of the server's certificate, for a client to trust as its CA; nil for plain HTTP. It is removed
+    /// by ``shutdown()``.
+    public let certificateFile: String?
+    public var url: String { "\(certificateFile == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
     /// The requests received so far, in order.
     public var requests: [Request] { received.requests.withLock { $0 } }
 
-    public init(respond: @escaping @Sendable (Request) -> Response) async throws {
+    public init(selfSignedTLS: Bool = false, respond: @escaping @Sendable (Request) -> Response) async throws {
+        let tls = selfSignedTLS ? try await Self.makeSelfSignedCertificate() : nil
+        certificateFile = tls?.certificateFile
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let log = received
         let record: @Sendable (Request) -> Void = { request in log.requests.withLock { $0.append(request) } }
@@ -57,6 +67,7 @@ public final class TestHTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let context = tls?.context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(respond: respond, record: record))
                 }
@@ -68,6 +79,35 @@ public final class TestHTTPServer: Sendable {
     public func shutdown() async {
         try? await channel.close()
         try? await group.shutdownGracefully()
+        if let certificateFile { try? FileManager.default.removeItem(atPath: (certificateFile as NSString).deletingLastPathComponent) }
+    }
+
+    /// A new key and self-signed certificate for 127.0.0.1, in a directory of their own, and the server context
+    /// that presents them.
+    private static func makeSelfSignedCertificate() async throws -> (context: NIOSSLContext, certificateFile: String) {
+        let directory = NSTemporaryDirectory() + "kbridge-test-tls-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            let made = try await runProcess("openssl", [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem",
+                "-out", "cert.pem", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+            ], directory: directory)
+            guard made.status == 0 else { throw CertificateNotMade(status: made.status, stderr: made.stderrText) }
+            let context = try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(directory + "/cert.pem").map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: directory + "/key.pem", format: .pem))))
+            return (context, directory + "/cert.pem")
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+    }
+
+    /// `openssl req -x509` failed.
+    public struct CertificateNotMade: Error, CustomStringConvertible {
+        public var status: Int32
+        public var stderr: String
+        public var description: String { "openssl could not make the test server's certificate (exit status \(status)): \(stderr)" }
     }
 
     private final class Handler: ChannelInboundHandler, @unchecked Sendable {
@@ -97,7 +137,7 @@ public final class TestHTTPServer: Sendable {
                 let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
                 record(request)
                 let response = respond(request)
-                let keepAlive = head.isKeepAlive
+                let keepAlive = head.isKeepAlive && !response.headers.contains { $0.0.lowercased() == "connection" && $0.1.lowercased() == "close" }
                 let write = { [self] in
                     var headers = HTTPHeaders(response.headers)
                     headers.replaceOrAdd(name: "content-length", value: String(response.body.utf8.count))

@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import Synchronization
+import TestSupport
 import Testing
 import XML
 
@@ -176,37 +177,40 @@ final class Failures: Sendable {
 
 @Suite("XML concurrency")
 struct XMLConcurrencyTests {
-    @Test func eightThreadsConvertInParallel() throws {
+    @Test func eightThreadsConvertInParallel() async throws {
         let expression = try XPathExpression("//item[@kind='b']")
         let failures = Failures()
-        let finished = DispatchGroup()
-        for thread in 0..<8 {
-            finished.enter()
-            let worker = Thread {
-                defer { finished.leave() }
-                for iteration in 0..<100 {
-                    let n = thread * 1000 + iteration
-                    let xml = #"<list n="\#(n)"><item kind="a">\#(n)</item><item kind="b">x\#(n)</item><item kind="b"/></list>"#
-                    do {
-                        let whole = try XMLConversion.json(fromXML: Array(xml.utf8))
-                        let expected = json(##"{"list":{"@n":\##(n),"item":[{"@kind":"a","#text":\##(n)},{"@kind":"b","#text":"x\##(n)"},{"@kind":"b"}]}}"##)
-                        let selected = try XMLConversion.json(fromXML: Array(xml.utf8), options: XMLToJSONOptions(xpath: expression))
-                        let back = try XMLConversion.json(fromXML: try XMLConversion.xml(from: whole))
-                        if whole != expected || back != whole
-                            || selected != json(##"{"item":[{"@kind":"b","#text":"x\##(n)"},{"@kind":"b"}]}"##)
-                        {
-                            failures.list.withLock { $0.append("thread \(thread) iteration \(iteration)") }
-                        }
-                        _ = try? XMLConversion.json(fromXML: Array("<bad \(n)>".utf8))
-                    } catch {
-                        failures.list.withLock { $0.append("thread \(thread) iteration \(iteration): \(error)") }
-                    }
-                }
+        // Eight threads of their own, awaited: no cooperative thread blocks while they convert.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for thread in 0..<8 {
+                group.addTask { try await onOwnThread { Self.convert(thread: thread, expression: expression, failures: failures) } }
             }
-            worker.start()
+            try await group.waitForAll()
         }
-        finished.wait()
         #expect(failures.list.withLock { $0 } == [])
+    }
+
+    /// One thread's share: 100 documents converted whole, through `expression` and back, each checked, and a broken
+    /// one; what differs goes to `failures`.
+    static func convert(thread: Int, expression: XPathExpression, failures: Failures) {
+        for iteration in 0..<100 {
+            let n = thread * 1000 + iteration
+            let xml = #"<list n="\#(n)"><item kind="a">\#(n)</item><item kind="b">x\#(n)</item><item kind="b"/></list>"#
+            do {
+                let whole = try XMLConversion.json(fromXML: Array(xml.utf8))
+                let expected = json(##"{"list":{"@n":\##(n),"item":[{"@kind":"a","#text":\##(n)},{"@kind":"b","#text":"x\##(n)"},{"@kind":"b"}]}}"##)
+                let selected = try XMLConversion.json(fromXML: Array(xml.utf8), options: XMLToJSONOptions(xpath: expression))
+                let back = try XMLConversion.json(fromXML: try XMLConversion.xml(from: whole))
+                if whole != expected || back != whole
+                    || selected != json(##"{"item":[{"@kind":"b","#text":"x\##(n)"},{"@kind":"b"}]}"##)
+                {
+                    failures.list.withLock { $0.append("thread \(thread) iteration \(iteration)") }
+                }
+                _ = try? XMLConversion.json(fromXML: Array("<bad \(n)>".utf8))
+            } catch {
+                failures.list.withLock { $0.append("thread \(thread) iteration \(iteration): \(error)") }
+            }
+        }
     }
 }
 

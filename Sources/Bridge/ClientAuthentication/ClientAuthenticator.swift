@@ -68,10 +68,12 @@ final class ClientAuthenticator: Sendable {
 
     /// - Parameters:
     ///   - route: the route's name, for logs and the start-up error of a JWKS URL.
-    ///   - httpClient: fetches the JWKS URLs.
+    ///   - httpClient: fetches the JWKS URLs (by default ``JWKSKeySource/httpClient``: a connection that cannot be made
+    ///     fails the fetch at once, named by its cause).
     ///   - jwksEarlyRefreshSpacing: how often a token naming an unknown kid may make a JWKS URL be fetched early.
     /// - Throws: ``ConfigurationError`` when a JWKS URL cannot be fetched at start-up.
-    init(settings: ClientAuthenticationSettings, route: String = "", threadPool: NIOThreadPool = .singleton, httpClient: HTTPClient = .shared,
+    init(settings: ClientAuthenticationSettings, route: String = "", threadPool: NIOThreadPool = .singleton,
+         httpClient: HTTPClient = JWKSKeySource.httpClient,
          jwksEarlyRefreshSpacing: Duration = JWKSKeySource.defaultEarlyRefreshSpacing, logger: Logger = Logger(label: "kbridge")) async throws {
         self.settings = settings
         self.threadPool = threadPool

@@ -1,14 +1,17 @@
 import AsyncHTTPClient
 import Callout
+import Foundation
 import JSON
 import JWT
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import Synchronization
 
-/// Why a JWKS URL gave no usable keys: unreachable, an error status, too large, or not a set of public keys.
+/// Why a JWKS URL gave no usable keys: the connection refused, the TLS handshake failed, no answer in time, an error
+/// status, too large, or not a set of public keys.
 struct JWKSFetchError: Error, Sendable, CustomStringConvertible {
     var reason: String
     var description: String { reason }
@@ -19,14 +22,26 @@ struct JWKSFetchError: Error, Sendable, CustomStringConvertible {
 /// (at most once every `earlyRefreshSpacing`, so that a flood of tokens with made-up kids cannot become a flood of
 /// fetches). A failed refresh keeps the last good keys, is logged (URL and reason, never keys) and counted.
 ///
-/// Fetches run on Swift concurrency through AsyncHTTPClient, never on an event loop; the answer is bounded by the JWT
-/// module's key text limit and read by the same parser as a key file. The background task holds the source weakly and
-/// ends with ``stop()`` or when the source is released.
+/// Fetches run on Swift concurrency through AsyncHTTPClient (``httpClient``), never on an event loop; the answer is
+/// bounded by the JWT module's key text limit and read by the same parser as a key file. The background task holds the
+/// source weakly and ends with ``stop()`` or when the source is released.
 final class JWKSKeySource: Sendable {
     /// Early refreshes (a token naming an unknown kid) start at most this often per URL.
     static let defaultEarlyRefreshSpacing: Duration = .seconds(10)
     /// The largest answer read: the JWT module's limit for a key text (a JWKS of a few dozen RSA keys fits easily).
     static var maximumDocumentBytes: Int { JWTVerificationKeys.maximumKeyTextBytes }
+
+    /// The client of the JWKS fetches: AsyncHTTPClient's shared configuration, except that a connection that cannot be
+    /// made (refused, a failed TLS handshake) fails the fetch at once with its cause instead of being tried again until
+    /// `jwks_timeout` and reported as that deadline; and that only `jwks_timeout` (each request's deadline) bounds
+    /// connecting and reading (the connect timeout is the longest `jwks_timeout`). Process-wide and never shut down,
+    /// like `HTTPClient.shared`.
+    static let httpClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(600), read: nil)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     let settings: JWTAuthenticationSettings.KeySetURL
     /// The route's name, for logs and errors.
@@ -72,7 +87,7 @@ final class JWKSKeySource: Sendable {
     /// Fetches the set and starts the background refresh.
     /// - Throws: ``ConfigurationError`` at the `jwks_url` key's place, naming the route, the URL and the reason, when the
     ///   first fetch fails: kbridge does not start without the keys.
-    static func start(settings: JWTAuthenticationSettings.KeySetURL, route: String, httpClient: HTTPClient = .shared,
+    static func start(settings: JWTAuthenticationSettings.KeySetURL, route: String, httpClient: HTTPClient = JWKSKeySource.httpClient,
                       earlyRefreshSpacing: Duration = defaultEarlyRefreshSpacing, logger: Logger) async throws(ConfigurationError) -> JWKSKeySource {
         let tls = tlsConfiguration(settings)
         let started = ContinuousClock.now
@@ -234,7 +249,7 @@ final class JWKSKeySource: Sendable {
     }
 
     /// The body of a `GET url` answered 200, within `timeout` (connecting and reading included) and
-    /// ``maximumDocumentBytes``.
+    /// ``maximumDocumentBytes``; a failure names its cause (see ``reason(_:url:timeout:)``).
     static func fetch(_ url: String, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration) async throws(JWKSFetchError) -> String {
         let request = {
             var request = HTTPClientRequest(url: url)
@@ -245,8 +260,8 @@ final class JWKSKeySource: Sendable {
         }()
         let maximumBytes = maximumDocumentBytes
         do {
-            // The deadline bounds the answer's head (AsyncHTTPClient retries a refused connection until then, and reports
-            // why it failed); the race with a sleep a little longer bounds the body as well.
+            // The deadline bounds the answer's head (with ``httpClient``, a connection that cannot be made fails at once);
+            // the race with a sleep a little longer bounds the body as well.
             return try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
                     let response = try await httpClient.execute(request, deadline: .now() + TimeAmount(timeout))
@@ -280,11 +295,59 @@ final class JWKSKeySource: Sendable {
             }
         } catch let error as JWKSFetchError {
             throw error
-        } catch let error as HTTPClientError where error == .deadlineExceeded {
-            throw JWKSFetchError(reason: "no answer within \(Self.milliseconds(timeout)) ms (jwks_timeout)")
         } catch {
-            throw JWKSFetchError(reason: "unreachable: \(String(describing: error).prefix(300))")
+            throw JWKSFetchError(reason: reason(error, url: url, timeout: timeout))
         }
+    }
+
+    /// Why a fetch of `url` got no answer, by its cause: no answer within `timeout`, the connection refused, a host name
+    /// that does not resolve, a failed TLS handshake (with the TLS library's reason), the connection closed early.
+    static func reason(_ error: any Error, url: String, timeout: Duration) -> String {
+        let server = (try? CalloutURL(parsing: url))?.hostAndPort ?? url
+        switch error {
+        case let error as HTTPClientError where [.deadlineExceeded, .connectTimeout, .readTimeout].contains(error):
+            return "no answer within \(milliseconds(timeout)) ms (jwks_timeout)"
+        case let error as HTTPClientError where error == .tlsHandshakeTimeout:
+            return "TLS handshake with \(server) failed: it did not finish in time"
+        case let error as HTTPClientError where error == .remoteConnectionClosed:
+            return "\(server) closed the connection before answering"
+        case let error as NIOConnectionError:
+            if let resolution = error.dnsAError ?? error.dnsAAAAError {
+                return "cannot resolve \(error.host): \(String(describing: resolution).prefix(200))"
+            }
+            let attempts = error.connectionErrors.map(\.error)
+            if !attempts.isEmpty, attempts.allSatisfy(isConnectionRefused) { return "connection refused by \(error.host):\(error.port)" }
+            return "cannot connect to \(error.host):\(error.port): \(attempts.first.map { String(describing: $0).prefix(200) } ?? "no address")"
+        case let error as IOError:
+            if isConnectionRefused(error) { return "connection refused by \(server)" }
+            return "cannot connect to \(server): \(String(describing: error).prefix(200))"
+        case is NIOSSLError, is NIOSSLExtraError:
+            let detail = tlsReason(error)
+            guard !detail.contains("CERTIFICATE_VERIFY_FAILED") else {
+                return "TLS handshake with \(server) failed: the server's certificate is not trusted (\(detail); jwks_ca_file names the CAs to trust)"
+            }
+            return "TLS handshake with \(server) failed: \(detail)"
+        default:
+            return "unreachable: \(String(describing: error).prefix(300))"
+        }
+    }
+
+    /// The TLS library's reasons for a failed handshake without their source locations (`CERTIFICATE_VERIFY_FAILED`,
+    /// say); another TLS error as it describes itself.
+    private static func tlsReason(_ error: any Error) -> String {
+        guard case .handshakeFailed(.sslError(let stack))? = error as? NIOSSLError, !stack.isEmpty else {
+            return String(String(describing: error).prefix(300))
+        }
+        // Each reads `Error: CODE error:HEX:LIBRARY:FUNCTION:REASON at FILE:LINE`: the reason is the last field before ` at `.
+        return stack.prefix(4).map { failure in
+            let text = failure.description
+            let message = text.range(of: " at ", options: .backwards).map { String(text[..<$0.lowerBound]) } ?? text
+            return String((message.split(separator: ":").last ?? Substring(message)).trimmingCharacters(in: .whitespaces).prefix(100))
+        }.joined(separator: ", ")
+    }
+
+    private static func isConnectionRefused(_ error: any Error) -> Bool {
+        (error as? IOError)?.errnoCode == ECONNREFUSED
     }
 }
 
