@@ -57,7 +57,8 @@ public final class TestHTTPServer: Sendable {
     /// The requests received so far, in order.
     public var requests: [Request] { received.requests.withLock { $0 } }
 
-    public init(selfSignedTLS: Bool = false, respond: @escaping @Sendable (Request) -> Response) async throws {
+    /// - Parameter port: `0` picks a free one; another brings a server back on the port of one shut down.
+    public init(selfSignedTLS: Bool = false, port: Int = 0, respond: @escaping @Sendable (Request) -> Response) async throws {
         let tls = selfSignedTLS ? try await Self.makeSelfSignedCertificate() : nil
         certificateFile = tls?.certificateFile
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -72,8 +73,8 @@ public final class TestHTTPServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(respond: respond, record: record))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        port = channel.localAddress!.port!
+            .bind(host: "127.0.0.1", port: port).get()
+        self.port = channel.localAddress!.port!
     }
 
     public func shutdown() async {

@@ -14,6 +14,9 @@ import Synchronization
 /// status, too large, or not a set of public keys.
 struct JWKSFetchError: Error, Sendable, CustomStringConvertible {
     var reason: String
+    /// No connection could be made (refused, a name that does not resolve, closed before answering): worth trying again
+    /// while the start-up fetch still has time.
+    var isConnectionFailure = false
     var description: String { reason }
 }
 
@@ -94,7 +97,7 @@ final class JWKSKeySource: Sendable {
         let document: String
         let keys: JWTVerificationKeys
         do {
-            document = try await fetch(settings.url, httpClient: httpClient, tls: tls, timeout: settings.timeout)
+            document = try await startUpFetch(settings.url, httpClient: httpClient, tls: tls, timeout: settings.timeout, started: started)
             keys = try await read(document)
         } catch {
             throw ConfigurationError(issues: [settings.origin.issue(
@@ -248,9 +251,36 @@ final class JWKSKeySource: Sendable {
         }
     }
 
+    /// The start-up fetch: a key server that cannot be connected to yet (an identity provider starting beside kbridge)
+    /// is tried again, 100 ms after the first attempt and twice as long after each (at most 1 s), until `timeout`
+    /// after `started`; then its last cause is reported. Other failures (TLS, the server's answer) are reported at once.
+    static func startUpFetch(
+        _ url: String, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration, started: ContinuousClock.Instant
+    ) async throws(JWKSFetchError) -> String {
+        let deadline = started + timeout
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await fetch(url, httpClient: httpClient, tls: tls, timeout: timeout, until: deadline)
+            } catch where error.isConnectionFailure {
+                guard ContinuousClock.now + pause < deadline, !Task.isCancelled else {
+                    var last = error
+                    last.reason += " (tried for \(milliseconds(ContinuousClock.now - started)) ms, until jwks_timeout)"
+                    throw last
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(1))
+            }
+        }
+    }
+
     /// The body of a `GET url` answered 200, within `timeout` (connecting and reading included) and
     /// ``maximumDocumentBytes``; a failure names its cause (see ``reason(_:url:timeout:)``).
-    static func fetch(_ url: String, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration) async throws(JWKSFetchError) -> String {
+    /// - Parameter deadline: an earlier end than `timeout` from now (the start-up fetch's attempts after the first).
+    static func fetch(
+        _ url: String, httpClient: HTTPClient, tls: TLSConfiguration?, timeout: Duration, until deadline: ContinuousClock.Instant? = nil
+    ) async throws(JWKSFetchError) -> String {
+        let budget = deadline.map { max($0 - .now, .milliseconds(1)) } ?? timeout
         let request = {
             var request = HTTPClientRequest(url: url)
             request.method = .GET
@@ -264,7 +294,7 @@ final class JWKSKeySource: Sendable {
             // the race with a sleep a little longer bounds the body as well.
             return try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
-                    let response = try await httpClient.execute(request, deadline: .now() + TimeAmount(timeout))
+                    let response = try await httpClient.execute(request, deadline: .now() + TimeAmount(budget))
                     try checkRedirects(response.history.map(\.request.url))
                     guard response.status == .ok else {
                         throw JWKSFetchError(reason: "the server answered \(response.status.code) \(response.status.reasonPhrase.prefix(100))")
@@ -284,7 +314,7 @@ final class JWKSKeySource: Sendable {
                     return String(decoding: body.readableBytesView, as: UTF8.self)
                 }
                 group.addTask {
-                    try await Task.sleep(for: timeout + .milliseconds(250))
+                    try await Task.sleep(for: budget + .milliseconds(250))
                     return nil
                 }
                 defer { group.cancelAll() }
@@ -296,7 +326,16 @@ final class JWKSKeySource: Sendable {
         } catch let error as JWKSFetchError {
             throw error
         } catch {
-            throw JWKSFetchError(reason: reason(error, url: url, timeout: timeout))
+            throw JWKSFetchError(reason: reason(error, url: url, timeout: timeout), isConnectionFailure: isConnectionFailure(error))
+        }
+    }
+
+    /// Whether `error` is about making the connection (see ``JWKSFetchError/isConnectionFailure``).
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        switch error {
+        case let error as HTTPClientError: error == .remoteConnectionClosed
+        case is NIOConnectionError, is IOError: true
+        default: false
         }
     }
 
