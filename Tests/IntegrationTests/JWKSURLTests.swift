@@ -185,13 +185,9 @@ struct JWKSURLTests {
         await server.shutdown()
     }
 
-    @Test func startUpRefusesWhenTheFirstFetchFailsNamingTheKeyTheRouteAndTheURL() async throws {
-        // A port nothing listens on any more.
-        let closed = try await TestHTTPServer { _ in TestHTTPServer.Response() }
-        let url = "\(closed.url)/jwks"
-        let port = closed.port
-        await closed.shutdown()
-        let yaml = """
+    /// A route `jwks` with these `client_authentication.jwt.keys` entries (the first on line 9 of the file).
+    static func routeYAML(keys: [String]) -> String {
+        """
         routes:
           - path: /jwks
             name: jwks
@@ -200,9 +196,18 @@ struct JWKSURLTests {
             client_authentication:
               jwt:
                 keys:
-                  - {file: \(Self.keys.appendingPathComponent("rsa.pub.pem").path)}
-                  - {jwks_url: "\(url)", jwks_timeout: 2000}
-        """
+
+        """ + keys.map { "          - \($0)\n" }.joined()
+    }
+
+    @Test func startUpRefusesWhenTheFirstFetchFailsNamingTheKeyTheRouteAndTheURL() async throws {
+        // A port nothing listens on any more.
+        let closed = try await TestHTTPServer { _ in TestHTTPServer.Response() }
+        let url = "\(closed.url)/jwks"
+        let port = closed.port
+        await closed.shutdown()
+        let yaml = Self.routeYAML(keys: ["{file: \(Self.keys.appendingPathComponent("rsa.pub.pem").path)}",
+                                         "{jwks_url: \"\(url)\", jwks_timeout: 2000}"])
         let started = ContinuousClock.now
         do {
             _ = try await withYAMLBridge(yaml) { _, _ in Issue.record("the bridge started without its keys") }
@@ -228,17 +233,7 @@ struct JWKSURLTests {
             try await Task.sleep(for: .seconds(1))
             return try await TestHTTPServer(port: port) { _ in .json(jwks) }
         }
-        let yaml = """
-        routes:
-          - path: /jwks
-            name: jwks
-            topic: t
-            bootstrap_servers: BROKER
-            client_authentication:
-              jwt:
-                keys:
-                  - {jwks_url: "http://127.0.0.1:\(port)/jwks", jwks_timeout: 30000}
-        """
+        let yaml = Self.routeYAML(keys: ["{jwks_url: \"http://127.0.0.1:\(port)/jwks\", jwks_timeout: 30000}"])
         try await withYAMLBridge(yaml) { _, _ in }
         let server = try await late.value
         #expect(server.requests.count >= 1)
