@@ -110,21 +110,23 @@ public struct WorkflowServiceResponse: Sendable {
 
 /// Datakit's header maps: name → string, or a list when the name repeats.
 enum HeaderMap {
+    /// Each name once, as first seen, in the order of first appearance (one dictionary lookup per header: this runs
+    /// for every workflow request).
     static func object(from headers: [(name: String, value: String)]) -> JSONObject {
-        var order: [String] = []
-        var values: [String: [String]] = [:]
-        var canonical: [String: String] = [:]  // lower-cased → as first seen
+        var entries: [(name: String, values: [String])] = []
+        entries.reserveCapacity(headers.count)
+        var positions = [String: Int](minimumCapacity: headers.count)  // lower-cased name → its entry
         for (name, value) in headers {
             let lower = name.lowercased()
-            if canonical[lower] == nil {
-                canonical[lower] = name
-                order.append(lower)
+            if let position = positions[lower] {
+                entries[position].values.append(value)
+            } else {
+                positions[lower] = entries.count
+                entries.append((name, [value]))
             }
-            values[lower, default: []].append(value)
         }
-        return JSONObject(order.map { lower in
-            let list = values[lower] ?? []
-            return (canonical[lower] ?? lower, list.count == 1 ? .string(list[0]) : .array(list.map { .string($0) }))
+        return JSONObject(entries.map { entry in
+            (entry.name, entry.values.count == 1 ? .string(entry.values[0]) : .array(entry.values.map { .string($0) }))
         })
     }
 
@@ -184,9 +186,17 @@ enum BodyCodec {
     /// The largest body decoded as JSON; larger ones stay text.
     static let maximumDecodedBytes = 16 << 20
 
+    /// Whether the media type (before any `;`, without the spaces and tabs around it, in any case) is
+    /// `application/json` or `application/*+json`. Read as bytes: it runs for every workflow request.
     static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
-        let type = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let utf8 = contentType.utf8
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var start = utf8.startIndex
+        var end = utf8.firstIndex(of: UInt8(ascii: ";")) ?? utf8.endIndex
+        while start < end, isSpace(utf8[start]) { start = utf8.index(after: start) }
+        while start < end, isSpace(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
+        let type = contentType[start..<end].lowercased()
         return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
     }
 

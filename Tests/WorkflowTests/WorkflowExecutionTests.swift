@@ -360,3 +360,32 @@ struct WorkflowExecutionTests {
         await server.shutdown()
     }
 }
+
+/// Which bodies a workflow reads as JSON: by the media type before any parameters, spaces and tabs around it and
+/// letter case ignored.
+@Suite struct BodyCodecContentTypeTests {
+    @Test(arguments: [
+        ("application/json", true), ("Application/JSON; charset=utf-8", true), (" application/json ", true),
+        ("\tapplication/vnd.api+json;profile=x", true), ("application/problem+json", true),
+        ("application/jsonx", false), ("text/json", false), ("", false), (";application/json", false),
+        ("application/json-seq", false), ("application /json", false),
+    ])
+    func jsonMediaTypes(contentType: String, isJSON: Bool) {
+        #expect(BodyCodec.isJSON(contentType) == isJSON, "\(contentType)")
+    }
+
+    @Test func noContentTypeIsNotJSON() {
+        #expect(!BodyCodec.isJSON(nil))
+    }
+}
+
+/// Datakit's header maps: each name once as first seen, in first-seen order; a repeated name (in any case) a list.
+@Suite struct HeaderMapTests {
+    @Test func repeatedNamesBecomeListsUnderTheFirstSpelling() throws {
+        let object = HeaderMap.object(from: [("X-A", "1"), ("Accept", "a"), ("x-a", "2"), ("X-B", "b"), ("X-A", "3")])
+        #expect(object.members.map(\.key) == ["X-A", "Accept", "X-B"])
+        #expect(object["X-A"] == .array([.string("1"), .string("2"), .string("3")]))
+        #expect(object["Accept"] == .string("a"))
+        #expect(HeaderMap.object(from: []).members.isEmpty)
+    }
+}

@@ -23,8 +23,8 @@ import NIOCore
 /// While an answer is pending (`processing`), the guard keeps asking for bytes. NIO's HTTP pipeline handler withholds
 /// its read until the answer is written, which made NIO take the socket out of epoll and put it back for every
 /// request that waits for the broker (two `epoll_ctl` calls per sync request). Bytes that a pipelining client sends
-/// meanwhile are held here, and no further read is asked for until the answer is written: at most one read's worth,
-/// passed on to the decoder right after the answer.
+/// meanwhile are held here, and no further read is asked for until the answer is written: at most what one readiness
+/// event reads (as before, when those bytes went on to the decoder), passed on in order right after the answer.
 final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
