@@ -250,16 +250,8 @@ public struct JSONParser {
     /// eight at a time; it stops at or before the first byte that does (which the caller then examines).
     private mutating func skipPlainStringBytes() {
         guard let base = bytes.baseAddress else { return }
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         while index + 8 <= bytes.count {
-            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-            let quote = word ^ (ones &* 0x22)
-            let backslash = word ^ (ones &* 0x5C)
-            // A byte is flagged (high bit) when zero, or below 0x20 for `control`: never missed; a flag after a
-            // real one may be spurious, which only ends the fast scan early.
-            let flags = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-            if flags & highs != 0 { return }
+            if JSONStringBytes.containQuoteBackslashOrControl(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) { return }
             index += 8
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import NIOCore
 
 /// Hand-written JSON output: kbridge builds each Kafka message straight into a `ByteBuffer`
@@ -40,7 +41,7 @@ extension ByteBuffer {
         while index < bytes.count, written + 8 <= out.count {
             if index &+ 8 <= bytes.count {
                 let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                if !wordNeedsEscaping(word) {
+                if !JSONStringBytes.containQuoteBackslashOrControl(word) {
                     out.storeBytes(of: word, toByteOffset: written, as: UInt64.self)
                     written &+= 8
                     index &+= 8
@@ -67,16 +68,6 @@ extension ByteBuffer {
             }
         }
         return (index - start, written)
-    }
-
-    /// Whether one of the word's eight bytes is below 0x20, `"` or `\` (exact: bytes of 0x80 and above never match).
-    @inline(__always)
-    static func wordNeedsEscaping(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        func hasZeroByte(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
-        let control = (word &- ones &* 0x20) & ~word & highs != 0
-        return control || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C))
     }
 
     mutating func writeJSONString(_ string: some StringProtocol) {
